@@ -1,0 +1,42 @@
+# Two commands on a fresh clone: `make suite` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# The pinned torch takes the CPU wheel on machines that keep it on disk. Elsewhere pass
+# PIP_TORCH_ARGS (for example your CPU wheel index) or TORCH_SPEC to choose another build.
+TORCH_SPEC ?= torch==2.13.0
+PIP_TORCH_ARGS ?=
+KERNEL := rlcompare
+PROFILE ?= default
+
+.PHONY: venv test suite lint bench lab clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "rlcompare (.venv)" >/dev/null
+	touch $@
+
+venv: $(BIN)/.installed
+
+test: venv
+	$(BIN)/ruff check rlcompare tests benchmarks
+	$(BIN)/python -m pytest -q
+
+suite: venv
+	$(BIN)/rlcompare suite --profile $(PROFILE)
+
+lint: venv
+	$(BIN)/ruff check rlcompare tests benchmarks
+	$(BIN)/ruff format --check rlcompare tests benchmarks
+
+bench: venv
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+lab: venv
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) data/executed .pytest_cache

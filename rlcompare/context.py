@@ -1,0 +1,195 @@
+"""RunContext: what a trainer gets (spec, hyperparameters, seeds, envs) and how it records rows.
+
+Trainers write tidy rows only through ``log``/``log_episode``/``evaluate``, so every algorithm
+produces the same schema and follows the same evaluation protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rlcompare.envs.make import make_env, success_fn
+from rlcompare.registry import get_algorithm
+from rlcompare.seeding import RunSeeds
+from rlcompare.spec import RunSpec
+
+# Evaluations spread over a budget when eval_every is not given.
+DEFAULT_EVALS = 20
+
+ID_COLUMNS = ("experiment", "run_id", "algo", "env", "seed", "step", "episode", "metric", "value")
+
+
+class EvalSchedule:
+    """When to evaluate: at step 0, every ``eval_every`` env steps (or every k-th episode when
+    the budget is in episodes and eval_every is unset), and once at the end of training."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        kind, amount = spec.budget
+        self.every_steps = spec.eval_every
+        self.every_episodes: int | None = None
+        if self.every_steps is None:
+            if kind == "steps":
+                self.every_steps = max(1, amount // DEFAULT_EVALS)
+            else:
+                self.every_episodes = max(1, amount // DEFAULT_EVALS)
+
+    def after_step(self, step: int) -> bool:
+        """Whether an evaluation is due once ``step`` env steps are done."""
+        return self.every_steps is not None and step % self.every_steps == 0
+
+    def after_episode(self, episodes_done: int) -> bool:
+        """Whether an evaluation is due once ``episodes_done`` episodes have finished."""
+        return self.every_episodes is not None and episodes_done % self.every_episodes == 0
+
+
+class RunContext:
+    """Per-run state shared by every trainer.
+
+    Attributes:
+        spec: The validated RunSpec.
+        hp: Resolved hyperparameters (defaults filled in).
+        seeds: Named random streams of this run.
+        schedule: The evaluation schedule.
+        status: ``"ok"`` until ``mark_diverged`` is called.
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.algorithm = get_algorithm(spec.algo)
+        self.hp: Mapping[str, Any] = spec.resolved_hparams
+        self.seeds = RunSeeds(spec.seed)
+        self.schedule = EvalSchedule(spec)
+        self.status = "ok"
+        self.status_reason: str | None = None
+        self.extra_metadata: dict[str, Any] = {}
+        self._rows: list[tuple[int, int | None, str, float]] = []
+        self._last_eval_step: int | None = None
+        self._eval_env = None
+        self._success = success_fn(spec.env)
+        self._started = time.perf_counter()
+        self._eval_seconds = 0.0
+
+    # -- envs ---------------------------------------------------------------------------------
+    def make_env(self) -> Any:
+        """A fresh training env (the caller seeds its first reset with ``env_seed``)."""
+        return make_env(self.spec.env, self.spec.env_kwargs)
+
+    @property
+    def env_seed(self) -> int:
+        """Seed for the training env's first ``reset``."""
+        return self.seeds.int_seed("env")
+
+    # -- recording ----------------------------------------------------------------------------
+    def log(self, step: int, metric: str, value: float, episode: int | None = None) -> None:
+        """Records one tidy row."""
+        self._rows.append((int(step), episode, metric, float(value)))
+
+    def log_episode(self, step: int, episode: int, episode_return: float, length: int) -> None:
+        """Records a finished training episode (``step`` is the cumulative env step count)."""
+        self.log(step, "episode_return", episode_return, episode)
+        self.log(step, "episode_length", length, episode)
+
+    def mark_diverged(self, step: int, reason: str) -> None:
+        """Marks the run diverged (non-finite values); its rows so far are kept."""
+        self.status = "diverged"
+        self.status_reason = reason
+        self.log(step, "diverged", 1.0)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(
+        self,
+        step: int,
+        policy: Callable[[Any], Any],
+        extra: Mapping[str, float] | None = None,
+    ) -> float:
+        """Runs the greedy ``policy`` for ``eval_episodes`` episodes and records the metrics.
+
+        The eval env is separate from the training env and is reset with the same eval seed at
+        every evaluation, so all evaluations of a run (and of runs with the same seed) face the
+        same episodes. Records ``eval_return`` (mean undiscounted return), ``success_rate``
+        where the env has a goal, ``extra`` metrics, ``wall_time_s`` and ``env_steps_per_s``.
+        Evaluating twice at one step records once.
+
+        Returns:
+            The mean eval return.
+        """
+        if self._last_eval_step == step:
+            return float("nan")
+        self._last_eval_step = step
+        began = time.perf_counter()
+        if self._eval_env is None:
+            self._eval_env = make_env(self.spec.env, self.spec.env_kwargs, eval=True)
+        returns, successes = [], []
+        for index in range(self.spec.eval_episodes):
+            seed = self.seeds.int_seed("eval") if index == 0 else None
+            obs, _ = self._eval_env.reset(seed=seed)
+            total, done, success = 0.0, False, False
+            while not done:
+                obs, reward, terminated, truncated, info = self._eval_env.step(policy(obs))
+                total += float(reward)
+                done = terminated or truncated
+                if done and self._success is not None:
+                    success = self._success(terminated, float(reward), info)
+            returns.append(total)
+            successes.append(success)
+        mean_return = float(np.mean(returns))
+        self.log(step, "eval_return", mean_return)
+        if self._success is not None:
+            self.log(step, "success_rate", float(np.mean(successes)))
+        for metric, value in (extra or {}).items():
+            self.log(step, metric, value)
+        self._eval_seconds += time.perf_counter() - began
+        self.log_cost(step)
+        return mean_return
+
+    def log_cost(self, step: int) -> None:
+        """Records wall time so far and training throughput (evaluation time excluded)."""
+        elapsed = time.perf_counter() - self._started
+        self.log(step, "wall_time_s", elapsed)
+        training = max(elapsed - self._eval_seconds, 1e-9)
+        self.log(step, "env_steps_per_s", step / training)
+
+    @property
+    def last_eval_step(self) -> int | None:
+        """Env step of the latest evaluation (None before the first)."""
+        return self._last_eval_step
+
+    # -- output -------------------------------------------------------------------------------
+    def frame(self) -> pd.DataFrame:
+        """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns."""
+        spec = self.spec
+        steps, episodes, metrics, values = zip(*self._rows, strict=True) if self._rows else ((),) * 4
+        frame = pd.DataFrame(
+            {
+                "experiment": spec.experiment,
+                "run_id": spec.run_id,
+                "algo": spec.algo,
+                "env": spec.env,
+                "seed": np.full(len(steps), spec.seed, dtype=np.int64),
+                "step": np.asarray(steps, dtype=np.int64),
+                "episode": pd.array(list(episodes), dtype="Int64"),
+                "metric": pd.array(list(metrics), dtype="string"),
+                "value": np.asarray(values, dtype=np.float64),
+            }
+        )
+        for prefix, mapping in (("hp.", spec.resolved_hparams), ("env.", spec.env_kwargs)):
+            for name, value in sorted(mapping.items()):
+                frame[prefix + name] = flat_value(value)
+        return frame
+
+    def close(self) -> None:
+        """Closes the eval env."""
+        if self._eval_env is not None:
+            self._eval_env.close()
+
+
+def flat_value(value: Any) -> Any:
+    """Scalars stay as they are; sequences and mappings become strings (one Parquet type)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(list(value)) if isinstance(value, (list, tuple)) else str(value)

@@ -1,0 +1,1 @@
+"""Deep agents (registered by the deep-agents issue)."""

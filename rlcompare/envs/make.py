@@ -1,0 +1,145 @@
+"""Building envs from (id, kwargs) with errors that name the bad value and the valid ones."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.wrappers import TimeLimit
+
+from rlcompare.envs import CUSTOM_ENVS
+from rlcompare.errors import SpecError, choices_text
+
+# Envs that the suite uses and documents; any other registered gymnasium id works too.
+FEATURED_ENVS = (
+    "FrozenLake-v1",
+    "FrozenLake8x8-v1",
+    "CliffWalking-v1",
+    "Taxi-v4",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCar-v0",
+    "Pendulum-v1",
+    *CUSTOM_ENVS,
+)
+
+# Kwargs that gym.make itself takes rather than the env constructor.
+MAKE_KWARGS = ("max_episode_steps",)
+
+# Greedy evaluation of an env without a step limit could loop forever; cap it.
+EVAL_STEP_CAP = 1_000
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What validation needs to know about an env, without keeping it open."""
+
+    env_id: str
+    observation_space: gym.Space
+    action_space: gym.Space
+    max_episode_steps: int | None
+
+
+def check_env_id(env_id: str) -> None:
+    """Raises SpecError if ``env_id`` is not a registered gymnasium id."""
+    if not isinstance(env_id, str):
+        raise SpecError(f"env must be a gymnasium id string, got {env_id!r}")
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise SpecError(
+            f"unknown env {env_id!r}{hint}; valid: any registered gymnasium id, featured: "
+            f"{', '.join(FEATURED_ENVS)}"
+        )
+
+
+def constructor_kwargs(env_id: str) -> tuple[str, ...] | None:
+    """Keyword arguments the env's constructor accepts, or None when it takes ``**kwargs``."""
+    entry = gym.spec(env_id).entry_point
+    creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    params = inspect.signature(creator).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params if p.name not in ("self", "render_mode"))
+
+
+def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
+    """Raises SpecError for a kwarg the env does not take."""
+    accepted = constructor_kwargs(env_id)
+    if accepted is None:
+        return
+    valid = sorted({*accepted, *MAKE_KWARGS})
+    for name in env_kwargs:
+        if name not in valid:
+            raise SpecError(
+                f"unknown env kwarg {name!r} for env {env_id!r}; {choices_text(valid, name)}"
+            )
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, *, eval: bool = False):
+    """Makes ``env_id`` with ``env_kwargs``; eval envs without a step limit get EVAL_STEP_CAP."""
+    env_kwargs = dict(env_kwargs or {})
+    check_env_id(env_id)
+    check_env_kwargs(env_id, env_kwargs)
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"env {env_id!r} rejected kwargs {env_kwargs!r}: {error}") from error
+    if eval and env.spec is not None and env.spec.max_episode_steps is None:
+        env = TimeLimit(env, EVAL_STEP_CAP)
+    return env
+
+
+@functools.lru_cache(maxsize=256)
+def _env_info(env_id: str, kwargs_json: str) -> EnvInfo:
+    env = make_env(env_id, json.loads(kwargs_json))
+    try:
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        return EnvInfo(env_id, env.observation_space, env.action_space, limit)
+    finally:
+        env.close()
+
+
+def env_info(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> EnvInfo:
+    """Spaces and step limit of an env, cached per (id, kwargs)."""
+    return _env_info(env_id, json.dumps(dict(env_kwargs or {}), sort_keys=True, default=str))
+
+
+def _frozen_lake_success(terminated: bool, reward: float, info: Mapping[str, Any]) -> bool:
+    return terminated and reward > 0
+
+
+def _terminated_success(terminated: bool, reward: float, info: Mapping[str, Any]) -> bool:
+    return terminated
+
+
+def _info_success(terminated: bool, reward: float, info: Mapping[str, Any]) -> bool:
+    return bool(info.get("is_success", False))
+
+
+SuccessFn = Callable[[bool, float, Mapping[str, Any]], bool]
+
+# How to tell that an episode reached the goal, for envs that have one. Our own envs put
+# ``is_success`` in the final info (the Stable-Baselines3 convention).
+_SUCCESS_BY_PREFIX: dict[str, SuccessFn] = {
+    "FrozenLake": _frozen_lake_success,
+    "CliffWalking": _terminated_success,
+    "Taxi": _terminated_success,
+    "MountainCar": _terminated_success,
+}
+
+
+def success_fn(env_id: str) -> SuccessFn | None:
+    """The goal test of ``env_id``, or None when the env has no goal (CartPole, Pendulum)."""
+    if env_id.startswith("rlcompare/"):
+        return _info_success if env_id not in ("rlcompare/SelfHealing-v0",) else None
+    for prefix, fn in _SUCCESS_BY_PREFIX.items():
+        if env_id.startswith(prefix):
+            return fn
+    return None

@@ -1,0 +1,155 @@
+"""run(spec): build the context, train with the algorithm's trainer, return tidy rows."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rlcompare.context import RunContext
+from rlcompare.errors import Diverged, SpecError
+from rlcompare.spec import RunSpec
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+@dataclass
+class RunResult:
+    """What one run produced.
+
+    Attributes:
+        spec: The spec that was run.
+        frame: Tidy rows (see DESIGN.md).
+        agent: The trained agent (None when the run failed or came from the store).
+        status: ``ok``, ``diverged`` or ``failed``.
+        metadata: Spec, status, versions, commit, threads, platform (and error if failed).
+    """
+
+    spec: RunSpec
+    frame: pd.DataFrame
+    agent: Any = None
+    status: str = "ok"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the repository that holds rlcompare, or None outside one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment_metadata() -> dict[str, Any]:
+    """Versions, commit, threads and platform, for the run's stored metadata."""
+    versions = {
+        name: _package_version(name)
+        for name in ("rlcompare", "numpy", "gymnasium", "pandas", "torch", "stable-baselines3")
+    }
+    versions["python"] = platform.python_version()
+    torch = sys.modules.get("torch")
+    return {
+        "versions": versions,
+        "git_commit": git_commit(),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def _metadata(ctx: RunContext, status: str, error: str | None = None) -> dict[str, Any]:
+    meta = {
+        "run_id": ctx.spec.run_id,
+        "spec": ctx.spec.to_dict(),
+        "status": status,
+        "reason": error if error is not None else ctx.status_reason,
+        **environment_metadata(),
+        **ctx.extra_metadata,
+    }
+    return meta
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Trains and evaluates ``spec``; returns its tidy rows, agent and status.
+
+    Raises:
+        SpecError: ``spec`` is not a RunSpec (a RunSpec validates itself when built).
+    """
+    return run_batch([spec])[0]
+
+
+def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[RunResult]:
+    """Runs specs that share one algorithm; a batch trainer runs them in lock-step.
+
+    Each result is bit-identical to ``run`` of its spec alone. With ``catch_errors`` an
+    exception inside training becomes a ``failed`` result carrying the traceback (sweeps use
+    this so one bad run does not stop the rest); otherwise it propagates.
+    """
+    for spec in specs:
+        if not isinstance(spec, RunSpec):
+            raise SpecError(f"expected a RunSpec, got {spec!r}")
+    if not specs:
+        return []
+    contexts = [RunContext(spec) for spec in specs]
+    algorithm = contexts[0].algorithm
+    if algorithm.family == "deep":
+        _pin_torch_threads()
+    try:
+        if algorithm.batch_trainer is not None and len(specs) > 1:
+            agents = list(algorithm.load(batch=True)(contexts))
+        else:
+            agents = [_train_one(algorithm.load(), ctx) for ctx in contexts]
+    except Exception:
+        if not catch_errors:
+            raise
+        error = traceback.format_exc()
+        return [
+            RunResult(ctx.spec, ctx.frame().iloc[0:0], None, "failed",
+                      _metadata(ctx, "failed", error))
+            for ctx in contexts
+        ]
+    finally:
+        for ctx in contexts:
+            ctx.close()
+    return [
+        RunResult(ctx.spec, ctx.frame(), agent, ctx.status, _metadata(ctx, ctx.status))
+        for ctx, agent in zip(contexts, agents, strict=True)
+    ]
+
+
+def _train_one(trainer: Any, ctx: RunContext) -> Any:
+    try:
+        return trainer(ctx)
+    except Diverged as reason:
+        ctx.mark_diverged(ctx.last_eval_step or 0, str(reason))
+        return None
+
+
+def _pin_torch_threads() -> None:
+    # One thread: small networks gain nothing from more, and results then do not depend on
+    # how many cores the worker happens to have.
+    import torch
+
+    torch.set_num_threads(1)

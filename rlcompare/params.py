@@ -1,0 +1,159 @@
+"""Hyperparameter declarations: one table drives validation, defaults, the CLI and `rlcompare algos`."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rlcompare.errors import SpecError, choices_text
+
+_KINDS = ("int", "float", "bool", "str", "int_list", "float_or_str")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter.
+
+    Attributes:
+        default: Value used when the spec does not set it.
+        kind: One of ``int, float, bool, str, int_list``.
+        doc: One line on what it does.
+        low: Smallest valid value (numbers), or None.
+        high: Largest valid value (numbers), or None.
+        low_open: Whether ``low`` itself is excluded.
+        high_open: Whether ``high`` itself is excluded.
+        choices: Valid values for ``str`` parameters.
+        nullable: Whether None is a valid value.
+    """
+
+    default: Any
+    kind: str
+    doc: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"Param kind {self.kind!r} unknown; valid: {', '.join(_KINDS)}")
+
+    def valid_text(self) -> str:
+        """Describes the valid values, e.g. ``float in (0, 1]`` or ``one of a, b``."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(self.choices)
+        elif self.low is not None or self.high is not None:
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            left = "(" if self.low_open or self.low is None else "["
+            right = ")" if self.high_open or self.high is None else "]"
+            text = f"{self.kind} in {left}{lo}, {hi}{right}"
+        elif self.kind == "int_list":
+            text = "list of positive ints"
+        else:
+            text = self.kind
+        return text + (" or None" if self.nullable else "")
+
+    def validate(self, name: str, value: Any, algo: str = "") -> Any:
+        """Returns ``value`` normalised to this kind, or raises SpecError naming both."""
+        where = f"hyperparameter {name!r}" + (f" of {algo!r}" if algo else "")
+        if value is None:
+            if self.nullable:
+                return None
+            raise SpecError(f"{where} = None is invalid; valid: {self.valid_text()}")
+        value = self._coerce(where, value)
+        if self.choices is not None and value not in self.choices:
+            raise SpecError(f"{where} = {value!r} is invalid; {choices_text(self.choices, value)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecError(f"{where} = {value!r} is not finite; valid: {self.valid_text()}")
+            too_low = self.low is not None and (
+                value < self.low or (self.low_open and value == self.low)
+            )
+            too_high = self.high is not None and (
+                value > self.high or (self.high_open and value == self.high)
+            )
+            if too_low or too_high:
+                raise SpecError(f"{where} = {value!r} is out of range; valid: {self.valid_text()}")
+        return value
+
+    def _coerce(self, where: str, value: Any) -> Any:
+        bad = SpecError(
+            f"{where} = {value!r} has type {type(value).__name__}; valid: {self.valid_text()}"
+        )
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    return int(value)
+                raise bad
+            return int(value)
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad
+            return float(value)
+        if self.kind == "str":
+            if not isinstance(value, str):
+                raise bad
+            return value
+        if self.kind == "float_or_str":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise bad
+            return float(value) if not isinstance(value, str) else value
+        # int_list
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        ):
+            raise bad
+        return tuple(int(v) for v in value)
+
+    def parse(self, text: str) -> Any:
+        """Parses a CLI string (``--set name=text``) into this parameter's kind."""
+        if text.lower() in ("none", "null") and self.nullable:
+            return None
+        if self.kind == "bool":
+            lowered = text.lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            return text
+        if self.kind in ("str",):
+            return text
+        if self.kind == "int_list":
+            try:
+                return [int(v) for v in text.strip("[]()").split(",") if v.strip()]
+            except ValueError:
+                return text
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+
+def resolve_params(
+    table: Mapping[str, Param], given: Mapping[str, Any], algo: str
+) -> dict[str, Any]:
+    """Validates ``given`` against ``table`` and fills in defaults.
+
+    Raises:
+        SpecError: an unknown name (with the valid names) or an invalid value.
+    """
+    unknown = sorted(set(given) - set(table))
+    if unknown:
+        raise SpecError(
+            f"unknown hyperparameter {unknown[0]!r} for algo {algo!r}; "
+            f"{choices_text(sorted(table), unknown[0])}"
+        )
+    resolved = {name: param.default for name, param in table.items()}
+    for name, value in given.items():
+        resolved[name] = table[name].validate(name, value, algo)
+    return resolved

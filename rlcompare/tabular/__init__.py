@@ -1,0 +1,1 @@
+"""Tabular learners (registered by the tabular issue)."""
