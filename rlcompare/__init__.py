@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 # Public names served from submodules on first use, keeping `import rlcompare` light.
 _LAZY = {
-    "sweep": "rlcompare.sweep",
+    "sweep": "rlcompare.sweeps",
     "load_results": "rlcompare.results",
     "tabular_mdp": "rlcompare.envs.tabular",
     "TabularMDP": "rlcompare.envs.tabular",
@@ -33,10 +33,13 @@ _LAZY = {
 }
 
 
+_MODULES = ("stats", "plots")
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = import_module(_LAZY[name])
-        return module if module.__name__.endswith("." + name) else getattr(module, name)
+        return module if name in _MODULES else getattr(module, name)
     raise AttributeError(f"module 'rlcompare' has no attribute {name!r}")
 
 

@@ -163,7 +163,9 @@ class RunContext:
     def frame(self) -> pd.DataFrame:
         """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns."""
         spec = self.spec
-        steps, episodes, metrics, values = zip(*self._rows, strict=True) if self._rows else ((),) * 4
+        steps, episodes, metrics, values = (
+            zip(*self._rows, strict=True) if self._rows else ((),) * 4
+        )
         frame = pd.DataFrame(
             {
                 "experiment": spec.experiment,

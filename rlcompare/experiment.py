@@ -54,8 +54,12 @@ def git_commit() -> str | None:
     """The commit of the repository that holds rlcompare, or None outside one."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=5, check=True,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
@@ -126,8 +130,9 @@ def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[R
             raise
         error = traceback.format_exc()
         return [
-            RunResult(ctx.spec, ctx.frame().iloc[0:0], None, "failed",
-                      _metadata(ctx, "failed", error))
+            RunResult(
+                ctx.spec, ctx.frame().iloc[0:0], None, "failed", _metadata(ctx, "failed", error)
+            )
             for ctx in contexts
         ]
     finally:

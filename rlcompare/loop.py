@@ -15,8 +15,14 @@ class StepAgent(Protocol):
         """The behaviour action at env step ``step`` (exploration included)."""
 
     def update(
-        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool,
-        truncated: bool, step: int,
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        step: int,
     ) -> None:
         """Learns from one transition. ``terminated`` cuts bootstrapping; ``truncated`` not."""
 

@@ -165,9 +165,7 @@ def grid(
     envs = [envs] if isinstance(envs, str) else list(envs)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     return [
-        RunSpec(
-            algo=algo, env=env, seed=seed, hparams=hp, env_kwargs=kw, **spec_fields
-        )
+        RunSpec(algo=algo, env=env, seed=seed, hparams=hp, env_kwargs=kw, **spec_fields)
         for algo, env, hp, kw in itertools.product(
             algos, envs, _expand(hparams), _expand(env_kwargs)
         )

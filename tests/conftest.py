@@ -1,0 +1,47 @@
+"""Shared test helpers: headless plotting, no progress bars, subprocess runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("CI", "1")  # progress bars off
+REPO = Path(__file__).resolve().parents[1]
+
+WALL_METRICS = ("wall_time_s", "env_steps_per_s")
+
+
+def run_python(
+    code: str, *, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter (fresh RNG state, fresh imports)."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"subprocess failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def without_wall_time(frame):
+    """Rows that must be identical between equal runs (timings excluded)."""
+    kept = frame[~frame["metric"].isin(WALL_METRICS)]
+    return kept.sort_values(["run_id", "metric", "step", "episode"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"

@@ -1,0 +1,94 @@
+"""The result store: atomic writes, no overwrite, leftovers, corrupt files, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import rlcompare
+from rlcompare import CorruptResultError, RunSpec, StoreError
+from rlcompare import results as store_module
+from rlcompare.results import read_metadata, run_path, write_run
+
+
+def _result(seed: int = 0) -> rlcompare.RunResult:
+    return rlcompare.run(RunSpec("random", "FrozenLake-v1", seed, steps=200))
+
+
+def test_write_then_load_round_trips_rows_and_metadata(store: Path) -> None:
+    result = _result()
+    path = write_run(store, result.frame, result.metadata)
+    assert path == run_path(store, result.spec.run_id)
+    loaded = rlcompare.load_results(store)
+    pd.testing.assert_frame_equal(loaded.drop(columns="status"), result.frame, check_dtype=False)
+    meta = read_metadata(path)
+    assert meta["status"] == "ok" and meta["spec"]["seed"] == 0
+    assert {"versions", "git_commit", "platform", "torch_threads"} <= set(meta)
+    assert meta["versions"]["gymnasium"]
+
+
+def test_a_stored_run_is_never_overwritten(store: Path) -> None:
+    result = _result()
+    path = write_run(store, result.frame, result.metadata)
+    before = (path.stat().st_ino, path.stat().st_mtime_ns)
+    assert write_run(store, result.frame.iloc[:3], result.metadata) is None
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == before
+    assert len(rlcompare.load_results(store)) == len(result.frame)
+
+
+def test_leftover_temporary_file_is_ignored_and_cleaned(store: Path) -> None:
+    store.mkdir()
+    dead_pid = 2**22 + 12345  # above pid_max defaults: no such process
+    leftover = store / f".FrozenLake-v1__random__9__deadbeef.{dead_pid}.tmp"
+    leftover.write_bytes(b"PAR1 half a file")
+    assert rlcompare.load_results(store).empty
+    result = _result()
+    write_run(store, result.frame, result.metadata)
+    assert not leftover.exists()
+
+
+def test_full_disk_raises_a_clear_error_and_keeps_earlier_runs(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _result(0)
+    write_run(store, first.frame, first.metadata)
+    second = _result(1)
+
+    def no_space(table, where, **kwargs):
+        where.write(b"PAR1 partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store_module.pq, "write_table", no_space)
+    with pytest.raises(StoreError) as info:
+        write_run(store, second.frame, second.metadata)
+    message = str(info.value)
+    assert second.spec.run_id in message and "No space left" in message
+    monkeypatch.undo()
+    assert sorted(os.listdir(store)) == [run_path(store, first.spec.run_id).name]
+    loaded = rlcompare.load_results(store)
+    assert set(loaded["run_id"]) == {first.spec.run_id}
+
+
+def test_corrupt_file_is_named_or_skipped_with_a_warning(store: Path) -> None:
+    result = _result()
+    write_run(store, result.frame, result.metadata)
+    bad = store / "broken__random__0__00000000.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(CorruptResultError, match="broken__random__0__00000000.parquet"):
+        rlcompare.load_results(store)
+    with pytest.warns(UserWarning, match="broken__random"):
+        loaded = rlcompare.load_results(store, on_corrupt="skip")
+    assert set(loaded["run_id"]) == {result.spec.run_id}
+
+
+def test_failed_run_can_be_replaced_by_a_retry(store: Path) -> None:
+    result = _result()
+    failed = {**result.metadata, "status": "failed", "reason": "boom"}
+    write_run(store, result.frame.iloc[0:0], failed)
+    assert read_metadata(run_path(store, result.spec.run_id))["status"] == "failed"
+    write_run(store, result.frame, result.metadata)
+    assert read_metadata(run_path(store, result.spec.run_id))["status"] == "ok"
