@@ -1,4 +1,4 @@
-"""Hyperparameter declarations: one table drives validation, defaults, the CLI and `rlcompare algos`."""
+"""Hyperparameter declarations: one table drives validation, defaults, CLI and `algos`."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ def plan_tasks(specs: Sequence[RunSpec], workers: int) -> list[Task]:
     return tasks
 
 
-def _failed(specs: Task, reason: str) -> TaskOutput:
+def failed_output(specs: Task, reason: str) -> TaskOutput:
+    """Rows and metadata that record every run of a task as failed with ``reason``."""
     return [
         (
             pd.DataFrame(),
@@ -92,7 +93,7 @@ def _process(tasks: list[Task], workers: int, **_: Any) -> Iterator[TaskOutput]:
                         yield future.result()
                     except BrokenProcessPool:
                         if attempt == MAX_ATTEMPTS:
-                            yield _failed(futures[future], "worker process died")
+                            yield failed_output(futures[future], "worker process died")
                         else:
                             remaining.append(futures[future])
 
@@ -146,6 +147,10 @@ def sweep(
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
         raise SpecError(f"workers = {workers!r} is invalid; valid: a positive int or None")
+    if executor == "ray":
+        from rlcompare.ray_executor import import_ray
+
+        import_ray()
     specs = list({spec.run_id: spec for spec in _checked(specs)}.values())
     workers = workers or os.cpu_count() or 1
     statuses = stored_statuses(store)

@@ -1,0 +1,165 @@
+"""The notebook suite: execute every notebook under a profile with papermill.
+
+Parameters come from one profiles file (``notebooks/profiles.yaml``); executed copies go to
+``data/executed/<profile>/`` so ``notebooks/`` stays output-free. Unknown parameter names are
+an error before anything runs (papermill itself only warns). A failing notebook is reported
+with its name, cell and error, its executed copy kept, and the suite carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlcompare.errors import SpecError, choices_text
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+PROFILES_FILE = NOTEBOOKS / "profiles.yaml"
+PROFILES = ("smoke", "default", "full")
+KERNEL = "rlcompare"
+# Parameters the suite itself sets in every notebook (paths are absolute so that a copy of
+# a notebook executed elsewhere, e.g. under nbval in a temporary folder, writes where asked).
+SUITE_PARAMETERS = ("store_root", "figures_dir", "executor")
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One notebook to execute with its parameters."""
+
+    name: str
+    path: Path
+    parameters: Mapping[str, Any]
+
+
+def notebook_names(directory: Path = NOTEBOOKS) -> list[str]:
+    """Notebook stems in execution order: experiments first, ``00_summary`` (which reads their
+    stores) last."""
+    names = sorted(p.stem for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    return [n for n in names if not n.startswith("00_")] + [n for n in names if n.startswith("00_")]
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, dict[str, Any]]]:
+    """``profile -> notebook -> parameters`` from the profiles file."""
+    import yaml
+
+    with open(path) as handle:
+        profiles = yaml.safe_load(handle) or {}
+    return {
+        name: {nb: dict(p or {}) for nb, p in (nbs or {}).items()} for name, nbs in profiles.items()
+    }
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """Names and default values of the notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return {name: spec["default"] for name, spec in pm.inspect_notebook(str(path)).items()}
+
+
+def plan(
+    profile: str,
+    only: Iterable[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: Path | None = None,
+    figures_dir: Path | None = None,
+    directory: Path = NOTEBOOKS,
+) -> list[NotebookRun]:
+    """Validates the profile, the notebook names and every parameter name, before running.
+
+    Raises:
+        SpecError: unknown profile, notebook or parameter, naming the valid ones.
+    """
+    profiles = load_profiles(directory / PROFILES_FILE.name)
+    if profile not in profiles:
+        raise SpecError(f"unknown profile {profile!r}; {choices_text(sorted(profiles), profile)}")
+    names = notebook_names(directory)
+    for name in only or ():
+        if name not in names:
+            raise SpecError(f"unknown notebook {name!r}; {choices_text(names, name)}")
+    for name in profiles[profile]:
+        if name not in names:
+            raise SpecError(
+                f"profile {profile!r} names unknown notebook {name!r}; {choices_text(names, name)}"
+            )
+    data_dir = (data_dir or REPO / "data").resolve()
+    figures_dir = figures_dir or Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
+    runs = []
+    for name in names if not only else [n for n in names if n in set(only)]:
+        path = directory / f"{name}.ipynb"
+        declared = declared_parameters(path)
+        parameters = {
+            "store_root": str(data_dir),
+            "figures_dir": str(figures_dir.resolve()),
+            **profiles[profile].get(name, {}),
+            **{k: v for k, v in (overrides or {}).items() if v is not None},
+        }
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise SpecError(
+                f"notebook {name!r} has no parameter {unknown[0]!r} (profile {profile!r}); "
+                f"{choices_text(sorted(declared), unknown[0])}"
+            )
+        runs.append(NotebookRun(name, path, parameters))
+    return runs
+
+
+def run_suite(
+    profile: str = "default",
+    only: Sequence[str] | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    *,
+    data_dir: Path | None = None,
+    figures_dir: Path | None = None,
+) -> int:
+    """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status)."""
+    import papermill as pm
+
+    if ray_address:
+        os.environ["RAY_ADDRESS"] = ray_address
+    runs = plan(
+        profile, only, overrides={"executor": executor}, data_dir=data_dir, figures_dir=figures_dir
+    )
+    executed_dir = (data_dir or REPO / "data").resolve() / "executed" / profile
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for run in runs:
+        began = time.perf_counter()
+        output = executed_dir / f"{run.name}.ipynb"
+        print(f"[suite] {run.name} ({profile}) ...", flush=True)
+        try:
+            pm.execute_notebook(
+                str(run.path),
+                str(output),
+                parameters=dict(run.parameters),
+                kernel_name=KERNEL,
+                cwd=str(run.path.parent),
+                progress_bar=False,
+            )
+        except pm.PapermillExecutionError as error:
+            failures.append(run.name)
+            print(
+                f"[suite] FAILED {run.name}: cell {error.exec_count}: {error.ename}: "
+                f"{error.evalue} (executed copy: {output})",
+                file=sys.stderr,
+                flush=True,
+            )
+            continue
+        print(f"[suite] {run.name} done in {time.perf_counter() - began:.0f} s", flush=True)
+    from rlcompare.figures import write_gallery
+
+    gallery = write_gallery(
+        figures_dir or Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
+    )
+    print(f"[suite] gallery: {gallery}")
+    if failures:
+        print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
