@@ -28,12 +28,15 @@ _LAZY = {
     "collect_demonstrations": "rlcompare.datasets",
     "Dataset": "rlcompare.datasets",
     "save_figure": "rlcompare.figures",
+    "read_provenance": "rlcompare.figures",
+    "write_gallery": "rlcompare.figures",
     "stats": "rlcompare.stats",
     "plots": "rlcompare.plots",
+    "curves": "rlcompare.curves",
 }
 
 
-_MODULES = ("stats", "plots")
+_MODULES = ("stats", "plots", "curves")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,362 @@
+"""Figures for comparisons. Each function takes data and an optional ``ax``, and returns
+``(fig, ax)``; none trains, reads files or saves (see :func:`rlcompare.figures.save_figure`).
+
+Call :func:`set_theme` once for the house style (seaborn colorblind palette, fonts readable
+at a single paper column, ~3.5 in). Colors follow algorithm names (:func:`algo_colors`), so an
+algorithm has the same color in every figure.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from rlcompare import stats
+
+COLUMN_WIDTH = 3.5
+FIGSIZE = (COLUMN_WIDTH, 2.6)
+PALETTE = "colorblind"
+# Fixed slots of the 10-color colorblind palette, so these algorithms keep their colors in
+# every figure; algorithms often compared get clearly different hues, the random baseline gray.
+ALGO_SLOTS = {"q_learning": 0, "dqn": 1, "sarsa": 2, "double_q": 3, "expected_sarsa": 4,
+              "ppo": 5, "dyna_q": 6, "random": 7, "bc": 8, "sb3_dqn": 9}
+# FrozenLake / CliffWalking actions 0=left, 1=down, 2=right, 3=up as (d_col, d_row).
+ACTION_VECTORS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])
+METRIC_LABELS = {
+    "eval_return": "Eval return", "episode_return": "Episode return",
+    "success_rate": "Success rate", "q_error": r"$\max_{s,a} |Q - Q^*|$",
+    "policy_regret": "Policy regret", "td_error": "TD error", "episode_length": "Episode length",
+}
+STAT_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median",
+               "optimality_gap": "Optimality gap"}
+
+__all__ = [
+    "algo_colors", "grid_values", "interval_estimates", "learning_curves", "performance_profile",
+    "policy_arrows", "probability_of_improvement", "q_error_convergence", "set_theme",
+    "steps_to_threshold",
+]
+
+
+def set_theme(font_scale: float = 1.0) -> None:
+    """House style: seaborn ``paper`` context, white grid, colorblind palette, small fonts."""
+    size = 8 * font_scale
+    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc={
+        "figure.figsize": FIGSIZE, "font.size": size, "axes.titlesize": size + 1,
+        "axes.labelsize": size, "xtick.labelsize": size - 1, "ytick.labelsize": size - 1,
+        "legend.fontsize": size - 1, "legend.title_fontsize": size - 1, "lines.linewidth": 1.2,
+        "savefig.dpi": 300, "savefig.bbox": "tight", "pdf.fonttype": 42, "ps.fonttype": 42,
+    })
+
+
+def algo_colors(algos: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """A color per algorithm, decided by name.
+
+    Names in ``ALGO_SLOTS`` own a fixed slot of the colorblind palette; other names take the
+    slot given by a stable hash of the name, moving to the next free slot on a clash, so the
+    colors within one figure are distinct (up to 10 algorithms).
+    """
+    palette = sns.color_palette(PALETTE, 10)
+    names = sorted(set(algos), key=str)
+    slots = {name: ALGO_SLOTS[name] for name in names if name in ALGO_SLOTS}
+    for name in (n for n in names if n not in slots):
+        slot = zlib.crc32(str(name).encode()) % 10
+        while slot in slots.values() and len(slots) < 10:
+            slot = (slot + 1) % 10
+        slots[name] = slot
+    return {name: palette[slot] for name, slot in slots.items()}
+
+
+def _colors(levels: Sequence[Any], hue: str) -> dict[Any, Any]:
+    if hue == "algo":
+        return algo_colors(levels)
+    return dict(zip(levels, sns.color_palette(PALETTE, len(levels)), strict=True))
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def _label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())
+
+
+# ------------------------------------------------------------------------ curves
+def learning_curves(
+    df: pd.DataFrame,
+    metric: str = "eval_return",
+    hue: str = "algo",
+    steps: Sequence[int] | None = None,
+    num_points: int = 50,
+    reps: int = 1000,
+    random_state: int | None = 0,
+    log_scale: bool = False,
+    ax: Axes | None = None,
+) -> tuple[Figure, Axes]:
+    """IQM learning curve per ``hue`` level with its 95% bootstrap CI band.
+
+    Runs are interpolated onto a common step grid first (:func:`stats.aggregate_curves`).
+
+    Args:
+        df: Tidy results table.
+        metric: Metric on the y axis.
+        hue: Column whose levels get one curve each.
+        steps: Step grid; default ``num_points`` steps over the range all runs cover.
+        num_points: Grid size when ``steps`` is None.
+        reps: Bootstrap replications per group.
+        random_state: Bootstrap seed.
+        log_scale: Log y axis.
+        ax: Axes to draw on; a new single-column figure by default.
+    """
+    curves = stats.aggregate_curves(df, metric, by=hue, steps=steps, num_points=num_points,
+                                    reps=reps, random_state=random_state)
+    fig, ax = _axes(ax)
+    levels = list(dict.fromkeys(curves[hue]))
+    colors = _colors(levels, hue)
+    for level in levels:
+        curve = curves[curves[hue] == level]
+        ax.plot(curve["step"], curve["iqm"], color=colors[level], label=str(level))
+        ax.fill_between(curve["step"], curve["iqm_low"], curve["iqm_high"],
+                        color=colors[level], alpha=0.2, linewidth=0)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("Environment steps")
+    ax.set_ylabel(f"IQM {_label(metric)}" if metric != "q_error" else _label(metric) + " (IQM)")
+    ax.legend(title=hue, frameon=False)
+    return fig, ax
+
+
+def q_error_convergence(
+    df: pd.DataFrame, hue: str = "algo", ax: Axes | None = None, **kwargs: Any
+) -> tuple[Figure, Axes]:
+    """``q_error`` (max |Q - Q*|) against env steps on a log scale, IQM and CI per level.
+
+    Keyword arguments go to :func:`learning_curves`.
+    """
+    return learning_curves(df, "q_error", hue=hue, log_scale=True, ax=ax, **kwargs)
+
+
+def performance_profile(
+    profile: pd.DataFrame, hue: str = "algo", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Score distributions from :func:`stats.performance_profile`, with CI bands."""
+    fig, ax = _axes(ax)
+    levels = list(dict.fromkeys(profile[hue]))
+    colors = _colors(levels, hue)
+    for level in levels:
+        curve = profile[profile[hue] == level]
+        ax.plot(curve["tau"], curve["fraction"], color=colors[level], label=str(level))
+        ax.fill_between(curve["tau"], curve["low"], curve["high"], color=colors[level],
+                        alpha=0.2, linewidth=0)
+    ax.set_xlabel(r"Score threshold $\tau$")
+    ax.set_ylabel(r"Fraction of runs with score $> \tau$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(title=hue, frameon=False)
+    return fig, ax
+
+
+# ------------------------------------------------------------------ comparisons
+def interval_estimates(
+    summary: pd.DataFrame,
+    metrics: str | Sequence[str] = ("median", "iqm", "mean"),
+    ax: Axes | Sequence[Axes] | None = None,
+) -> tuple[Figure, Any]:
+    """Point estimates and CIs from :func:`stats.summary`, one panel per statistic.
+
+    Args:
+        summary: Output of :func:`stats.summary`.
+        metrics: Statistic(s) to show (``iqm``, ``mean``, ``median``, ``optimality_gap``).
+        ax: One Axes per statistic; new panels side by side by default.
+
+    Returns:
+        ``(fig, ax)``: ``ax`` is an Axes for a single statistic, else an array of them.
+    """
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    for name in names:
+        stats.require_columns(summary, [name, f"{name}_low", f"{name}_high"])
+    if ax is None:
+        figsize = (max(COLUMN_WIDTH, 1.6 * len(names)), 0.6 + 0.3 * len(summary))
+        fig, axes = plt.subplots(1, len(names), sharey=True, layout="constrained",
+                                 figsize=figsize, squeeze=False)
+        axes = axes[0]
+    else:
+        axes = np.atleast_1d(np.asarray(ax, dtype=object))
+        fig = axes[0].figure
+    if len(axes) != len(names):
+        raise ValueError(f"got {len(axes)} axes for {len(names)} statistics {names}")
+    reserved = {"runs", "tasks"} | {f"{n}{s}" for n in STAT_LABELS for s in ("", "_low", "_high")}
+    keys = [c for c in summary.columns if c not in reserved]
+    labels = [", ".join(str(row[k]) for k in keys) for _, row in summary.iterrows()]
+    colors = (list(algo_colors(summary["algo"]).get(a) for a in summary["algo"])
+              if "algo" in summary else sns.color_palette(PALETTE, len(summary)))
+    y = np.arange(len(summary))
+    for axis, name in zip(axes, names, strict=True):
+        low, high = summary[f"{name}_low"].to_numpy(), summary[f"{name}_high"].to_numpy()
+        axis.barh(y, high - low, left=low, height=0.6, color=colors, alpha=0.75)
+        axis.vlines(summary[name], y - 0.3, y + 0.3, color="black", linewidth=1.2)
+        axis.set_xlabel(STAT_LABELS.get(name, name))
+        axis.set_yticks(y, labels)
+        axis.grid(axis="y", visible=False)
+        axis.margins(x=0.15)  # keep zero-width intervals at the data's edge visible
+    axes[0].invert_yaxis()
+    return fig, axes[0] if isinstance(metrics, str) else axes
+
+
+def probability_of_improvement(
+    matrix: pd.DataFrame, ax: Axes | None = None, annotate_ci: bool = True
+) -> tuple[Figure, Axes]:
+    """Heatmap of P(row algorithm > column algorithm) from :func:`stats.improvement_matrix`."""
+    stats.require_columns(matrix, ["algo_x", "algo_y", "probability", "low", "high"])
+    order = sorted(set(matrix["algo_x"]) | set(matrix["algo_y"]))
+    table = matrix.pivot(index="algo_x", columns="algo_y", values="probability")
+    table = table.reindex(index=order, columns=order)
+    text = pd.DataFrame("", index=order, columns=order)
+    for _, row in matrix.iterrows():
+        ci = f"\n[{row['low']:.2f}, {row['high']:.2f}]" if annotate_ci else ""
+        text.loc[row["algo_x"], row["algo_y"]] = f"{row['probability']:.2f}{ci}"
+    fig, ax = _axes(ax, (COLUMN_WIDTH, COLUMN_WIDTH * 0.8))
+    sns.heatmap(table, ax=ax, vmin=0, vmax=1, cmap="RdBu", annot=text, fmt="",
+                square=True, cbar_kws={"label": "P(row > column)"}, annot_kws={"fontsize": 6})
+    ax.grid(False)
+    ax.set_xlabel("Algorithm Y")
+    ax.set_ylabel("Algorithm X")
+    ax.set_title("P(X > Y)")
+    return fig, ax
+
+
+def steps_to_threshold(
+    runs: pd.DataFrame, hue: str = "algo", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Steps each run needed to reach a threshold (:func:`stats.steps_to_threshold`).
+
+    Filled markers: runs that reached it. Hollow markers at the last observed step: censored
+    runs that never did.
+    """
+    stats.require_columns(runs, [hue, "steps", "reached"])
+    fig, ax = _axes(ax)
+    levels = sorted(runs[hue].unique(), key=str)
+    colors = _colors(levels, hue)
+    for i, level in enumerate(levels):
+        group = runs[runs[hue] == level].sort_values(["steps", "seed"] if "seed" in runs
+                                                     else "steps")
+        # Evenly spread rows instead of random jitter, so the figure is deterministic.
+        y = i + np.linspace(-0.25, 0.25, len(group)) if len(group) > 1 else np.full(1, i)
+        reached = group["reached"].to_numpy(dtype=bool)
+        if reached.any():
+            ax.scatter(group["steps"][reached], y[reached], s=18, color=colors[level])
+        if (~reached).any():
+            ax.scatter(group["steps"][~reached], y[~reached], s=18, facecolors="none",
+                       edgecolors=colors[level], linewidths=1.0)
+    ax.set_yticks(range(len(levels)), [str(level) for level in levels])
+    ax.set_xlabel("Environment steps to threshold")
+    ax.set_ylabel(hue)
+    handles = [Line2D([], [], marker="o", linestyle="", color="0.3", label="reached"),
+               Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
+                      markeredgecolor="0.3", label="never reached (last step)")]
+    ax.legend(handles=handles, frameon=False, loc="best")
+    return fig, ax
+
+
+# ----------------------------------------------------------------- grid worlds
+def _grid(array: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
+    rows, cols = shape
+    array = np.asarray(array)
+    if array.size != rows * cols or array.ndim not in (1, 2):
+        raise ValueError(f"{what} of shape {array.shape} does not fit grid {shape}; "
+                         f"valid: ({rows * cols},) or ({rows}, {cols})")
+    return array.reshape(rows, cols)
+
+
+def grid_values(
+    values: np.ndarray,
+    shape: tuple[int, int],
+    ax: Axes | None = None,
+    cmap: str = "viridis",
+    log: bool = False,
+    annotate: bool | None = None,
+    label: str | None = None,
+) -> tuple[Figure, Axes]:
+    """Heatmap of one value per grid cell (state values, visitation counts...).
+
+    Args:
+        values: Shape ``(rows * cols,)`` (state index ``row * cols + col``) or ``(rows, cols)``.
+        shape: ``(rows, cols)``.
+        ax: Axes to draw on.
+        cmap: Colormap.
+        log: Log color scale (for visitation counts; zero cells shown blank).
+        annotate: Write values in cells; default when the grid has at most 64 cells.
+        label: Colorbar label.
+    """
+    grid = _grid(values, shape, "values").astype(float)
+    fig, ax = _axes(ax, (COLUMN_WIDTH, COLUMN_WIDTH * shape[0] / max(shape[1], 1)))
+    shown, norm = grid, None
+    if log:  # zero counts have no logarithm: leave those cells blank
+        shown = np.ma.masked_where(grid <= 0, grid)
+        norm = LogNorm(vmin=shown.min(), vmax=shown.max()) if shown.count() else None
+    image = ax.imshow(shown, cmap=cmap, norm=norm, origin="upper")
+    fig.colorbar(image, ax=ax, label=label or "")
+    if annotate if annotate is not None else grid.size <= 64:
+        for (row, col), value in np.ndenumerate(grid):
+            dark = not np.ma.is_masked(shown[row, col]) and image.norm(value) < 0.5
+            ax.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=6,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(shape[1]))
+    ax.set_yticks(range(shape[0]))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.grid(False)
+    return fig, ax
+
+
+def policy_arrows(
+    policy: np.ndarray,
+    shape: tuple[int, int],
+    ax: Axes | None = None,
+    walls: np.ndarray | None = None,
+    color: str = "black",
+) -> tuple[Figure, Axes]:
+    """Greedy-policy arrows on a grid (0=left, 1=down, 2=right, 3=up, as in FrozenLake).
+
+    Draw on the ``ax`` of :func:`grid_values` (with ``annotate=False``) to overlay values and
+    policy.
+
+    Args:
+        policy: Action index per state, shape ``(rows * cols,)`` or ``(rows, cols)``.
+        shape: ``(rows, cols)``.
+        ax: Axes to draw on; a blank grid by default.
+        walls: Boolean mask of cells without an arrow (walls, holes, terminals), shaded gray.
+        color: Arrow color.
+    """
+    actions = _grid(policy, shape, "policy")
+    bad = sorted(set(actions.ravel().tolist()) - {0, 1, 2, 3})
+    if bad:
+        raise ValueError(f"policy has invalid action(s) {bad}; valid: 0 (left), 1 (down), "
+                         "2 (right), 3 (up)")
+    mask = np.zeros(shape, bool) if walls is None else _grid(walls, shape, "walls").astype(bool)
+    new = ax is None
+    fig, ax = _axes(ax, (COLUMN_WIDTH, COLUMN_WIDTH * shape[0] / max(shape[1], 1)))
+    if new:
+        ax.set_xlim(-0.5, shape[1] - 0.5)
+        ax.set_ylim(shape[0] - 0.5, -0.5)  # row 0 at the top, as the env renders it
+        ax.set_aspect("equal")
+        ax.set_xticks(range(shape[1]))
+        ax.set_yticks(range(shape[0]))
+    for row, col in zip(*np.nonzero(mask), strict=True):
+        ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, color="0.6"))
+    rows, cols = np.nonzero(~mask)
+    vectors = ACTION_VECTORS[actions[rows, cols].astype(int)]
+    ax.quiver(cols, rows, vectors[:, 0], vectors[:, 1], angles="xy", scale_units="xy",
+              scale=1.6, pivot="middle", color=color, width=0.012)
+    return fig, ax

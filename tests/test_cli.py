@@ -1,0 +1,79 @@
+"""The command line: listings, a run with its summary table, bad input as one line and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from rlcompare.cli import main, parse_seeds
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("1,4,7") == [1, 4, 7]
+    assert parse_seeds("5") == [5]
+
+
+def test_algos_lists_hyperparameters_with_ranges(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["algos"]) == 0
+    out = capsys.readouterr().out
+    assert "q_learning" in out and "random" in out
+    assert "alpha" in out and "(0, 1]" in out
+
+
+def test_envs_lists_featured_envs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "rlcompare/DynaMaze-v0" in out and "CartPole-v1" in out
+
+
+def test_run_prints_a_summary_and_show_reads_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s"
+    code = main(["run", "--algo", "random,q_learning", "--env", "FrozenLake-v1",
+                 "--seeds", "0-2", "--steps", "300", "--set", "alpha=0.2",
+                 "--env-set", "is_slippery=false", "--store", str(store),
+                 "--executor", "serial", "--quiet"])
+    # alpha is not a hyperparameter of random: rejected before anything runs
+    assert code == 2
+    assert "'alpha'" in capsys.readouterr().err
+    assert not store.exists()
+    code = main(["run", "--algo", "random,q_learning", "--env", "FrozenLake-v1",
+                 "--seeds", "0-2", "--steps", "300", "--env-set", "is_slippery=false",
+                 "--store", str(store), "--executor", "serial", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for text in ("q_learning", "random", "mean_low", "mean_high", "wall_time_s"):
+        assert text in out
+    assert main(["show", str(store)]) == 0
+    assert "6 runs (6 ok)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--algo", "q_lerning"], "q_learning"),
+        (["--env", "FrozenLake-v9"], "FrozenLake-v1"),
+        (["--set", "gamma=2"], "[0, 1]"),
+        (["--set", "alpah=0.1"], "alpha"),
+        (["--env-set", "slippery=1"], "is_slippery"),
+        (["--seeds", "a-b"], "A-B"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], named: str, tmp_path: Path) -> None:
+    base = {"--algo": "q_learning", "--env": "FrozenLake-v1", "--seeds": "0", "--steps": "10"}
+    flags = dict(zip(args[::2], args[1::2], strict=True))
+    merged = {**base, **{k: v for k, v in flags.items() if k in base}}
+    extra = [x for k, v in flags.items() if k not in base for x in (k, v)]
+    argv = [x for kv in merged.items() for x in kv] + extra + ["--store", str(tmp_path / "s")]
+    result = subprocess.run([sys.executable, "-m", "rlcompare.cli", "run", *argv],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert named in lines[0]

@@ -1,0 +1,112 @@
+"""The notebooks: shape rules, profiles, and every notebook executed with the smoke profile
+under nbval (parameters injected with papermill's prepare-only into a temporary folder)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+from conftest import REPO
+
+from rlcompare import SpecError
+from rlcompare.suite import (
+    NOTEBOOKS,
+    PROFILES,
+    SUITE_PARAMETERS,
+    load_profiles,
+    notebook_names,
+    plan,
+)
+
+NAMES = notebook_names()
+
+
+def _cells(name: str) -> list[nbformat.NotebookNode]:
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+
+
+def test_every_listed_notebook_exists() -> None:
+    expected = {"00_summary", "01_convergence", "02_exploration", "03_sample_efficiency",
+                "04_model_based", "05_logs_vs_imitation", "06_continuous_actions",
+                "07_corrective_action"}
+    assert set(NAMES) == expected
+    assert NAMES[-1] == "00_summary"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_shape(name: str) -> None:
+    cells = _cells(name)
+    code = [c for c in cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
+        "committed notebooks carry no outputs"
+    )
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged parameters"
+    for statement in ast.parse(tagged[0].source).body:
+        assert isinstance(statement, ast.Assign), ast.unparse(statement)
+        ast.literal_eval(statement.value)  # raises on anything but a literal
+    declared = {t.id for s in ast.parse(tagged[0].source).body for t in s.targets}
+    assert set(SUITE_PARAMETERS) <= declared
+    for cell in code:
+        tree = ast.parse(cell.source)
+        assert not [n for n in ast.walk(tree)
+                    if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], (
+            "no function definitions in notebooks"
+        )
+    assert sum(c.cell_type == "markdown" for c in cells) >= 3
+    assert "NBVAL_CHECK_OUTPUT" in cells[-1].source, "the last cell records headline numbers"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_name_only_declared_parameters(profile: str) -> None:
+    runs = plan(profile)
+    assert [r.name for r in runs] == NAMES
+
+
+def test_unknown_parameter_fails_before_running(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no parameter 'sedes'"):
+        plan("smoke", overrides={"sedes": 3})
+    with pytest.raises(SpecError, match="unknown profile 'fast'.*smoke"):
+        plan("fast")
+    with pytest.raises(SpecError, match="unknown notebook '01_convergense'.*01_convergence"):
+        plan("smoke", only=["01_convergense"])
+    assert set(load_profiles()) == set(PROFILES)
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data and figures folder for the whole smoke run, so that ``00_summary`` (last in
+    NAMES) reads the stores the other notebooks wrote."""
+    return tmp_path_factory.mktemp("smoke")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_under_nbval_with_smoke_profile(name: str, smoke_dir: Path) -> None:
+    (run,) = plan("smoke", only=[name], data_dir=smoke_dir / "data",
+                  figures_dir=smoke_dir / "figures")
+    prepared = smoke_dir / f"{name}.ipynb"
+    pm.execute_notebook(str(run.path), str(prepared), parameters=dict(run.parameters),
+                        prepare_only=True, progress_bar=False)
+    _nbval(prepared, cwd=smoke_dir)
+    assert list((smoke_dir / "figures").glob("*.png")), "the notebook saved its figures"
+
+
+def _nbval(*notebooks: Path, cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "--nbval-sanitize-with", str(NOTEBOOKS / "sanitize.cfg"),
+         "-o", "addopts=", "--rootdir", str(cwd), *map(str, notebooks)],
+        capture_output=True, text=True, cwd=cwd, env={**_env(), "CI": "1"}, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(REPO)}
