@@ -3,8 +3,8 @@
 Aggregates (mean, median, IQM, optimality gap, probability of improvement, performance
 profiles) and their stratified bootstrap confidence intervals come from rliable. The only
 hand-written piece is the glue, :func:`rlcompare.tidy.score_matrices`, which turns a frame
-with one row per run into rliable's ``(num_runs x num_tasks)`` matrices. A task is an env together with its
-``env.*`` kwargs (FrozenLake slippery and not slippery are two tasks).
+with one row per run into rliable's ``(num_runs x num_tasks)`` matrices. A task is an env
+together with its ``env.*`` kwargs (FrozenLake slippery and not slippery are two tasks).
 
 Every function is pure: it takes the tidy table (one row per run x step x metric, columns
 ``run_id, algo, env, seed, step, metric, value`` and optional ``experiment, status, hp.*,
