@@ -298,3 +298,40 @@ def collapse_rate(
     )
     groups["share"] = groups["collapsed"] / groups["runs"]
     return CollapseResult(out, groups)
+
+
+def per_episode(
+    df: pd.DataFrame,
+    metric: str = "episode_return",
+    by: str | Sequence[str] = "algo",
+    at_least: float | None = None,
+    window: int = 1,
+) -> pd.DataFrame:
+    """Mean over runs of a per-episode metric, episode by episode (x axis: episodes).
+
+    Args:
+        df: Tidy results table with ``episode`` set on ``metric`` rows.
+        metric: A per-episode metric (``episode_return``, ``episode_length``).
+        by: Grouping column(s).
+        at_least: When given, the share of runs whose value is >= ``at_least`` instead of the
+            mean value (e.g. ``episode_length >= 2`` is "went left" in MaxBias).
+        window: Trailing moving-average window over episodes (1: none).
+
+    Returns:
+        One row per (group, episode): ``by`` columns, ``episode``, ``value`` (mean or share),
+        ``sem`` (standard error over runs) and ``runs``.
+    """
+    rows = metric_rows(df, metric)
+    if rows["episode"].isna().all():
+        raise ValueError(
+            f"metric {metric!r} has no episode numbers; valid: episode_return, episode_length"
+        )
+    by = as_list(by)
+    values = rows["value"] >= at_least if at_least is not None else rows["value"]
+    rows = rows.assign(value=values.astype(float), episode=rows["episode"].astype(int))
+    grouped = rows.groupby([*by, "episode"], sort=True)["value"]
+    table = grouped.agg(value="mean", sem="sem", runs="count").reset_index()
+    if window > 1:
+        smooth = table.groupby(by, sort=False)[["value", "sem"]].rolling(window, min_periods=1)
+        table[["value", "sem"]] = smooth.mean().reset_index(level=list(range(len(by))), drop=True)
+    return table

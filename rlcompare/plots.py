@@ -28,21 +28,41 @@ FIGSIZE = (COLUMN_WIDTH, 2.6)
 PALETTE = "colorblind"
 # Fixed slots of the 10-color colorblind palette, so these algorithms keep their colors in
 # every figure; algorithms often compared get clearly different hues, the random baseline gray.
-ALGO_SLOTS = {"q_learning": 0, "dqn": 1, "sarsa": 2, "double_q": 3, "expected_sarsa": 4,
-              "ppo": 5, "dyna_q": 6, "random": 7, "bc": 8, "sb3_dqn": 9}
+ALGO_SLOTS = {
+    "q_learning": 0,
+    "dqn": 1,
+    "sarsa": 2,
+    "double_q": 3,
+    "expected_sarsa": 4,
+    "ppo": 5,
+    "dyna_q": 6,
+    "random": 7,
+    "bc": 8,
+    "sb3_dqn": 9,
+}
 # FrozenLake / CliffWalking actions 0=left, 1=down, 2=right, 3=up as (d_col, d_row).
 ACTION_VECTORS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])
 METRIC_LABELS = {
-    "eval_return": "Eval return", "episode_return": "Episode return",
-    "success_rate": "Success rate", "q_error": r"$\max_{s,a} |Q - Q^*|$",
-    "policy_regret": "Policy regret", "td_error": "TD error", "episode_length": "Episode length",
+    "eval_return": "Eval return",
+    "episode_return": "Episode return",
+    "success_rate": "Success rate",
+    "q_error": r"$\max_{s,a} |Q - Q^*|$",
+    "policy_regret": "Policy regret",
+    "td_error": "TD error",
+    "episode_length": "Episode length",
 }
-STAT_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median",
-               "optimality_gap": "Optimality gap"}
+STAT_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
 
 __all__ = [
-    "algo_colors", "grid_values", "interval_estimates", "learning_curves", "performance_profile",
-    "policy_arrows", "probability_of_improvement", "q_error_convergence", "set_theme",
+    "algo_colors",
+    "grid_values",
+    "interval_estimates",
+    "learning_curves",
+    "performance_profile",
+    "policy_arrows",
+    "probability_of_improvement",
+    "q_error_convergence",
+    "set_theme",
     "steps_to_threshold",
 ]
 
@@ -50,12 +70,26 @@ __all__ = [
 def set_theme(font_scale: float = 1.0) -> None:
     """House style: seaborn ``paper`` context, white grid, colorblind palette, small fonts."""
     size = 8 * font_scale
-    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, rc={
-        "figure.figsize": FIGSIZE, "font.size": size, "axes.titlesize": size + 1,
-        "axes.labelsize": size, "xtick.labelsize": size - 1, "ytick.labelsize": size - 1,
-        "legend.fontsize": size - 1, "legend.title_fontsize": size - 1, "lines.linewidth": 1.2,
-        "savefig.dpi": 300, "savefig.bbox": "tight", "pdf.fonttype": 42, "ps.fonttype": 42,
-    })
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        palette=PALETTE,
+        rc={
+            "figure.figsize": FIGSIZE,
+            "font.size": size,
+            "axes.titlesize": size + 1,
+            "axes.labelsize": size,
+            "xtick.labelsize": size - 1,
+            "ytick.labelsize": size - 1,
+            "legend.fontsize": size - 1,
+            "legend.title_fontsize": size - 1,
+            "lines.linewidth": 1.2,
+            "savefig.dpi": 300,
+            "savefig.bbox": "tight",
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+        },
+    )
 
 
 def algo_colors(algos: Iterable[str]) -> dict[str, tuple[float, float, float]]:
@@ -120,16 +154,23 @@ def learning_curves(
         log_scale: Log y axis.
         ax: Axes to draw on; a new single-column figure by default.
     """
-    curves = stats.aggregate_curves(df, metric, by=hue, steps=steps, num_points=num_points,
-                                    reps=reps, random_state=random_state)
+    curves = stats.aggregate_curves(
+        df, metric, by=hue, steps=steps, num_points=num_points, reps=reps, random_state=random_state
+    )
     fig, ax = _axes(ax)
     levels = list(dict.fromkeys(curves[hue]))
     colors = _colors(levels, hue)
     for level in levels:
         curve = curves[curves[hue] == level]
         ax.plot(curve["step"], curve["iqm"], color=colors[level], label=str(level))
-        ax.fill_between(curve["step"], curve["iqm_low"], curve["iqm_high"],
-                        color=colors[level], alpha=0.2, linewidth=0)
+        ax.fill_between(
+            curve["step"],
+            curve["iqm_low"],
+            curve["iqm_high"],
+            color=colors[level],
+            alpha=0.2,
+            linewidth=0,
+        )
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("Environment steps")
@@ -158,8 +199,9 @@ def performance_profile(
     for level in levels:
         curve = profile[profile[hue] == level]
         ax.plot(curve["tau"], curve["fraction"], color=colors[level], label=str(level))
-        ax.fill_between(curve["tau"], curve["low"], curve["high"], color=colors[level],
-                        alpha=0.2, linewidth=0)
+        ax.fill_between(
+            curve["tau"], curve["low"], curve["high"], color=colors[level], alpha=0.2, linewidth=0
+        )
     ax.set_xlabel(r"Score threshold $\tau$")
     ax.set_ylabel(r"Fraction of runs with score $> \tau$")
     ax.set_ylim(-0.02, 1.02)
@@ -188,8 +230,9 @@ def interval_estimates(
         stats.require_columns(summary, [name, f"{name}_low", f"{name}_high"])
     if ax is None:
         figsize = (max(COLUMN_WIDTH, 1.6 * len(names)), 0.6 + 0.3 * len(summary))
-        fig, axes = plt.subplots(1, len(names), sharey=True, layout="constrained",
-                                 figsize=figsize, squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(names), sharey=True, layout="constrained", figsize=figsize, squeeze=False
+        )
         axes = axes[0]
     else:
         axes = np.atleast_1d(np.asarray(ax, dtype=object))
@@ -199,8 +242,11 @@ def interval_estimates(
     reserved = {"runs", "tasks"} | {f"{n}{s}" for n in STAT_LABELS for s in ("", "_low", "_high")}
     keys = [c for c in summary.columns if c not in reserved]
     labels = [", ".join(str(row[k]) for k in keys) for _, row in summary.iterrows()]
-    colors = (list(algo_colors(summary["algo"]).get(a) for a in summary["algo"])
-              if "algo" in summary else sns.color_palette(PALETTE, len(summary)))
+    colors = (
+        list(algo_colors(summary["algo"]).get(a) for a in summary["algo"])
+        if "algo" in summary
+        else sns.color_palette(PALETTE, len(summary))
+    )
     y = np.arange(len(summary))
     for axis, name in zip(axes, names, strict=True):
         low, high = summary[f"{name}_low"].to_numpy(), summary[f"{name}_high"].to_numpy()
@@ -227,8 +273,18 @@ def probability_of_improvement(
         ci = f"\n[{row['low']:.2f}, {row['high']:.2f}]" if annotate_ci else ""
         text.loc[row["algo_x"], row["algo_y"]] = f"{row['probability']:.2f}{ci}"
     fig, ax = _axes(ax, (COLUMN_WIDTH, COLUMN_WIDTH * 0.8))
-    sns.heatmap(table, ax=ax, vmin=0, vmax=1, cmap="RdBu", annot=text, fmt="",
-                square=True, cbar_kws={"label": "P(row > column)"}, annot_kws={"fontsize": 6})
+    sns.heatmap(
+        table,
+        ax=ax,
+        vmin=0,
+        vmax=1,
+        cmap="RdBu",
+        annot=text,
+        fmt="",
+        square=True,
+        cbar_kws={"label": "P(row > column)"},
+        annot_kws={"fontsize": 6},
+    )
     ax.grid(False)
     ax.set_xlabel("Algorithm Y")
     ax.set_ylabel("Algorithm X")
@@ -249,22 +305,38 @@ def steps_to_threshold(
     levels = sorted(runs[hue].unique(), key=str)
     colors = _colors(levels, hue)
     for i, level in enumerate(levels):
-        group = runs[runs[hue] == level].sort_values(["steps", "seed"] if "seed" in runs
-                                                     else "steps")
+        group = runs[runs[hue] == level].sort_values(
+            ["steps", "seed"] if "seed" in runs else "steps"
+        )
         # Evenly spread rows instead of random jitter, so the figure is deterministic.
         y = i + np.linspace(-0.25, 0.25, len(group)) if len(group) > 1 else np.full(1, i)
         reached = group["reached"].to_numpy(dtype=bool)
         if reached.any():
             ax.scatter(group["steps"][reached], y[reached], s=18, color=colors[level])
         if (~reached).any():
-            ax.scatter(group["steps"][~reached], y[~reached], s=18, facecolors="none",
-                       edgecolors=colors[level], linewidths=1.0)
+            ax.scatter(
+                group["steps"][~reached],
+                y[~reached],
+                s=18,
+                facecolors="none",
+                edgecolors=colors[level],
+                linewidths=1.0,
+            )
     ax.set_yticks(range(len(levels)), [str(level) for level in levels])
     ax.set_xlabel("Environment steps to threshold")
     ax.set_ylabel(hue)
-    handles = [Line2D([], [], marker="o", linestyle="", color="0.3", label="reached"),
-               Line2D([], [], marker="o", linestyle="", markerfacecolor="none",
-                      markeredgecolor="0.3", label="never reached (last step)")]
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="0.3", label="reached"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="none",
+            markeredgecolor="0.3",
+            label="never reached (last step)",
+        ),
+    ]
     ax.legend(handles=handles, frameon=False, loc="best")
     return fig, ax
 
@@ -274,8 +346,10 @@ def _grid(array: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
     rows, cols = shape
     array = np.asarray(array)
     if array.size != rows * cols or array.ndim not in (1, 2):
-        raise ValueError(f"{what} of shape {array.shape} does not fit grid {shape}; "
-                         f"valid: ({rows * cols},) or ({rows}, {cols})")
+        raise ValueError(
+            f"{what} of shape {array.shape} does not fit grid {shape}; "
+            f"valid: ({rows * cols},) or ({rows}, {cols})"
+        )
     return array.reshape(rows, cols)
 
 
@@ -310,8 +384,15 @@ def grid_values(
     if annotate if annotate is not None else grid.size <= 64:
         for (row, col), value in np.ndenumerate(grid):
             dark = not np.ma.is_masked(shown[row, col]) and image.norm(value) < 0.5
-            ax.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=6,
-                    color="white" if dark else "black")
+            ax.text(
+                col,
+                row,
+                f"{value:.2g}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(shape[1]))
     ax.set_yticks(range(shape[0]))
     ax.set_xlabel("column")
@@ -342,8 +423,9 @@ def policy_arrows(
     actions = _grid(policy, shape, "policy")
     bad = sorted(set(actions.ravel().tolist()) - {0, 1, 2, 3})
     if bad:
-        raise ValueError(f"policy has invalid action(s) {bad}; valid: 0 (left), 1 (down), "
-                         "2 (right), 3 (up)")
+        raise ValueError(
+            f"policy has invalid action(s) {bad}; valid: 0 (left), 1 (down), 2 (right), 3 (up)"
+        )
     mask = np.zeros(shape, bool) if walls is None else _grid(walls, shape, "walls").astype(bool)
     new = ax is None
     fig, ax = _axes(ax, (COLUMN_WIDTH, COLUMN_WIDTH * shape[0] / max(shape[1], 1)))
@@ -357,6 +439,68 @@ def policy_arrows(
         ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, color="0.6"))
     rows, cols = np.nonzero(~mask)
     vectors = ACTION_VECTORS[actions[rows, cols].astype(int)]
-    ax.quiver(cols, rows, vectors[:, 0], vectors[:, 1], angles="xy", scale_units="xy",
-              scale=1.6, pivot="middle", color=color, width=0.012)
+    ax.quiver(
+        cols,
+        rows,
+        vectors[:, 0],
+        vectors[:, 1],
+        angles="xy",
+        scale_units="xy",
+        scale=1.6,
+        pivot="middle",
+        color=color,
+        width=0.012,
+    )
+    return fig, ax
+
+
+# ------------------------------------------------------------------------ layouts
+def facets(
+    plot: Any, df: pd.DataFrame, col: str = "env", width: float = 2.6, **kwargs: Any
+) -> tuple[Figure, np.ndarray]:
+    """One panel per level of ``col``, each drawn by ``plot(subset, ax=ax, **kwargs)``.
+
+    Only the first panel keeps its legend; panels are titled by their level.
+    """
+    levels = list(dict.fromkeys(df[col]))
+    fig, axes = plt.subplots(
+        1,
+        len(levels),
+        figsize=(width * len(levels), FIGSIZE[1]),
+        layout="constrained",
+        squeeze=False,
+    )
+    for index, (ax, level) in enumerate(zip(axes[0], levels, strict=True)):
+        plot(df[df[col] == level], ax=ax, **kwargs)
+        ax.set_title(str(level))
+        if index and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    return fig, axes[0]
+
+
+def episode_curves(
+    table: pd.DataFrame,
+    hue: str = "algo",
+    ylabel: str = "Return per episode",
+    ax: Axes | None = None,
+) -> tuple[Figure, Axes]:
+    """Per-episode curves from :func:`rlcompare.curves.per_episode`, +-1 standard error band."""
+    stats.require_columns(table, [hue, "episode", "value", "sem"])
+    fig, ax = _axes(ax)
+    levels = list(dict.fromkeys(table[hue]))
+    colors = _colors(levels, hue)
+    for level in levels:
+        curve = table[table[hue] == level]
+        ax.plot(curve["episode"], curve["value"], color=colors[level], label=str(level))
+        ax.fill_between(
+            curve["episode"],
+            curve["value"] - curve["sem"],
+            curve["value"] + curve["sem"],
+            color=colors[level],
+            alpha=0.2,
+            linewidth=0,
+        )
+    ax.set_xlabel("Episodes")
+    ax.set_ylabel(ylabel)
+    ax.legend(title=hue, frameon=False)
     return fig, ax

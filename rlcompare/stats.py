@@ -289,6 +289,7 @@ from rlcompare.curves import (  # noqa: E402
     auc,
     collapse_rate,
     interpolate_curves,
+    per_episode,
     steps_to_threshold,
     threshold_summary,
 )
@@ -303,6 +304,7 @@ __all__ = [
     "improvement_matrix",
     "interpolate_curves",
     "normalize",
+    "per_episode",
     "performance_profile",
     "probability_of_improvement",
     "require_columns",
