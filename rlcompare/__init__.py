@@ -28,6 +28,7 @@ _LAZY = {
     "collect_demonstrations": "rlcompare.datasets",
     "Dataset": "rlcompare.datasets",
     "save_figure": "rlcompare.figures",
+    "record_headline": "rlcompare.report",
     "read_provenance": "rlcompare.figures",
     "write_gallery": "rlcompare.figures",
     "stats": "rlcompare.stats",

@@ -16,6 +16,7 @@ CUSTOM_ENVS: dict[str, tuple[str, int | None]] = {
     "rlcompare/DeepSea-v0": ("rlcompare.envs.textbook:DeepSeaEnv", None),
     "rlcompare/SelfHealing-v0": ("rlcompare.envs.selfheal:SelfHealingEnv", 100),
     "rlcompare/Chain-v0": ("rlcompare.envs.textbook:ChainEnv", 50),
+    "rlcompare/DiscretePendulum-v0": ("rlcompare.envs.wrappers:discrete_pendulum", 200),
 }
 
 
