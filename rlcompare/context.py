@@ -124,23 +124,32 @@ class RunContext:
         began = time.perf_counter()
         if self._eval_env is None:
             self._eval_env = make_env(self.spec.env, self.spec.env_kwargs, eval=True)
-        returns, successes = [], []
+        # Envs with domain metrics (time to recovery, ...) compute them from the step infos.
+        domain = getattr(self._eval_env.unwrapped, "episode_metrics", None)
+        returns, successes, domain_rows = [], [], []
         for index in range(self.spec.eval_episodes):
             seed = self.seeds.int_seed("eval") if index == 0 else None
             obs, _ = self._eval_env.reset(seed=seed)
-            total, done, success = 0.0, False, False
+            total, done, success, infos = 0.0, False, False, []
             while not done:
                 obs, reward, terminated, truncated, info = self._eval_env.step(policy(obs))
                 total += float(reward)
                 done = terminated or truncated
+                if domain is not None:
+                    infos.append(info)
                 if done and self._success is not None:
                     success = self._success(terminated, float(reward), info)
             returns.append(total)
             successes.append(success)
+            if domain is not None:
+                domain_rows.append(domain(infos))
         mean_return = float(np.mean(returns))
         self.log(step, "eval_return", mean_return)
         if self._success is not None:
             self.log(step, "success_rate", float(np.mean(successes)))
+        for metric in domain_rows[0] if domain_rows else ():
+            values = [row[metric] for row in domain_rows if np.isfinite(row[metric])]
+            self.log(step, metric, float(np.mean(values)) if values else float("nan"))
         for metric, value in (extra or {}).items():
             self.log(step, metric, value)
         self._eval_seconds += time.perf_counter() - began

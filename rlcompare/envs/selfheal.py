@@ -228,6 +228,10 @@ class SelfHealingEnv(gym.Env):
         self._since_action = 0 if action != WAIT else self._since_action + 1
         return self._observe(), reward, False, False, info
 
+    def episode_metrics(self, infos: Sequence[dict[str, Any]]) -> dict[str, float]:
+        """Domain metrics of one episode from its step infos (the eval protocol records them)."""
+        return episode_domain_metrics(infos)
+
     def render(self) -> str | None:
         """The current symptoms as text when ``render_mode == "ansi"``."""
         if self.render_mode == "ansi":
