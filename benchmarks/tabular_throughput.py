@@ -1,0 +1,145 @@
+"""Tabular throughput: the obvious gymnasium loop against rlcompare's engine.
+
+Both run epsilon-greedy Q-learning (alpha 0.1, gamma 0.99, epsilon 0.1, random tie-breaking)
+on FrozenLake-v1 (4x4, slippery). Prints env steps per CPU-second (``time.process_time``)
+for each, their ratio, the end-to-end rate of ``rlcompare.run_batch`` (rows, evaluations
+and the tidy table included) and the memory of 1,024 seeds on Taxi-v4.
+
+    python benchmarks/tabular_throughput.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+
+import gymnasium as gym
+import numpy as np
+
+import rlcompare
+from rlcompare.context import RunContext
+
+ENV = "FrozenLake-v1"
+HPARAMS = {"alpha": 0.1, "gamma": 0.99, "epsilon": 0.1}
+
+
+def naive_loop(steps: int, seed: int = 0) -> float:
+    """Env steps per CPU-second of a textbook Q-learning loop on the gymnasium env."""
+    env = gym.make(ENV)
+    rng = np.random.default_rng(seed)
+    q = np.zeros((env.observation_space.n, env.action_space.n))
+    alpha, gamma, epsilon = HPARAMS["alpha"], HPARAMS["gamma"], HPARAMS["epsilon"]
+    obs, _ = env.reset(seed=seed)
+    began = time.process_time()
+    for _ in range(steps):
+        if rng.random() < epsilon:
+            action = int(rng.integers(q.shape[1]))
+        else:
+            row = q[obs]
+            action = int(rng.choice(np.flatnonzero(row == row.max())))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        target = reward + (0.0 if terminated else gamma * q[next_obs].max())
+        q[obs, action] += alpha * (target - q[obs, action])
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return steps / (time.process_time() - began)
+
+
+def runners(env: str, seeds: int, steps: int) -> list:
+    """ModelRunners (the engine without evaluation or row writing), one per seed."""
+    from rlcompare.envs.tabular import tabular_mdp
+    from rlcompare.tabular.agent import TabularAgent
+    from rlcompare.tabular.trainers import ModelRunner
+
+    mdp = tabular_mdp(env)
+    limit = gym.spec(env).max_episode_steps
+    out = []
+    for seed in range(seeds):
+        ctx = RunContext(rlcompare.RunSpec("q_learning", env, seed, steps=steps, hparams=HPARAMS))
+        agent = TabularAgent.for_run(ctx, mdp.n_states, mdp.n_actions, mdp.valid_actions)
+        out.append(
+            ModelRunner(
+                agent,
+                mdp.simulation,
+                env_seed=ctx.env_seed,
+                budget=("steps", steps),
+                max_episode_steps=limit,
+            )
+        )
+    return out
+
+
+def engine(seeds: int, steps: int) -> float:
+    """Env steps per CPU-second of the engine over ``seeds`` seeds (episode records
+    included, evaluations excluded)."""
+    batch = runners(ENV, seeds, steps)
+    batch[0].advance()  # load the compiled code before timing
+    began = time.process_time()
+    for runner in batch[1:]:
+        while runner.advance()[0] != 0:
+            pass
+    return (seeds - 1) * steps / (time.process_time() - began)
+
+
+def end_to_end(seeds: int, steps: int) -> float:
+    """Env steps per CPU-second of ``rlcompare.run_batch`` (two one-episode evaluations)."""
+    specs = [
+        rlcompare.RunSpec(
+            "q_learning", ENV, seed, steps=steps, hparams=HPARAMS, eval_every=steps, eval_episodes=1
+        )
+        for seed in range(seeds)
+    ]
+    began = time.process_time()
+    rlcompare.run_batch(specs)
+    return seeds * steps / (time.process_time() - began)
+
+
+def max_rss_mib() -> float:
+    """The process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def taxi_memory(seeds: int, steps: int) -> tuple[float, float, float]:
+    """(MiB of agent arrays, MiB traced by tracemalloc at peak, growth of the peak RSS in
+    MiB) for ``seeds`` Q-learning agents on Taxi-v4, each trained ``steps`` steps and all
+    kept alive."""
+    runners("Taxi-v4", 1, 10)[0].advance()  # imports and compiled code outside the count
+    before = max_rss_mib()
+    tracemalloc.start()
+    batch = runners("Taxi-v4", seeds, steps)
+    for runner in batch:
+        while runner.advance()[0] != 0:
+            pass
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    arrays = sum(array.nbytes for runner in batch for array in runner.agent.state)
+    return arrays / 2**20, peak / 2**20, max_rss_mib() - before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    arrays, traced, rss = taxi_memory(1024, 10_000 // scale)
+    naive = naive_loop(100_000 // scale)
+    fast = engine(65, 1_000_000 // scale)
+    print(f"{ENV}: naive gymnasium loop   {naive:14,.0f} env steps / CPU-s")
+    print(f"{ENV}: rlcompare engine       {fast:14,.0f} env steps / CPU-s (64 seeds)")
+    print(f"ratio engine / naive:          {fast / naive:14,.0f} x")
+    full = end_to_end(64, 200_000 // scale)
+    print(
+        f"{ENV}: run_batch end to end   {full:14,.0f} env steps / CPU-s (64 seeds, rows "
+        "and evaluations included)"
+    )
+    print(
+        f"Taxi-v4, 1,024 seeds: agent arrays {arrays:.1f} MiB, traced peak {traced:.1f} MiB, "
+        f"peak RSS growth {rss:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
