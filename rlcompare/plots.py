@@ -504,3 +504,42 @@ def episode_curves(
     ax.set_ylabel(ylabel)
     ax.legend(title=hue, frameon=False)
     return fig, ax
+
+
+def scaling(
+    runs: pd.DataFrame, x: str, y: str = "steps", hue: str = "algo", ax: Axes | None = None
+) -> tuple[Figure, Axes]:
+    """Cost to reach a threshold against a problem size (bsuite-style scaling), log y.
+
+    Args:
+        runs: Output of :func:`stats.steps_to_threshold` (``reached``), with columns ``x``
+            (e.g. ``env.size``) and ``y`` (``steps`` or a derived ``episodes``).
+        x: Size column. y: Cost column. hue: One line per level.
+        ax: Axes to draw on.
+
+    Lines join the medians over the runs that reached the threshold; every run is a marker,
+    hollow where it never reached it (plotted at its budget, a lower bound).
+    """
+    stats.require_columns(runs, [x, y, hue, "reached"])
+    fig, ax = _axes(ax)
+    levels = list(dict.fromkeys(runs[hue]))
+    colors = _colors(levels, hue)
+    for level in levels:
+        group = runs[runs[hue] == level]
+        reached = group["reached"].to_numpy(dtype=bool)
+        ax.scatter(group[x][reached], group[y][reached], s=10, color=colors[level], alpha=0.5)
+        ax.scatter(
+            group[x][~reached],
+            group[y][~reached],
+            s=10,
+            facecolors="none",
+            edgecolors=colors[level],
+            alpha=0.5,
+        )
+        medians = group[reached].groupby(x)[y].median()
+        ax.plot(medians.index, medians.to_numpy(), color=colors[level], label=str(level))
+    ax.set_yscale("log")
+    ax.set_xlabel(x.removeprefix("env."))
+    ax.set_ylabel(y.capitalize() + " to solve")
+    ax.legend(title=hue, frameon=False)
+    return fig, ax

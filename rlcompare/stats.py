@@ -24,6 +24,7 @@ from rliable import library, metrics
 from rlcompare.errors import choices_text
 from rlcompare.tidy import (
     as_list,
+    fast_iqm,
     group_record,
     metric_rows,
     require_columns,
@@ -101,7 +102,7 @@ def summary(
         values = [
             metrics.aggregate_mean(scores),
             metrics.aggregate_median(scores),
-            metrics.aggregate_iqm(scores),
+            fast_iqm(scores),
         ]
         if target is not None:
             values.append(metrics.aggregate_optimality_gap(scores, target))

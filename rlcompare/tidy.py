@@ -123,3 +123,12 @@ def score_matrices(
 
 def group_record(by: list[str], key: tuple) -> dict[str, object]:
     return dict(zip(by, key, strict=True))
+
+
+def fast_iqm(scores: np.ndarray) -> float:
+    """rliable's ``aggregate_iqm`` (scipy's 25% trimmed mean over all runs and tasks), without
+    scipy's per-call argument handling, which dominates a 2,000-replicate bootstrap."""
+    flat = np.asarray(scores, dtype=float).ravel()
+    cut = int(0.25 * flat.size)
+    kept = np.partition(flat, (cut, flat.size - cut - 1))[cut : flat.size - cut]
+    return float(np.mean(kept))

@@ -355,3 +355,14 @@ def test_aggregate_curves_skips_grid_steps_a_group_does_not_cover(tidy):
     out = stats.aggregate_curves(df, steps=[0, 20, 50], reps=REPS)
     assert out.groupby("algo")["step"].apply(list).to_dict() == {"a": [0, 20], "b": [0, 20, 50]}
     assert out.set_index(["algo", "step"]).loc[("a", 20), "iqm"] == pytest.approx(2.0)
+
+
+def test_fast_iqm_matches_rliable() -> None:
+    from rliable import metrics
+
+    from rlcompare.tidy import fast_iqm
+
+    rng = np.random.default_rng(0)
+    for shape in [(4, 2), (5, 3), (7, 1), (1, 1), (10, 4)]:
+        scores = rng.normal(size=shape)
+        assert fast_iqm(scores) == pytest.approx(metrics.aggregate_iqm(scores), abs=1e-12)
