@@ -68,6 +68,8 @@ class RunContext:
         self.status_reason: str | None = None
         self.extra_metadata: dict[str, Any] = {}
         self._rows: list[tuple[int, int | None, str, float]] = []
+        # Bulk episode records (engines that log thousands of episodes at once).
+        self._episode_blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._last_eval_step: int | None = None
         self._eval_env = None
         self._success = success_fn(spec.env)
@@ -93,6 +95,19 @@ class RunContext:
         """Records a finished training episode (``step`` is the cumulative env step count)."""
         self.log(step, "episode_return", episode_return, episode)
         self.log(step, "episode_length", length, episode)
+
+    def log_episodes(
+        self, steps: np.ndarray, episodes: np.ndarray, returns: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        """Records many finished episodes at once (arrays of equal length, in order)."""
+        if len(steps):
+            block = (
+                np.asarray(steps, np.int64),
+                np.asarray(episodes, np.int64),
+                np.asarray(returns, np.float64),
+                np.asarray(lengths, np.float64),
+            )
+            self._episode_blocks.append(block)
 
     def mark_diverged(self, step: int, reason: str) -> None:
         """Marks the run diverged (non-finite values); its rows so far are kept."""
@@ -172,9 +187,25 @@ class RunContext:
     def frame(self) -> pd.DataFrame:
         """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns."""
         spec = self.spec
+        columns = _row_columns(self._rows)
+        for steps, episodes, returns, lengths in self._episode_blocks:
+            for metric, values in (("episode_return", returns), ("episode_length", lengths)):
+                columns.append((steps, episodes, np.full(len(steps), metric, dtype=object), values))
         steps, episodes, metrics, values = (
-            zip(*self._rows, strict=True) if self._rows else ((),) * 4
+            np.concatenate([block[i] for block in columns]) if columns else np.array([])
+            for i in range(4)
         )
+        # Rows sorted by step, episode rows before the evaluation at the same step (a stable
+        # sort keeps each source's order), whatever mix of row-wise and bulk logging made them.
+        order = (
+            np.lexsort(
+                (~np.isin(metrics, ("episode_return", "episode_length")), steps.astype(np.int64))
+            )
+            if len(steps)
+            else np.array([], dtype=int)
+        )
+        if not self._episode_blocks:
+            order = np.arange(len(steps))
         frame = pd.DataFrame(
             {
                 "experiment": spec.experiment,
@@ -182,10 +213,13 @@ class RunContext:
                 "algo": spec.algo,
                 "env": spec.env,
                 "seed": np.full(len(steps), spec.seed, dtype=np.int64),
-                "step": np.asarray(steps, dtype=np.int64),
-                "episode": pd.array(list(episodes), dtype="Int64"),
-                "metric": pd.array(list(metrics), dtype="string"),
-                "value": np.asarray(values, dtype=np.float64),
+                "step": np.asarray(steps, dtype=np.int64)[order],
+                "episode": pd.arrays.IntegerArray(
+                    np.asarray(episodes, dtype=np.int64)[order],
+                    np.asarray(episodes, dtype=np.int64)[order] < 0,
+                ),
+                "metric": pd.array(np.asarray(metrics, dtype=object)[order], dtype="string"),
+                "value": np.asarray(values, dtype=np.float64)[order],
             }
         )
         for prefix, mapping in (("hp.", spec.resolved_hparams), ("env.", spec.env_kwargs)):
@@ -204,3 +238,20 @@ def flat_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(list(value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _row_columns(
+    rows: list[tuple[int, int | None, str, float]],
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Row-wise records as one columnar block (episode None stored as -1)."""
+    if not rows:
+        return []
+    steps, episodes, metrics, values = zip(*rows, strict=True)
+    return [
+        (
+            np.asarray(steps, dtype=np.int64),
+            np.asarray([-1 if e is None else e for e in episodes], dtype=np.int64),
+            np.asarray(metrics, dtype=object),
+            np.asarray(values, dtype=np.float64),
+        )
+    ]

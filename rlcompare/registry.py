@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -37,6 +37,8 @@ class Algorithm:
         check_spaces: Returns why the algorithm cannot run on (obs space, action space), or None.
         check_params: Cross-parameter checks on the resolved hyperparameters.
         family: ``baseline``, ``tabular`` or ``deep`` (deep runs pin torch to one thread).
+        check_spec: Checks that need the whole RunSpec (budget, env kwargs), run when the
+            spec is built.
     """
 
     name: str
@@ -47,7 +49,7 @@ class Algorithm:
     batch_trainer: str | None = None
     check_params: CrossCheck | None = None
     family: str = "baseline"
-    tags: tuple[str, ...] = field(default=())
+    check_spec: Callable[[Any], None] | None = None
 
     def load(self, batch: bool = False) -> Callable[..., Any]:
         """Imports and returns the trainer (or the batch trainer)."""
@@ -106,3 +108,13 @@ def discrete_both(obs: gym.Space, act: gym.Space) -> str | None:
 def any_spaces(obs: gym.Space, act: gym.Space) -> str | None:
     """Accepts every space."""
     return None
+
+
+def offline_needs_steps(spec: Any) -> None:
+    """Learning from a dataset has no episodes: its budget counts updates (``steps``)."""
+    dataset = spec.resolved_hparams.get("dataset")
+    if dataset is not None and spec.episodes is not None:
+        raise SpecError(
+            f"episodes={spec.episodes} with dataset {dataset!r}: learning from a dataset has "
+            "no episodes; valid: a steps budget (one update per step)"
+        )

@@ -98,6 +98,8 @@ class RunSpec:
         if why is not None:
             raise SpecError(f"algo {self.algo!r} cannot run on env {self.env!r}: it {why}")
         object.__setattr__(self, "_resolved", FrozenDict(resolved))
+        if algorithm.check_spec is not None:
+            algorithm.check_spec(self)
 
     @property
     def resolved_hparams(self) -> Mapping[str, Any]:

@@ -98,3 +98,13 @@ def test_spec_round_trips_through_dict() -> None:
         env_kwargs={"is_slippery": False},
     )
     assert RunSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_learning_from_a_dataset_needs_a_steps_budget(tmp_path) -> None:
+    path = tmp_path / "logs.npz"
+    rlcompare.collect_demonstrations(lambda obs: 1, "FrozenLake-v1", steps=20, seed=0).save(path)
+    rlcompare.RunSpec("q_learning", "FrozenLake-v1", 0, steps=5, hparams={"dataset": str(path)})
+    with pytest.raises(SpecError, match="episodes=3 with dataset.*steps budget"):
+        RunSpec("q_learning", "FrozenLake-v1", 0, episodes=3, hparams={"dataset": str(path)})
+    with pytest.raises(SpecError, match="'dataset'.*no such file"):
+        RunSpec("q_learning", "FrozenLake-v1", 0, steps=3, hparams={"dataset": "/nope.npz"})

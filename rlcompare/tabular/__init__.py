@@ -13,7 +13,7 @@ from typing import Any
 from rlcompare.errors import SpecError
 from rlcompare.exploration import EXPLORATION_PARAMS, strategy_from_hparams
 from rlcompare.params import Param
-from rlcompare.registry import Algorithm, discrete_both, register
+from rlcompare.registry import Algorithm, discrete_both, offline_needs_steps, register
 
 COMMON_PARAMS: dict[str, Param] = {
     "alpha": Param(
@@ -82,6 +82,7 @@ def _declare(name: str, summary: str, extra: Mapping[str, Param]) -> None:
             batch_trainer=f"{_TRAINERS}:train_batch",
             check_spaces=discrete_both,
             check_params=check_tabular_params,
+            check_spec=offline_needs_steps,
             family="tabular",
         )
     )

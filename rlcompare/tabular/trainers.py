@@ -131,9 +131,9 @@ class ModelRunner:
         """Episodes finished."""
         return int(self.loop[kernels.EPISODE])
 
-    def advance(self) -> tuple[int, list[tuple[int, int, float, int]]]:
+    def advance(self) -> tuple[int, tuple[np.ndarray, ...]]:
         """Runs one segment. Returns (kernels.DONE | EVALUATE | FULL | STOPPED_DIVERGED, the
-        finished episodes as (step, episode, return, length))."""
+        finished episodes as arrays (steps, episode numbers, returns, lengths))."""
         agent, first = self.agent, self.episode
         kind, amount = self.budget
         # Fresh per segment: a batch of idle runners holds no buffers.
@@ -158,12 +158,9 @@ class ModelRunner:
             self.every_episodes,
             *out,
         )
-        steps, returns, lengths = (array[:written].tolist() for array in out)
-        episodes = [
-            (step, first + i + 1, ret, length)
-            for i, (step, ret, length) in enumerate(zip(steps, returns, lengths, strict=True))
-        ]
-        return int(code), episodes
+        steps, returns, lengths = (array[:written].copy() for array in out)
+        episodes = np.arange(first + 1, first + 1 + written, dtype=np.int64)
+        return int(code), (steps, episodes, returns, lengths)
 
 
 def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
@@ -183,8 +180,7 @@ def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
     ctx.evaluate(0, agent.greedy_action, agent.eval_metrics())
     while True:
         code, episodes = runner.advance()
-        for step, episode, episode_return, length in episodes:
-            ctx.log_episode(step, episode, episode_return, length)
+        ctx.log_episodes(*episodes)
         if code == kernels.STOPPED_DIVERGED:
             ctx.mark_diverged(runner.step, f"non-finite action value at step {runner.step}")
             return agent
@@ -226,13 +222,8 @@ def load_transitions(path: str, n_states: int, n_actions: int) -> tuple[np.ndarr
 def train_offline(ctx: RunContext) -> TabularAgent:
     """Learning from logged data: each of the ``steps`` budget is one TD update on a
     transition drawn uniformly from the dataset with the agent's stream."""
-    kind, budget = ctx.spec.budget
+    _, budget = ctx.spec.budget  # a steps budget: RunSpec rejects episodes with a dataset
     path = str(ctx.hp["dataset"])
-    if kind != "steps":
-        raise SpecError(
-            f"episodes={budget} with dataset {path!r}: learning from a dataset has no "
-            "episodes; valid: a steps budget (one TD update per step)"
-        )
     if not Path(path).is_file():
         raise SpecError(f"dataset file {path!r} does not exist")
     mdp = model_or_none(ctx.spec.env, ctx.spec.env_kwargs)
