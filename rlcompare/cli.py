@@ -252,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--only", nargs="*", default=None, metavar="NAME")
     suite.add_argument("--executor", default=None, choices=["serial", "process", "ray"])
     suite.add_argument("--ray-address")
+    suite.add_argument(
+        "--record-check-outputs",
+        action="store_true",
+        help="store the check cells' outputs as nbval's reference (smoke)",
+    )
     suite.set_defaults(fn=cmd_suite)
     return parser
 

@@ -118,8 +118,13 @@ def run_suite(
     *,
     data_dir: Path | None = None,
     figures_dir: Path | None = None,
+    record_check_outputs_to: Path | None = None,
 ) -> int:
-    """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status)."""
+    """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status).
+
+    With ``record_check_outputs_to`` the check cells' outputs of a fully successful run are
+    stored there as the nbval reference (see :func:`record_check_outputs`).
+    """
     import papermill as pm
 
     if ray_address:
@@ -163,3 +168,56 @@ def run_suite(
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+# Expected output of each notebook's `# NBVAL_CHECK_OUTPUT` cell under the smoke profile.
+# Committed notebooks carry no outputs, so nbval's reference comes from here: the test suite
+# writes it into the prepared copy before nbval compares.
+CHECK_OUTPUTS_FILE = NOTEBOOKS / "smoke_outputs.json"
+CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
+
+
+def _check_cell(notebook: Any) -> Any:
+    cells = [c for c in notebook.cells if c.cell_type == "code" and CHECK_MARKER in c.source]
+    if len(cells) != 1:
+        raise ValueError(f"expected one {CHECK_MARKER} cell, found {len(cells)}")
+    return cells[0]
+
+
+def record_check_outputs(executed_dir: Path, path: Path = CHECK_OUTPUTS_FILE) -> Path:
+    """Stores the stdout of every executed notebook's check cell as the nbval reference."""
+    import json
+
+    import nbformat
+
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    for executed in sorted(Path(executed_dir).glob("*.ipynb")):
+        cell = _check_cell(nbformat.read(executed, as_version=4))
+        recorded[executed.stem] = "".join(
+            o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"
+        )
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def inject_check_output(notebook_path: Path, name: str, path: Path = CHECK_OUTPUTS_FILE) -> None:
+    """Writes the recorded reference output into a prepared notebook's check cell.
+
+    Raises:
+        KeyError: no reference is recorded for ``name``.
+    """
+    import json
+
+    import nbformat
+
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    if name not in recorded:
+        raise KeyError(
+            f"no recorded check output for {name!r}; run `rlcompare suite "
+            "--profile smoke --record-check-outputs`"
+        )
+    notebook = nbformat.read(notebook_path, as_version=4)
+    _check_cell(notebook).outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=recorded[name])
+    ]
+    nbformat.write(notebook, notebook_path)

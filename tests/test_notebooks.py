@@ -18,6 +18,7 @@ from rlcompare.suite import (
     NOTEBOOKS,
     PROFILES,
     SUITE_PARAMETERS,
+    inject_check_output,
     load_profiles,
     notebook_names,
     plan,
@@ -31,9 +32,16 @@ def _cells(name: str) -> list[nbformat.NotebookNode]:
 
 
 def test_every_listed_notebook_exists() -> None:
-    expected = {"00_summary", "01_convergence", "02_exploration", "03_sample_efficiency",
-                "04_model_based", "05_logs_vs_imitation", "06_continuous_actions",
-                "07_corrective_action"}
+    expected = {
+        "00_summary",
+        "01_convergence",
+        "02_exploration",
+        "03_sample_efficiency",
+        "04_model_based",
+        "05_logs_vs_imitation",
+        "06_continuous_actions",
+        "07_corrective_action",
+    }
     assert set(NAMES) == expected
     assert NAMES[-1] == "00_summary"
 
@@ -54,10 +62,9 @@ def test_notebook_shape(name: str) -> None:
     assert set(SUITE_PARAMETERS) <= declared
     for cell in code:
         tree = ast.parse(cell.source)
-        assert not [n for n in ast.walk(tree)
-                    if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], (
-            "no function definitions in notebooks"
-        )
+        assert not [
+            n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))
+        ], "no function definitions in notebooks"
     assert sum(c.cell_type == "markdown" for c in cells) >= 3
     assert "NBVAL_CHECK_OUTPUT" in cells[-1].source, "the last cell records headline numbers"
 
@@ -87,21 +94,46 @@ def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_under_nbval_with_smoke_profile(name: str, smoke_dir: Path) -> None:
-    (run,) = plan("smoke", only=[name], data_dir=smoke_dir / "data",
-                  figures_dir=smoke_dir / "figures")
+    (run,) = plan(
+        "smoke", only=[name], data_dir=smoke_dir / "data", figures_dir=smoke_dir / "figures"
+    )
     prepared = smoke_dir / f"{name}.ipynb"
-    pm.execute_notebook(str(run.path), str(prepared), parameters=dict(run.parameters),
-                        prepare_only=True, progress_bar=False)
+    pm.execute_notebook(
+        str(run.path),
+        str(prepared),
+        parameters=dict(run.parameters),
+        prepare_only=True,
+        progress_bar=False,
+    )
+    inject_check_output(prepared, name)
     _nbval(prepared, cwd=smoke_dir)
     assert list((smoke_dir / "figures").glob("*.png")), "the notebook saved its figures"
 
 
 def _nbval(*notebooks: Path, cwd: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-         "--nbval-current-env", "--nbval-sanitize-with", str(NOTEBOOKS / "sanitize.cfg"),
-         "-o", "addopts=", "--rootdir", str(cwd), *map(str, notebooks)],
-        capture_output=True, text=True, cwd=cwd, env={**_env(), "CI": "1"}, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "--nbval-sanitize-with",
+            str(NOTEBOOKS / "sanitize.cfg"),
+            "-o",
+            "addopts=",
+            "--rootdir",
+            str(cwd),
+            *map(str, notebooks),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**_env(), "CI": "1"},
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
