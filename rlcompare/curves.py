@@ -9,11 +9,11 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 from rliable import library
 
 from rlcompare.tidy import (
     as_list,
+    fast_iqm_columns,
     group_record,
     is_higher_better,
     metric_rows,
@@ -101,7 +101,7 @@ def aggregate_curves(
 
     def iqm_per_step(scores: np.ndarray) -> np.ndarray:
         # Same as metrics.aggregate_iqm on each scores[..., step], in one vectorised call.
-        return scipy.stats.trim_mean(scores.reshape(-1, scores.shape[-1]), 0.25, axis=0)
+        return fast_iqm_columns(scores.reshape(-1, scores.shape[-1]))
 
     records = []
     for key, (scores, _) in score_matrices(runs, by, list(wide.columns), False).items():

@@ -366,3 +366,16 @@ def test_fast_iqm_matches_rliable() -> None:
     for shape in [(4, 2), (5, 3), (7, 1), (1, 1), (10, 4)]:
         scores = rng.normal(size=shape)
         assert fast_iqm(scores) == pytest.approx(metrics.aggregate_iqm(scores), abs=1e-12)
+
+
+def test_fast_iqm_columns_matches_scipy() -> None:
+    import scipy.stats
+
+    from rlcompare.tidy import fast_iqm_columns
+
+    rng = np.random.default_rng(1)
+    for rows in (1, 2, 4, 7, 13):
+        matrix = rng.normal(size=(rows, 5))
+        np.testing.assert_allclose(
+            fast_iqm_columns(matrix), scipy.stats.trim_mean(matrix, 0.25, axis=0), atol=1e-12
+        )
