@@ -141,11 +141,20 @@ class RunSpec:
         return cls(**data)
 
 
-def _expand(mapping: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """Cartesian product over list values; ``net_arch``-like list values wrap as [[64, 64]]."""
+def _expand(
+    mapping: Mapping[str, Any] | None, list_valued: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """Cartesian product over list values. Names in ``list_valued`` (e.g. ``net_arch``) take a
+    list as one value; a list of lists sweeps them."""
     mapping = dict(mapping or {})
     keys = list(mapping)
-    options = [v if isinstance(v, list) else [v] for v in mapping.values()]
+    list_valued = set(list_valued)
+    options = []
+    for key, value in mapping.items():
+        swept = isinstance(value, list) and (
+            key not in list_valued or all(isinstance(v, (list, tuple)) for v in value)
+        )
+        options.append(value if swept else [value])
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*options)]
 
 
@@ -159,17 +168,23 @@ def grid(
 ) -> list[RunSpec]:
     """The Cartesian product of algos x envs x hparam values x env kwarg values x seeds.
 
-    List values in ``hparams`` / ``env_kwargs`` are swept; to pass a list as one value (for
-    example ``net_arch``), wrap it: ``{"net_arch": [[64, 64]]}``. ``seeds`` may be an int n
-    (seeds 0..n-1). Other keyword arguments go to every RunSpec (steps, episodes, ...).
+    List values in ``hparams`` / ``env_kwargs`` are swept, except for list-valued
+    hyperparameters such as ``net_arch``, where ``[64, 64]`` is one value and
+    ``[[64, 64], [256, 256]]`` sweeps two. ``seeds`` may be an int n (seeds 0..n-1). Other
+    keyword arguments go to every RunSpec (steps, episodes, eval_every, ...).
     """
     algos = [algos] if isinstance(algos, str) else list(algos)
     envs = [envs] if isinstance(envs, str) else list(envs)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    return [
-        RunSpec(algo=algo, env=env, seed=seed, hparams=hp, env_kwargs=kw, **spec_fields)
-        for algo, env, hp, kw in itertools.product(
-            algos, envs, _expand(hparams), _expand(env_kwargs)
-        )
-        for seed in seeds
-    ]
+    specs = []
+    for algo in algos:
+        table = get_algorithm(algo).params
+        list_valued = [name for name, param in table.items() if param.kind == "int_list"]
+        for env, hp, kw in itertools.product(
+            envs, _expand(hparams, list_valued), _expand(env_kwargs)
+        ):
+            specs += [
+                RunSpec(algo=algo, env=env, seed=seed, hparams=hp, env_kwargs=kw, **spec_fields)
+                for seed in seeds
+            ]
+    return specs

@@ -108,3 +108,10 @@ def test_learning_from_a_dataset_needs_a_steps_budget(tmp_path) -> None:
         RunSpec("q_learning", "FrozenLake-v1", 0, episodes=3, hparams={"dataset": str(path)})
     with pytest.raises(SpecError, match="'dataset'.*no such file"):
         RunSpec("q_learning", "FrozenLake-v1", 0, steps=3, hparams={"dataset": "/nope.npz"})
+
+
+def test_grid_keeps_list_valued_hyperparameters_whole() -> None:
+    one = rlcompare.grid("dqn", "CartPole-v1", 1, hparams={"net_arch": [32, 32]}, steps=10)
+    assert [s.resolved_hparams["net_arch"] for s in one] == [(32, 32)]
+    two = rlcompare.grid("dqn", "CartPole-v1", 1, hparams={"net_arch": [[32], [64, 64]]}, steps=10)
+    assert sorted(s.resolved_hparams["net_arch"] for s in two) == [(32,), (64, 64)]
