@@ -199,10 +199,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from rlcompare.suite import run_suite
+    from rlcompare.suite import CHECK_OUTPUTS_FILE, run_suite
 
+    if args.record_check_outputs and args.profile != "smoke":
+        raise SpecError("--record-check-outputs records the smoke profile; valid: --profile smoke")
     return run_suite(
-        profile=args.profile, only=args.only, executor=args.executor, ray_address=args.ray_address
+        profile=args.profile,
+        only=args.only,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        record_check_outputs_to=CHECK_OUTPUTS_FILE if args.record_check_outputs else None,
     )
 
 
@@ -252,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--only", nargs="*", default=None, metavar="NAME")
     suite.add_argument("--executor", default=None, choices=["serial", "process", "ray"])
     suite.add_argument("--ray-address")
+    suite.add_argument(
+        "--record-check-outputs",
+        action="store_true",
+        help="store the check cells' outputs as nbval's reference (smoke profile)",
+    )
     suite.add_argument(
         "--record-check-outputs",
         action="store_true",

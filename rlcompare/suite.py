@@ -167,6 +167,9 @@ def run_suite(
     if failures:
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
+    if record_check_outputs_to is not None:
+        recorded = record_check_outputs(executed_dir, record_check_outputs_to)
+        print(f"[suite] check outputs: {recorded}")
     return 0
 
 
