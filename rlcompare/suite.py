@@ -220,7 +220,7 @@ def inject_check_output(notebook_path: Path, name: str, path: Path = CHECK_OUTPU
             "--profile smoke --record-check-outputs`"
         )
     notebook = nbformat.read(notebook_path, as_version=4)
-    _check_cell(notebook).outputs = [
-        nbformat.v4.new_output("stream", name="stdout", text=recorded[name])
-    ]
+    cell = _check_cell(notebook)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=recorded[name])]
+    cell.execution_count = 1  # nbval ignores the outputs of a cell that never ran
     nbformat.write(notebook, notebook_path)
