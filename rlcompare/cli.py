@@ -65,33 +65,18 @@ def _hparams_for(algo: str, raw: dict[str, str]) -> dict[str, Any]:
 
 
 def cmd_algos(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from rlcompare.registry import algorithms, get_algorithm
 
-    rows = []
     for name in algorithms():
         algorithm = get_algorithm(name)
-        rows.append(
-            {
-                "algo": name,
-                "hyperparameter": "",
-                "default": "",
-                "valid": "",
-                "doc": algorithm.summary,
-            }
-        )
+        print(f"{name}  ({algorithm.family}): {algorithm.summary}")
+        width = max((len(p) for p in algorithm.params), default=0)
         for param_name, param in algorithm.params.items():
-            rows.append(
-                {
-                    "algo": "",
-                    "hyperparameter": param_name,
-                    "default": repr(param.default),
-                    "valid": param.valid_text(),
-                    "doc": param.doc,
-                }
+            print(
+                f"    {param_name:<{width}}  default {param.default!r:<16} "
+                f"{param.valid_text():<34} {param.doc}".rstrip()
             )
-    print(pd.DataFrame(rows).to_string(index=False, justify="left"))
+        print()
     return 0
 
 
@@ -262,11 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--record-check-outputs",
         action="store_true",
         help="store the check cells' outputs as nbval's reference (smoke profile)",
-    )
-    suite.add_argument(
-        "--record-check-outputs",
-        action="store_true",
-        help="store the check cells' outputs as nbval's reference (smoke)",
     )
     suite.set_defaults(fn=cmd_suite)
     return parser
