@@ -23,6 +23,7 @@ from rlcompare.deep.hparams import (
     check_ppo,
     check_sb3_dqn,
 )
+from rlcompare.deep.sac_params import SAC_PARAMS, check_sac, continuous_actions
 from rlcompare.registry import Algorithm, register
 
 register(
@@ -66,6 +67,17 @@ register(
         trainer="rlcompare.deep.bc:train",
         check_spaces=policy_spaces,
         check_params=check_bc,
+        family="deep",
+    )
+)
+register(
+    Algorithm(
+        name="sac",
+        summary="Stable-Baselines3 SAC: off-policy maximum-entropy actor-critic (Box actions)",
+        params=SAC_PARAMS,
+        trainer="rlcompare.deep.sac:train",
+        check_spaces=continuous_actions,
+        check_params=check_sac,
         family="deep",
     )
 )
