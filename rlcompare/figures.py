@@ -32,8 +32,16 @@ _PDF_SUBJECT = re.compile(rb"/Subject\s*\(((?:\\.|[^\\()])*)\)", re.DOTALL)
 _PDF_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
 _SVG_DESCRIPTION = re.compile(r"<dc:description>(.*?)</dc:description>", re.DOTALL)
 
-__all__ = ["FORMATS", "figure_directory", "git_commit", "git_dirty", "provenance",
-           "read_provenance", "save_figure", "write_gallery"]
+__all__ = [
+    "FORMATS",
+    "figure_directory",
+    "git_commit",
+    "git_dirty",
+    "provenance",
+    "read_provenance",
+    "save_figure",
+    "write_gallery",
+]
 
 
 def _version(package: str) -> str | None:
@@ -55,8 +63,9 @@ def _rlcompare_version() -> str:
 def _git(*args: str, directory: str | os.PathLike[str] | None = None) -> str | None:
     where = Path(directory) if directory is not None else Path(__file__).resolve().parent
     try:
-        done = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
-                              timeout=10, check=True)
+        done = subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
@@ -98,8 +107,10 @@ def figure_directory(directory: str | os.PathLike[str] | None = None) -> Path:
 
 def _check_name_and_formats(name: str, formats: Sequence[str]) -> list[str]:
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ValueError(f"figure name {name!r} is not a safe file stem; valid: letters, digits, "
-                         "'_', '-', '.', starting with a letter or digit (no '/', no '..')")
+        raise ValueError(
+            f"figure name {name!r} is not a safe file stem; valid: letters, digits, "
+            "'_', '-', '.', starting with a letter or digit (no '/', no '..')"
+        )
     formats = [formats] if isinstance(formats, str) else list(formats)
     for fmt in formats:
         if fmt not in FORMATS:
@@ -114,8 +125,12 @@ def _metadata(fmt: str, name: str, record: dict[str, Any]) -> dict[str, Any]:
     if fmt == "png":
         return {"Title": name, PNG_KEY: text}
     if fmt == "pdf":  # no CreationDate, so the same figure gives the same bytes
-        return {"Title": name, "Subject": text, "Keywords": "rlcompare provenance",
-                "CreationDate": None}
+        return {
+            "Title": name,
+            "Subject": text,
+            "Keywords": "rlcompare provenance",
+            "CreationDate": None,
+        }
     return {"Title": name, "Description": text, "Date": None}
 
 
@@ -154,16 +169,21 @@ def save_figure(
     paths = []
     for fmt in formats:
         target = folder / f"{name}.{fmt}"
-        _atomic_write(target, lambda stream, fmt=fmt: fig.savefig(
-            stream, format=fmt, dpi=dpi, metadata=_metadata(fmt, name, record)))
+        _atomic_write(
+            target,
+            lambda stream, fmt=fmt: fig.savefig(
+                stream, format=fmt, dpi=dpi, metadata=_metadata(fmt, name, record)
+            ),
+        )
         paths.append(target)
     return paths
 
 
 def _atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write`` on a temporary file beside ``target``, then move it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -175,8 +195,9 @@ def _atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:
 
 
 def _pdf_unescape(raw: bytes) -> bytes:
-    return re.sub(rb"\\(.)", lambda m: _PDF_ESCAPES.get(m.group(1), m.group(1)), raw,
-                  flags=re.DOTALL)
+    return re.sub(
+        rb"\\(.)", lambda m: _PDF_ESCAPES.get(m.group(1), m.group(1)), raw, flags=re.DOTALL
+    )
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -200,8 +221,9 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         match = _SVG_DESCRIPTION.search(path.read_text(encoding="utf-8"))
         text = html.unescape(match.group(1)) if match else None
     else:
-        raise ValueError(f"cannot read provenance from {str(path)!r}; "
-                         f"valid formats: {', '.join(FORMATS)}")
+        raise ValueError(
+            f"cannot read provenance from {str(path)!r}; valid formats: {', '.join(FORMATS)}"
+        )
     try:
         record = json.loads(text) if text else None
     except json.JSONDecodeError:
@@ -229,8 +251,11 @@ def write_gallery(directory: str | os.PathLike[str] | None = None) -> Path:
         except (ValueError, OSError):
             record = {}
         caption = record.get("caption") or png.stem
-        others = [f"[{p.suffix[1:]}]({p.name})" for p in sorted(folder.glob(f"{png.stem}.*"))
-                  if p.suffix in (".pdf", ".svg")]
+        others = [
+            f"[{p.suffix[1:]}]({p.name})"
+            for p in sorted(folder.glob(f"{png.stem}.*"))
+            if p.suffix in (".pdf", ".svg")
+        ]
         lines += [f"## {png.stem}", "", f"![{caption}]({png.name})", "", caption, ""]
         if others:
             lines += [f"Also: {', '.join(others)}", ""]

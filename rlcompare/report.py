@@ -108,8 +108,13 @@ def comparison_table(headlines: Mapping[str, Mapping[str, Any]]) -> Any:
             for name, text in (numbers.get("evidence") or {}).items()
             if name == approach
         ]
-        rows.append({"approach": approach, **columns,
-                     "evidence": "; ".join(evidence) or "no notebook has run yet"})
+        rows.append(
+            {
+                "approach": approach,
+                **columns,
+                "evidence": "; ".join(evidence) or "no notebook has run yet",
+            }
+        )
     return pd.DataFrame(rows).set_index("approach")
 
 

@@ -35,17 +35,52 @@ def test_run_prints_a_summary_and_show_reads_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "s"
-    code = main(["run", "--algo", "random,q_learning", "--env", "FrozenLake-v1",
-                 "--seeds", "0-2", "--steps", "300", "--set", "alpha=0.2",
-                 "--env-set", "is_slippery=false", "--store", str(store),
-                 "--executor", "serial", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--algo",
+            "random,q_learning",
+            "--env",
+            "FrozenLake-v1",
+            "--seeds",
+            "0-2",
+            "--steps",
+            "300",
+            "--set",
+            "alpha=0.2",
+            "--env-set",
+            "is_slippery=false",
+            "--store",
+            str(store),
+            "--executor",
+            "serial",
+            "--quiet",
+        ]
+    )
     # alpha is not a hyperparameter of random: rejected before anything runs
     assert code == 2
     assert "'alpha'" in capsys.readouterr().err
     assert not store.exists()
-    code = main(["run", "--algo", "random,q_learning", "--env", "FrozenLake-v1",
-                 "--seeds", "0-2", "--steps", "300", "--env-set", "is_slippery=false",
-                 "--store", str(store), "--executor", "serial", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--algo",
+            "random,q_learning",
+            "--env",
+            "FrozenLake-v1",
+            "--seeds",
+            "0-2",
+            "--steps",
+            "300",
+            "--env-set",
+            "is_slippery=false",
+            "--store",
+            str(store),
+            "--executor",
+            "serial",
+            "--quiet",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     for text in ("q_learning", "random", "mean_low", "mean_high", "wall_time_s"):
@@ -71,8 +106,12 @@ def test_bad_input_exits_2_with_one_line(args: list[str], named: str, tmp_path: 
     merged = {**base, **{k: v for k, v in flags.items() if k in base}}
     extra = [x for k, v in flags.items() if k not in base for x in (k, v)]
     argv = [x for kv in merged.items() for x in kv] + extra + ["--store", str(tmp_path / "s")]
-    result = subprocess.run([sys.executable, "-m", "rlcompare.cli", "run", *argv],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "rlcompare.cli", "run", *argv],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr

@@ -32,9 +32,19 @@ def tidy() -> pd.DataFrame:
     for k, algo in enumerate(("q_learning", "sarsa", "dqn")):
         for seed in range(3):
             for step in (0, 10 + seed, 25, 40):
-                rows.append({"experiment": "t", "run_id": f"E__{algo}__{seed}", "algo": algo,
-                             "env": "E", "seed": seed, "step": step, "episode": pd.NA,
-                             "metric": "eval_return", "value": (k + 1) * step / 40 + seed / 10})
+                rows.append(
+                    {
+                        "experiment": "t",
+                        "run_id": f"E__{algo}__{seed}",
+                        "algo": algo,
+                        "env": "E",
+                        "seed": seed,
+                        "step": step,
+                        "episode": pd.NA,
+                        "metric": "eval_return",
+                        "value": (k + 1) * step / 40 + seed / 10,
+                    }
+                )
                 rows.append({**rows[-1], "metric": "q_error", "value": 10.0 / (1 + step * (k + 1))})
     return pd.DataFrame(rows).astype({"episode": "Int64"})
 
@@ -137,7 +147,9 @@ def test_steps_to_threshold_marks_censored_runs_hollow(tidy):
     assert sum(len(c.get_offsets()) for c in filled) == 6
     assert sorted(hollow[0].get_offsets()[:, 0]) == sorted(censored["steps"])
     assert ax.get_xlabel() and [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "reached", "never reached (last step)"]
+        "reached",
+        "never reached (last step)",
+    ]
 
 
 # ------------------------------------------------------------------ grid worlds
@@ -183,9 +195,15 @@ def figure():
 
 def test_save_figure_round_trips_provenance(figure, tmp_path):
     params = {"env": "FrozenLake-v1", "eps": 0.1, "note": "a (b) \\ c"}
-    paths = figures.save_figure(figure, "curve", formats=("png", "pdf", "svg"),
-                                directory=tmp_path, params=params, seeds=np.arange(3),
-                                caption="Q-learning (eps=0.1) é")
+    paths = figures.save_figure(
+        figure,
+        "curve",
+        formats=("png", "pdf", "svg"),
+        directory=tmp_path,
+        params=params,
+        seeds=np.arange(3),
+        caption="Q-learning (eps=0.1) é",
+    )
     assert paths == [tmp_path / "curve.png", tmp_path / "curve.pdf", tmp_path / "curve.svg"]
     for path in paths:
         record = figures.read_provenance(path)
@@ -204,11 +222,14 @@ def test_save_figure_uses_env_var_directory(figure, tmp_path, monkeypatch):
     assert path == tmp_path / "out" / "x.png" and path.exists()
 
 
-@pytest.mark.parametrize(("name", "formats", "message"), [
-    ("../evil", ("png",), "'../evil' is not a safe file stem"),
-    ("a/b", ("png",), "'a/b'"),
-    ("ok", ("png", "jpg"), r"'jpg' is invalid; valid: png, pdf, svg"),
-])
+@pytest.mark.parametrize(
+    ("name", "formats", "message"),
+    [
+        ("../evil", ("png",), "'../evil' is not a safe file stem"),
+        ("a/b", ("png",), "'a/b'"),
+        ("ok", ("png", "jpg"), r"'jpg' is invalid; valid: png, pdf, svg"),
+    ],
+)
 def test_save_figure_rejects_bad_names_and_formats(figure, tmp_path, name, formats, message):
     with pytest.raises(ValueError, match=message):
         figures.save_figure(figure, name, formats=formats, directory=tmp_path)
@@ -241,8 +262,7 @@ def test_git_commit_is_none_outside_a_repository(tmp_path):
 
 def test_write_gallery_lists_every_png_with_caption(figure, tmp_path):
     figures.save_figure(figure, "b_fig", directory=tmp_path, caption="Second", seeds=[1])
-    figures.save_figure(figure, "a_fig", formats=["png"], directory=tmp_path,
-                        params={"lr": 0.5})
+    figures.save_figure(figure, "a_fig", formats=["png"], directory=tmp_path, params={"lr": 0.5})
     figure.savefig(tmp_path / "c_plain.png")
     index = figures.write_gallery(tmp_path)
     text = index.read_text()

@@ -18,10 +18,21 @@ REPS = 200
 def make_tidy(curves: Curves, metric: str = "eval_return", **columns: object) -> pd.DataFrame:
     """Tidy rows from ``{(algo, env, seed): [(step, value), ...]}`` plus constant columns."""
     rows = [
-        {"experiment": "test", "run_id": f"{env}__{algo}__{seed}", "algo": algo, "env": env,
-         "seed": seed, "step": step, "episode": pd.NA, "metric": metric, "value": value,
-         "hp.lr": 0.1, **columns}
-        for (algo, env, seed), curve in curves.items() for step, value in curve
+        {
+            "experiment": "test",
+            "run_id": f"{env}__{algo}__{seed}",
+            "algo": algo,
+            "env": env,
+            "seed": seed,
+            "step": step,
+            "episode": pd.NA,
+            "metric": metric,
+            "value": value,
+            "hp.lr": 0.1,
+            **columns,
+        }
+        for (algo, env, seed), curve in curves.items()
+        for step, value in curve
     ]
     frame = pd.DataFrame(rows)
     return frame.astype({"episode": "Int64", "step": "int64", "value": float})
@@ -185,8 +196,9 @@ def test_improvement_matrix_is_complementary():
 
 def test_probability_of_improvement_unknown_algo():
     with pytest.raises(ValueError, match=r"'dqm'.*valid: a, b.*dqn"):
-        stats.probability_of_improvement(finals({"a": [[1]], "b": [[2]], "dqn": [[3]]}),
-                                         "dqm", "a", reps=REPS)
+        stats.probability_of_improvement(
+            finals({"a": [[1]], "b": [[2]], "dqn": [[3]]}), "dqm", "a", reps=REPS
+        )
 
 
 def test_performance_profile_fractions_by_hand():
@@ -200,8 +212,12 @@ def test_performance_profile_fractions_by_hand():
 
 # -------------------------------------------------------------------------- thresholds
 def test_steps_to_threshold_marks_censored_runs(tidy):
-    df = tidy({("a", "E", 0): [(0, 0.0), (10, 0.5), (20, 0.9), (30, 0.2)],
-               ("a", "E", 1): [(0, 0.0), (10, 0.1), (25, 0.3)]})
+    df = tidy(
+        {
+            ("a", "E", 0): [(0, 0.0), (10, 0.5), (20, 0.9), (30, 0.2)],
+            ("a", "E", 1): [(0, 0.0), (10, 0.1), (25, 0.3)],
+        }
+    )
     out = stats.steps_to_threshold(df, 0.8).set_index("seed")
     assert out.loc[0, "reached"] and out.loc[0, "steps"] == 20
     assert not out.loc[1, "reached"] and out.loc[1, "steps"] == 25
@@ -211,17 +227,24 @@ def test_steps_to_threshold_marks_censored_runs(tidy):
 def test_steps_to_threshold_lower_is_better_for_q_error(tidy):
     df = tidy({("a", "E", 0): [(0, 10.0), (10, 1.0), (20, 0.05)]}, metric="q_error")
     assert stats.steps_to_threshold(df, 0.1, metric="q_error").loc[0, "steps"] == 20
-    assert stats.steps_to_threshold(df, 5.0, metric="q_error", higher_is_better=True).loc[
-        0, "steps"] == 0
+    assert (
+        stats.steps_to_threshold(df, 5.0, metric="q_error", higher_is_better=True).loc[0, "steps"]
+        == 0
+    )
 
 
 def test_threshold_summary_kaplan_meier_median_by_hand(tidy):
     # Reached at 10 and 20, censored at 30 and 40: S(10) = 3/4, S(20) = 3/4 * 2/3 = 1/2.
-    curves = {("a", "E", 0): [(0, 0.0), (10, 1.0)], ("a", "E", 1): [(0, 0.0), (20, 1.0)],
-              ("a", "E", 2): [(0, 0.0), (30, 0.0)], ("a", "E", 3): [(0, 0.0), (40, 0.0)],
-              # b: one of three reached, so S never falls to 1/2.
-              ("b", "E", 0): [(0, 0.0), (10, 1.0)], ("b", "E", 1): [(0, 0.0), (50, 0.0)],
-              ("b", "E", 2): [(0, 0.0), (50, 0.0)]}
+    curves = {
+        ("a", "E", 0): [(0, 0.0), (10, 1.0)],
+        ("a", "E", 1): [(0, 0.0), (20, 1.0)],
+        ("a", "E", 2): [(0, 0.0), (30, 0.0)],
+        ("a", "E", 3): [(0, 0.0), (40, 0.0)],
+        # b: one of three reached, so S never falls to 1/2.
+        ("b", "E", 0): [(0, 0.0), (10, 1.0)],
+        ("b", "E", 1): [(0, 0.0), (50, 0.0)],
+        ("b", "E", 2): [(0, 0.0), (50, 0.0)],
+    }
     out = stats.threshold_summary(tidy(curves), 1.0).set_index("algo")
     assert out.loc["a", ["runs", "reached", "censored"]].tolist() == [4, 2, 2]
     assert out.loc["a", "median_steps_reached"] == 15.0
@@ -238,8 +261,12 @@ def test_kaplan_meier_counts_early_censoring():
 
 # ----------------------------------------------------------------------------- curves
 def test_interpolate_curves_onto_common_grid(tidy):
-    df = tidy({("a", "E", 0): [(0, 0.0), (10, 1.0), (20, 2.0)],
-               ("a", "E", 1): [(0, 0.0), (5, 2.0), (15, 2.0), (30, 4.0)]})
+    df = tidy(
+        {
+            ("a", "E", 0): [(0, 0.0), (10, 1.0), (20, 2.0)],
+            ("a", "E", 1): [(0, 0.0), (5, 2.0), (15, 2.0), (30, 4.0)],
+        }
+    )
     out = stats.interpolate_curves(df, num_points=5)
     assert sorted(out["step"].unique()) == [0, 5, 10, 15, 20]
     run0 = out[out["seed"] == 0].set_index("step")["value"]
@@ -260,13 +287,17 @@ def test_interpolate_curves_never_extrapolates(tidy):
 
 def test_aggregate_curves_iqm_per_step_matches_rliable(tidy):
     rng = np.random.default_rng(0)
-    curves = {("a", env, s): [(0, 0.0), (7 + s, rng.random()), (40, rng.random())]
-              for env in ("E0", "E1") for s in range(4)}
+    curves = {
+        ("a", env, s): [(0, 0.0), (7 + s, rng.random()), (40, rng.random())]
+        for env in ("E0", "E1")
+        for s in range(4)
+    }
     df = tidy(curves)
     out = stats.aggregate_curves(df, num_points=5, reps=REPS)
     assert list(out["step"]) == [0, 10, 20, 30, 40]
     wide = stats.interpolate_curves(df, num_points=5).pivot(
-        index="run_id", columns="step", values="value")
+        index="run_id", columns="step", values="value"
+    )
     for _, row in out.iterrows():
         assert row["iqm"] == pytest.approx(metrics.aggregate_iqm(wide[row["step"]].to_numpy()))
         assert row["iqm_low"] <= row["iqm"] + 1e-12 and row["iqm"] <= row["iqm_high"] + 1e-12
@@ -275,17 +306,28 @@ def test_aggregate_curves_iqm_per_step_matches_rliable(tidy):
 
 
 def test_aggregate_curves_groups(tidy):
-    curves = {(algo, "E", s): [(0, 0.0), (10, float(k + 1))]
-              for k, algo in enumerate(("a", "b")) for s in range(2)}
+    curves = {
+        (algo, "E", s): [(0, 0.0), (10, float(k + 1))]
+        for k, algo in enumerate(("a", "b"))
+        for s in range(2)
+    }
     out = stats.aggregate_curves(tidy(curves), num_points=2, reps=REPS)
     assert out.set_index(["algo", "step"])["iqm"].to_dict() == {
-        ("a", 0): 0.0, ("a", 10): 1.0, ("b", 0): 0.0, ("b", 10): 2.0}
+        ("a", 0): 0.0,
+        ("a", 10): 1.0,
+        ("b", 0): 0.0,
+        ("b", 10): 2.0,
+    }
 
 
 def test_auc_is_trapezoid_over_step_span(tidy):
-    df = tidy({("a", "E", 0): [(0, 0.0), (100, 1.0)],
-               ("a", "E", 1): [(0, 0.0), (10, 1.0), (100, 1.0)],
-               ("a", "E", 2): [(50, 0.7)]})
+    df = tidy(
+        {
+            ("a", "E", 0): [(0, 0.0), (100, 1.0)],
+            ("a", "E", 1): [(0, 0.0), (10, 1.0), (100, 1.0)],
+            ("a", "E", 2): [(50, 0.7)],
+        }
+    )
     out = stats.auc(df).set_index("seed")["auc"]
     assert out[0] == pytest.approx(0.5)
     assert out[1] == pytest.approx((5 + 90) / 100)
@@ -294,12 +336,15 @@ def test_auc_is_trapezoid_over_step_span(tidy):
 
 # -------------------------------------------------------------------------- normalize
 def test_normalize_maps_random_to_zero_and_optimal_to_one(tidy):
-    df = pd.concat([
-        tidy({("a", "E0", 0): [(0, -100.0), (10, -13.0)], ("a", "E1", 0): [(0, 0.5)]}),
-        tidy({("a", "E0", 0): [(0, 7.0)]}, metric="wall_time_s"),
-    ])
-    out = stats.normalize(df, random_score={"E0": -100.0, "E1": 0.0},
-                          optimal_score={"E0": -13.0, "E1": 1.0})
+    df = pd.concat(
+        [
+            tidy({("a", "E0", 0): [(0, -100.0), (10, -13.0)], ("a", "E1", 0): [(0, 0.5)]}),
+            tidy({("a", "E0", 0): [(0, 7.0)]}, metric="wall_time_s"),
+        ]
+    )
+    out = stats.normalize(
+        df, random_score={"E0": -100.0, "E1": 0.0}, optimal_score={"E0": -13.0, "E1": 1.0}
+    )
     returns = out[out["metric"] == "eval_return"]["value"].tolist()
     assert returns == [0.0, 1.0, 0.5]
     assert out[out["metric"] == "wall_time_s"]["value"].tolist() == [7.0]
@@ -350,8 +395,13 @@ def test_collapse_rate_rejects_bad_fraction(tidy):
 
 
 def test_aggregate_curves_skips_grid_steps_a_group_does_not_cover(tidy):
-    df = tidy({("a", "E", 0): [(0, 0.0), (40, 4.0)], ("a", "E", 1): [(0, 0.0), (50, 5.0)],
-               ("b", "E", 0): [(0, 0.0), (50, 1.0)]})
+    df = tidy(
+        {
+            ("a", "E", 0): [(0, 0.0), (40, 4.0)],
+            ("a", "E", 1): [(0, 0.0), (50, 5.0)],
+            ("b", "E", 0): [(0, 0.0), (50, 1.0)],
+        }
+    )
     out = stats.aggregate_curves(df, steps=[0, 20, 50], reps=REPS)
     assert out.groupby("algo")["step"].apply(list).to_dict() == {"a": [0, 20], "b": [0, 20, 50]}
     assert out.set_index(["algo", "step"]).loc[("a", 20), "iqm"] == pytest.approx(2.0)
