@@ -17,21 +17,21 @@ path = demos.save(r"{tmp}/demos.npz")
 dqn = dict(learning_starts=100, train_freq=4, gradient_steps=2, target_update_interval=50,
            batch_size=16, net_arch=[16, 16], exploration_fraction=0.5)
 specs = [
-    RunSpec("dqn", "CartPole-v1", 4, steps=800, eval_every=400, eval_episodes=2, hparams=dqn),
-    RunSpec("dqn", "CartPole-v1", 4, steps=600, eval_every=300, eval_episodes=2,
+    RunSpec("dqn", "CartPole-v1", 4, steps=500, eval_every=250, eval_episodes=2, hparams=dqn),
+    RunSpec("dqn", "CartPole-v1", 4, steps=400, eval_every=200, eval_episodes=2,
             hparams=dict(dqn, double=True, dueling=True, n_steps=3, prioritized=True,
                          noisy=True)),
-    RunSpec("dqn", "CartPole-v1", 4, steps=400, eval_every=200, eval_episodes=2,
+    RunSpec("dqn", "CartPole-v1", 4, steps=300, eval_every=150, eval_episodes=2,
             hparams=dict(dqn, exploration="boltzmann")),
     RunSpec("dqn", "CartPole-v1", 4, steps=200, eval_every=100, eval_episodes=2,
             hparams=dict(dqn, dataset=str(path))),
-    RunSpec("ppo", "CartPole-v1", 4, steps=256, eval_every=128, eval_episodes=2,
+    RunSpec("ppo", "CartPole-v1", 4, steps=192, eval_every=96, eval_episodes=2,
             hparams=dict(n_steps=64, batch_size=32, n_epochs=2)),
     RunSpec("ppo", "Pendulum-v1", 4, steps=128, eval_every=64, eval_episodes=1,
             hparams=dict(n_steps=64, batch_size=32, n_epochs=2)),
     RunSpec("bc", "CartPole-v1", 4, steps=100, eval_every=50, eval_episodes=2,
             hparams=dict(dataset=str(path), batch_size=32)),
-    RunSpec("sb3_dqn", "CartPole-v1", 4, steps=400, eval_every=200, eval_episodes=2,
+    RunSpec("sb3_dqn", "CartPole-v1", 4, steps=300, eval_every=150, eval_episodes=2,
             hparams=dqn),
 ]
 pd.concat([rlcompare.run(spec).frame for spec in specs]).to_parquet(r"{out}")

@@ -39,6 +39,16 @@ from rlcompare.envs.make import env_info
 from rlcompare.errors import Diverged
 
 
+class Constant:
+    """A constant learning-rate schedule (picklable, unlike a lambda)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.value
+
+
 class BCAgent:
     """A cloned policy.
 
@@ -104,9 +114,8 @@ def train(ctx: RunContext) -> BCAgent:
     device = resolve_device(hp["device"])
     # SB3 initialises its networks from torch's global generator.
     torch.manual_seed(ctx.seeds.int_seed("torch"))
-    learning_rate = hp["learning_rate"]
     policy = ActorCriticPolicy(
-        obs_space, act_space, lambda _: learning_rate, **policy_kwargs(hp)
+        obs_space, act_space, Constant(hp["learning_rate"]), **policy_kwargs(hp)
     ).to(device)
     agent = BCAgent(policy, policy_identity(hp, obs_space, act_space), obs_space, act_space)
     observations, actions = _tensors(dataset, obs_space, act_space, device)
