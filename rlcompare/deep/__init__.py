@@ -19,6 +19,7 @@ from rlcompare.deep.hparams import (
     DQN_PARAMS,
     PPO_PARAMS,
     check_bc,
+    check_deep_spec,
     check_dqn,
     check_ppo,
     check_sb3_dqn,
@@ -34,6 +35,7 @@ register(
         trainer="rlcompare.deep.dqn:train",
         check_spaces=value_based_spaces,
         check_params=check_dqn,
+        check_spec=check_deep_spec,
         family="deep",
     )
 )
@@ -45,6 +47,7 @@ register(
         trainer="rlcompare.deep.sb3_dqn:train",
         check_spaces=value_based_spaces,
         check_params=check_sb3_dqn,
+        check_spec=check_deep_spec,
         family="deep",
     )
 )
@@ -56,6 +59,7 @@ register(
         trainer="rlcompare.deep.ppo:train",
         check_spaces=policy_spaces,
         check_params=check_ppo,
+        check_spec=check_deep_spec,
         family="deep",
     )
 )
@@ -67,6 +71,7 @@ register(
         trainer="rlcompare.deep.bc:train",
         check_spaces=policy_spaces,
         check_params=check_bc,
+        check_spec=check_deep_spec,
         family="deep",
     )
 )
@@ -78,6 +83,7 @@ register(
         trainer="rlcompare.deep.sac:train",
         check_spaces=continuous_actions,
         check_params=check_sac,
+        check_spec=check_deep_spec,
         family="deep",
     )
 )

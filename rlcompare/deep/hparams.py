@@ -8,7 +8,10 @@ the installed SB3. This module imports neither torch nor SB3.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import gymnasium as gym
 
 from rlcompare.deep.common import require_default
 from rlcompare.errors import SpecError
@@ -186,3 +189,35 @@ def check_bc(hp: Mapping[str, Any]) -> None:
             "algo 'bc' needs hyperparameter 'dataset'; valid: the path of a file written by "
             "Dataset.save (see rlcompare.collect_demonstrations)"
         )
+
+
+def check_deep_spec(spec: Any) -> None:
+    """Checks that need the whole RunSpec, made when it is built rather than when training
+    starts (where a sweep could only record a failure)."""
+    from rlcompare.envs.make import env_info
+    from rlcompare.registry import offline_needs_steps
+
+    hp = spec.resolved_hparams
+    dataset = hp.get("dataset")
+    if dataset is not None:
+        if not Path(dataset).is_file():
+            raise SpecError(
+                f"hyperparameter 'dataset' = {dataset!r}: no such file; valid: a path written "
+                "by rlcompare.Dataset.save"
+            )
+        if spec.algo != "bc":  # bc's episodes are passes over the data
+            offline_needs_steps(spec)
+    if hp.get("use_sde"):
+        actions = env_info(spec.env, spec.env_kwargs).action_space
+        if not isinstance(actions, gym.spaces.Box):
+            raise SpecError(
+                f"hyperparameter 'use_sde' = True needs a Box action space; env {spec.env!r} "
+                f"has {actions}; valid: use_sde = False"
+            )
+    if hp.get("device") == "cuda":
+        import torch  # only when a user asks for CUDA
+
+        if not torch.cuda.is_available():
+            raise SpecError(
+                "hyperparameter 'device' = 'cuda' but no CUDA device is available; valid: cpu, auto"
+            )
