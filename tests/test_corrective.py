@@ -1,0 +1,204 @@
+"""rlcompare.corrective: fixed policies scored exactly and by the eval protocol, runbook logs,
+per-state action tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rlcompare
+from rlcompare import corrective
+from rlcompare.envs.make import make_env
+from rlcompare.envs.selfheal import ACTIONS, decode_features, runbook_policy
+from rlcompare.envs.selfheal_model import N_STATES, WAIT
+from rlcompare.errors import SpecError
+from rlcompare.seeding import RunSeeds
+
+GAMMA = 0.95
+ENV = corrective.ENV_ID
+
+
+@pytest.fixture(scope="module")
+def optimal() -> np.ndarray:
+    mdp = rlcompare.tabular_mdp(ENV, fault_rate=0.1)
+    return rlcompare.value_iteration(mdp, GAMMA).policy
+
+
+def test_runbook_actions_tabulate_the_runbook_in_both_forms():
+    actions = corrective.runbook_actions()
+    assert actions.shape == (N_STATES,)
+    assert [runbook_policy(s) for s in range(N_STATES)] == actions.tolist()
+    # The noiseless features of a state decode to that state, so both forms read the same.
+    assert all(
+        decode_features(corrective.clean_observation(s, "features")) == s for s in range(N_STATES)
+    )
+    assert (corrective.policy_actions(runbook_policy, "features") == actions).all()
+    with pytest.raises(SpecError, match="observation = 'pixels'.*discrete, features"):
+        corrective.clean_observation(0, "pixels")
+
+
+def test_policy_values_are_exact_and_swept(optimal):
+    table = corrective.policy_values(
+        {"runbook": corrective.runbook_actions(), "frozen": optimal},
+        GAMMA,
+        fault_rate=[0.05, 0.1],
+    )
+    assert len(table) == 6 and set(table["fault_rate"]) == {0.05, 0.1}
+    at = table.set_index(["fault_rate", "policy"])
+    mdp = rlcompare.tabular_mdp(ENV, fault_rate=0.1)
+    v_star = mdp.initial @ rlcompare.value_iteration(mdp, GAMMA).v
+    v_runbook = mdp.initial @ rlcompare.policy_evaluation(mdp, corrective.runbook_actions(), GAMMA)
+    assert at.loc[(0.1, "optimal"), "value"] == pytest.approx(v_star)
+    assert at.loc[(0.1, "runbook"), "regret"] == pytest.approx(v_star - v_runbook)
+    assert at.loc[(0.1, "runbook"), "regret"] > 1.0  # the runbook is sensible, not optimal
+    assert at.loc[(0.1, "frozen"), "regret"] == pytest.approx(0.0, abs=1e-6)
+    assert (table["regret"] >= 0).all()
+    with pytest.raises(SpecError, match=r"policy 'short' has shape \(3,\)"):
+        corrective.policy_values({"short": np.zeros(3, int)}, GAMMA)
+
+
+def test_evaluate_fixed_follows_the_eval_protocol(optimal):
+    policies = {"runbook": corrective.runbook_actions(), "optimal": optimal}
+    frame = corrective.evaluate_fixed(
+        policies,
+        [0, 1],
+        gamma=GAMMA,
+        env_kwargs={"fault_rate": 0.1},
+        eval_episodes=3,
+        experiment="t",
+    )
+    assert set(frame["algo"]) == {"runbook", "optimal"} and frame["run_id"].nunique() == 4
+    assert set(frame["metric"]) == {
+        "eval_return",
+        "time_to_recovery",
+        "impaired_share",
+        "action_cost",
+        "incidents",
+        "policy_regret",
+    }
+    assert (frame["step"] == 0).all() and (frame["status"] == "ok").all()
+    regret = frame[frame["metric"] == "policy_regret"].groupby("algo")["value"].first()
+    assert regret["optimal"] == pytest.approx(0.0, abs=1e-6) and regret["runbook"] > 1.0
+    # The same episodes as every learner with seed 1: the eval env, reset with the eval seed.
+    env = make_env(ENV, {"fault_rate": 0.1}, eval=True)
+    returns = []
+    for index in range(3):
+        obs, _ = env.reset(seed=RunSeeds(1).int_seed("eval") if index == 0 else None)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(runbook_policy(obs))
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    rows = frame[(frame["algo"] == "runbook") & (frame["seed"] == 1)]
+    assert rows.loc[rows["metric"] == "eval_return", "value"].item() == pytest.approx(
+        np.mean(returns)
+    )
+    again = corrective.evaluate_fixed(
+        policies,
+        [0, 1],
+        gamma=GAMMA,
+        env_kwargs={"fault_rate": 0.1},
+        eval_episodes=3,
+        experiment="t",
+    )
+    pd.testing.assert_frame_equal(frame, again)
+    summary = rlcompare.stats.summary(frame, "eval_return")
+    assert (
+        summary.set_index("algo").loc["optimal", "mean"]
+        > summary.set_index("algo").loc["runbook", "mean"]
+    )
+
+
+def test_evaluate_fixed_in_the_features_form_and_over_settings():
+    frame = corrective.evaluate_fixed(
+        {"runbook": corrective.runbook_actions()},
+        1,
+        gamma=GAMMA,
+        env_kwargs={"observation": "features", "fault_rate": [0.05, 0.2]},
+        eval_episodes=1,
+    )
+    assert sorted(frame["env.fault_rate"].unique()) == [0.05, 0.2]
+    regret = frame[frame["metric"] == "policy_regret"].set_index("env.fault_rate")["value"]
+    assert regret[0.2] > regret[0.05] > 0
+
+
+def test_contenders_relabel_offline_runs_and_share_one_task():
+    base = {"run_id": "r", "env": ENV, "seed": 0, "step": 0, "metric": "eval_return", "value": 1.0}
+    online = pd.DataFrame([{**base, "algo": "q_learning", "hp.dataset": None}])
+    offline = pd.DataFrame([{**base, "run_id": "o", "algo": "q_learning", "hp.dataset": "x.npz"}])
+    deep = pd.DataFrame(
+        [
+            {
+                **base,
+                "run_id": "d",
+                "algo": "bc",
+                "hp.dataset": "y.npz",
+                "env.observation": "features",
+            }
+        ]
+    )
+    frame = corrective.contenders(online, offline, deep, pd.DataFrame())
+    assert frame["algo"].tolist() == ["q_learning", "offline_q_learning", "bc"]
+    assert "env.observation" not in frame
+
+
+def test_action_table_and_agreement(optimal):
+    runbook = corrective.runbook_actions()
+    always_wait = np.full(N_STATES, WAIT)
+    table = corrective.action_table(
+        {"runbook": runbook, "wait": always_wait}, GAMMA, top=5, fault_rate=0.1
+    )
+    assert len(table) == 5 and table["time_share"].is_monotonic_decreasing
+    assert {"symptoms", "likely_cause", "optimal", "runbook", "wait", "runbook_cost"} <= set(table)
+    assert set(table["optimal"]) <= set(ACTIONS)
+    assert table["optimal"].tolist() == [ACTIONS[optimal[s]] for s in table["state"]]
+    agree = table["runbook"] == table["optimal"]
+    assert (table.loc[agree, "runbook_cost"] == 0).all()
+    assert (table.loc[~agree, "runbook_cost"] > 0).all()
+    assert not table["symptoms"].str.startswith("error low, latency normal").any()
+    share = corrective.agreement({"optimal": optimal, "runbook": runbook}, GAMMA, fault_rate=0.1)
+    assert share["optimal"] == pytest.approx(1.0) and 0.3 < share["runbook"] < 1.0
+
+
+def test_runbook_logs_are_saved_once_in_both_forms(tmp_path):
+    paths = corrective.runbook_logs(tmp_path, episodes=2, epsilon=0.2, seed=3)
+    assert set(paths) == {"discrete", "features"}
+    assert all(Path(p).is_absolute() for p in paths.values())
+    discrete = rlcompare.Dataset.load(paths["discrete"])
+    features = rlcompare.Dataset.load(paths["features"])
+    assert len(discrete) == len(features) == 200
+    assert discrete.observations.ndim == 1 and features.observations.shape == (200, 5)
+    # Same seed: same deviations, so the logs agree on almost every action.
+    assert (discrete.actions == features.actions).mean() > 0.8
+    stamp = {form: (tmp_path / p).stat().st_mtime_ns for form, p in paths.items()}
+    assert corrective.runbook_logs(tmp_path, episodes=2, epsilon=0.2, seed=3) == paths
+    assert stamp == {form: (tmp_path / p).stat().st_mtime_ns for form, p in paths.items()}
+    assert corrective.runbook_logs(tmp_path, episodes=2, epsilon=0.0, seed=3) != paths
+    only = corrective.runbook_logs(tmp_path, episodes=1, epsilon=0.0, forms=["discrete"])
+    assert list(only) == ["discrete"]
+    with pytest.raises(SpecError, match="form 'pixels' is invalid"):
+        corrective.runbook_logs(tmp_path, episodes=1, epsilon=0.0, forms=["pixels"])
+
+
+def test_interval_lines_draws_one_line_per_level():
+    summary = pd.DataFrame(
+        {
+            "algo": ["a", "a", "b", "b"],
+            "env.fault_rate": [0.1, 0.2, 0.1, 0.2],
+            "iqm": [1.0, 2.0, 3.0, 3.0],
+            "iqm_low": [0.5, 1.5, 3.0, 3.0],
+            "iqm_high": [1.5, 2.5, 3.0, 3.0],
+        }
+    )
+    fig, ax = corrective.interval_lines(summary, "env.fault_rate", ylabel="regret")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    assert ax.get_xlabel() == "fault rate" and ax.get_ylabel() == "regret"
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['mean', 'mean_low'"):
+        corrective.interval_lines(summary, "env.fault_rate", stat="mean")
