@@ -254,7 +254,11 @@ def interval_estimates(
         axis.set_xlabel(STAT_LABELS.get(name, name))
         axis.set_yticks(y, labels)
         axis.grid(axis="y", visible=False)
-        axis.margins(x=0.15)  # keep zero-width intervals at the data's edge visible
+        # Bars stick to the axis edge otherwise, hiding a zero-width interval (an exact value)
+        # that sits at the data's edge.
+        axis.use_sticky_edges = False
+        axis.margins(x=0.15)
+        axis.autoscale_view()
     axes[0].invert_yaxis()
     return fig, axes[0] if isinstance(metrics, str) else axes
 

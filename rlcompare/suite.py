@@ -168,7 +168,9 @@ def run_suite(
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     if record_check_outputs_to is not None:
-        recorded = record_check_outputs(executed_dir, record_check_outputs_to)
+        recorded = record_check_outputs(
+            executed_dir, record_check_outputs_to, names=[run.name for run in runs]
+        )
         print(f"[suite] check outputs: {recorded}")
     return 0
 
@@ -187,14 +189,19 @@ def _check_cell(notebook: Any) -> Any:
     return cells[0]
 
 
-def record_check_outputs(executed_dir: Path, path: Path = CHECK_OUTPUTS_FILE) -> Path:
-    """Stores the stdout of every executed notebook's check cell as the nbval reference."""
+def record_check_outputs(
+    executed_dir: Path, path: Path = CHECK_OUTPUTS_FILE, names: Iterable[str] | None = None
+) -> Path:
+    """Stores the stdout of executed notebooks' check cells as the nbval reference (only
+    ``names`` when given, so stale copies of other notebooks are left out)."""
     import json
 
     import nbformat
 
     recorded = json.loads(path.read_text()) if path.exists() else {}
     for executed in sorted(Path(executed_dir).glob("*.ipynb")):
+        if names is not None and executed.stem not in set(names):
+            continue
         cell = _check_cell(nbformat.read(executed, as_version=4))
         recorded[executed.stem] = "".join(
             o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"
