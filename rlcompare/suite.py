@@ -55,6 +55,17 @@ def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, dict[str, A
     }
 
 
+def default_dirs(profile: str) -> tuple[Path, Path]:
+    """Where a profile stores runs and figures: the write-up's ``data/`` and ``figures/`` for
+    ``default`` and ``full``; ``data/smoke/`` and ``figures/smoke/`` for smoke runs, so a quick
+    check never overwrites the write-up's numbers or figures. ``RLCOMPARE_FIGURES`` overrides
+    the figures folder."""
+    data, figures = REPO / "data", Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
+    if profile == "smoke":
+        return data / "smoke", figures / "smoke"
+    return data, figures
+
+
 def declared_parameters(path: Path) -> dict[str, Any]:
     """Names and default values of the notebook's ``parameters`` cell."""
     import papermill as pm
@@ -88,8 +99,8 @@ def plan(
             raise SpecError(
                 f"profile {profile!r} names unknown notebook {name!r}; {choices_text(names, name)}"
             )
-    data_dir = (data_dir or REPO / "data").resolve()
-    figures_dir = figures_dir or Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
+    data_dir = (data_dir or default_dirs(profile)[0]).resolve()
+    figures_dir = figures_dir or default_dirs(profile)[1]
     runs = []
     for name in names if not only else [n for n in names if n in set(only)]:
         path = directory / f"{name}.ipynb"
@@ -132,7 +143,9 @@ def run_suite(
     runs = plan(
         profile, only, overrides={"executor": executor}, data_dir=data_dir, figures_dir=figures_dir
     )
-    executed_dir = (data_dir or REPO / "data").resolve() / "executed" / profile
+    data_dir = data_dir or default_dirs(profile)[0]
+    figures_dir = figures_dir or default_dirs(profile)[1]
+    executed_dir = data_dir.resolve() / "executed" / profile
     executed_dir.mkdir(parents=True, exist_ok=True)
     failures = []
     for run in runs:
@@ -160,9 +173,7 @@ def run_suite(
         print(f"[suite] {run.name} done in {time.perf_counter() - began:.0f} s", flush=True)
     from rlcompare.figures import write_gallery
 
-    gallery = write_gallery(
-        figures_dir or Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
-    )
+    gallery = write_gallery(figures_dir)
     print(f"[suite] gallery: {gallery}")
     if failures:
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)

@@ -1,0 +1,47 @@
+"""Slow tier (not in CI): the default profile's headline numbers, checked against the
+textbook and against each other. Run with ``pytest -m slow tests/test_default_profile.py``
+after ``make suite`` (it reads ``data/<notebook>/summary.json``; a missing notebook skips)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _headline(name: str) -> dict:
+    path = REPO / "data" / name / "summary.json"
+    if not path.exists():
+        pytest.skip(f"{name} has not run with the default profile (make suite)")
+    return json.loads(path.read_text())
+
+
+def test_01_reproduces_sutton_and_barto() -> None:
+    numbers = _headline("01_convergence")
+    cliff = numbers["cliff_online_return_last100"]
+    assert cliff["sarsa"] > cliff["q_learning"]  # Example 6.6: SARSA earns more online
+    assert -40 < cliff["sarsa"] < -15
+    left = numbers["maxbias_left_share_first50"]
+    assert left["q_learning"] > 0.5 > left["double_q"]  # Example 6.7
+    errors = numbers["final_q_error_iqm"]
+    assert errors["FrozenLake-v1/q_learning"] < errors["FrozenLake-v1/sarsa"]
+
+
+def test_04_planning_saves_env_steps() -> None:
+    maze = _headline("04_model_based")["maze_steps_per_episode_after_first"]
+    assert maze["50"] < maze["5"] < maze["0"]
+    assert maze["50"] < 40  # the optimal path is 14 steps
+
+
+def test_03_dqn_and_ppo_learn_cartpole() -> None:
+    iqm = _headline("03_sample_efficiency")["final_normalized_iqm"]
+    assert iqm["dqn"] > 0.5 and iqm["ppo"] > 0.5
+    assert iqm["dqn"] > iqm["no_target"] - 0.1  # the target network does not hurt
+
+
+def test_07_learned_corrective_actions_beat_the_runbook() -> None:
+    regret = _headline("07_corrective_action")["policy_regret_iqm"]
+    assert regret["q_learning"] < 0.25 * regret["runbook"]
