@@ -26,19 +26,8 @@ import sys
 import time
 from typing import Any
 
-ZOO_CARTPOLE = {
-    "learning_rate": 2.3e-3,
-    "batch_size": 64,
-    "buffer_size": 100_000,
-    "learning_starts": 1000,
-    "gamma": 0.99,
-    "target_update_interval": 10,
-    "train_freq": 256,
-    "gradient_steps": 128,
-    "exploration_fraction": 0.16,
-    "exploration_final_eps": 0.04,
-    "net_arch": [256, 256],
-}
+from rlcompare.deep.hparams import ZOO_CARTPOLE_DQN as ZOO_CARTPOLE
+
 ALGOS = ("dqn", "sb3_dqn")
 THRESHOLD = 475.0
 

@@ -9,6 +9,7 @@ from test_deep_envs import IDENTITY, LENGTH, identity_expert
 
 import rlcompare
 from rlcompare import RunSpec, SpecError
+from rlcompare.deep.hparams import ZOO_CARTPOLE_DQN as ZOO_CARTPOLE
 
 # Learns Identity in a few hundred steps (one gradient step per env step, tiny network).
 FAST = {
@@ -21,19 +22,6 @@ FAST = {
     "exploration_fraction": 0.3,
     "gamma": 0.5,
     "net_arch": [32],
-}
-ZOO_CARTPOLE = {
-    "learning_rate": 2.3e-3,
-    "batch_size": 64,
-    "buffer_size": 100_000,
-    "learning_starts": 1000,
-    "gamma": 0.99,
-    "target_update_interval": 10,
-    "train_freq": 256,
-    "gradient_steps": 128,
-    "exploration_fraction": 0.16,
-    "exploration_final_eps": 0.04,
-    "net_arch": [256, 256],
 }
 
 

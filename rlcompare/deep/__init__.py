@@ -27,63 +27,60 @@ from rlcompare.deep.hparams import (
 from rlcompare.deep.sac_params import SAC_PARAMS, check_sac, continuous_actions
 from rlcompare.registry import Algorithm, register
 
-register(
-    Algorithm(
-        name="dqn",
-        summary="DQN (ours): replay, target net, double/dueling/n-step/PER/NoisyNet switches",
-        params=DQN_PARAMS,
-        trainer="rlcompare.deep.dqn:train",
-        check_spaces=value_based_spaces,
-        check_params=check_dqn,
-        check_spec=check_deep_spec,
-        family="deep",
-    )
+# name, summary, hyperparameters, trainer module, space check, cross-parameter check
+_DEEP = (
+    (
+        "dqn",
+        "DQN (ours): replay, target net, double/dueling/n-step/PER/NoisyNet switches",
+        DQN_PARAMS,
+        "dqn",
+        value_based_spaces,
+        check_dqn,
+    ),
+    (
+        "sb3_dqn",
+        "Stable-Baselines3 DQN, the reference for dqn (same hyperparameter names)",
+        DQN_PARAMS,
+        "sb3_dqn",
+        value_based_spaces,
+        check_sb3_dqn,
+    ),
+    (
+        "ppo",
+        "Stable-Baselines3 PPO (Discrete and Box actions), optional BC warm start",
+        PPO_PARAMS,
+        "ppo",
+        policy_spaces,
+        check_ppo,
+    ),
+    (
+        "bc",
+        "behavioral cloning of a logged Dataset into an SB3 ActorCriticPolicy",
+        BC_PARAMS,
+        "bc",
+        policy_spaces,
+        check_bc,
+    ),
+    (
+        "sac",
+        "Stable-Baselines3 SAC: off-policy maximum-entropy actor-critic (Box actions)",
+        SAC_PARAMS,
+        "sac",
+        continuous_actions,
+        check_sac,
+    ),
 )
-register(
-    Algorithm(
-        name="sb3_dqn",
-        summary="Stable-Baselines3 DQN, the reference for dqn (same hyperparameter names)",
-        params=DQN_PARAMS,
-        trainer="rlcompare.deep.sb3_dqn:train",
-        check_spaces=value_based_spaces,
-        check_params=check_sb3_dqn,
-        check_spec=check_deep_spec,
-        family="deep",
+
+for name, summary, params, module, spaces, check in _DEEP:
+    register(
+        Algorithm(
+            name=name,
+            summary=summary,
+            params=params,
+            trainer=f"rlcompare.deep.{module}:train",
+            check_spaces=spaces,
+            check_params=check,
+            check_spec=check_deep_spec,
+            family="deep",
+        )
     )
-)
-register(
-    Algorithm(
-        name="ppo",
-        summary="Stable-Baselines3 PPO (Discrete and Box actions), optional BC warm start",
-        params=PPO_PARAMS,
-        trainer="rlcompare.deep.ppo:train",
-        check_spaces=policy_spaces,
-        check_params=check_ppo,
-        check_spec=check_deep_spec,
-        family="deep",
-    )
-)
-register(
-    Algorithm(
-        name="bc",
-        summary="behavioral cloning of a logged Dataset into an SB3 ActorCriticPolicy",
-        params=BC_PARAMS,
-        trainer="rlcompare.deep.bc:train",
-        check_spaces=policy_spaces,
-        check_params=check_bc,
-        check_spec=check_deep_spec,
-        family="deep",
-    )
-)
-register(
-    Algorithm(
-        name="sac",
-        summary="Stable-Baselines3 SAC: off-policy maximum-entropy actor-critic (Box actions)",
-        params=SAC_PARAMS,
-        trainer="rlcompare.deep.sac:train",
-        check_spaces=continuous_actions,
-        check_params=check_sac,
-        check_spec=check_deep_spec,
-        family="deep",
-    )
-)

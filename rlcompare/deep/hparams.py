@@ -21,6 +21,21 @@ DEVICES = ("cpu", "auto", "cuda")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "noisy")
 ACTIVATIONS = ("tanh", "relu")
 
+# rl-zoo3's DQN hyperparameters for CartPole-v1 (the benchmark and the slow test use them).
+ZOO_CARTPOLE_DQN = {
+    "learning_rate": 2.3e-3,
+    "batch_size": 64,
+    "buffer_size": 100_000,
+    "learning_starts": 1000,
+    "gamma": 0.99,
+    "target_update_interval": 10,
+    "train_freq": 256,
+    "gradient_steps": 128,
+    "exploration_fraction": 0.16,
+    "exploration_final_eps": 0.04,
+    "net_arch": [256, 256],
+}
+
 _DEVICE_DOC = "torch device; auto = cuda when available (CPU is the reproducible default)"
 
 # SB3 DQN's own hyperparameters (defaults of stable_baselines3.DQN).
