@@ -45,3 +45,17 @@ def test_03_dqn_and_ppo_learn_cartpole() -> None:
 def test_07_learned_corrective_actions_beat_the_runbook() -> None:
     regret = _headline("07_corrective_action")["policy_regret_iqm"]
     assert regret["q_learning"] < 0.25 * regret["runbook"]
+
+
+def test_05_q_learning_exceeds_a_poor_demonstrator_and_bc_does_not() -> None:
+    numbers = _headline("05_logs_vs_imitation")
+    lake = numbers["frozenlake_success_iqm"]
+    assert lake["naive eps=0.5/q_learning"] > 5 * lake["naive eps=0.5/bc"]
+    cartpole = numbers["cartpole_return_iqm"]
+    assert cartpole["novice eps=0.5/dqn"] > 2 * cartpole["novice eps=0.5/bc"]
+
+
+def test_06_discretized_dqn_swings_the_pendulum_up() -> None:
+    final = _headline("06_continuous_actions")
+    grids = {k: v for k, v in final["final_return_iqm"].items() if k.startswith("dqn")}
+    assert grids and all(value > -400 for value in grids.values())
