@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
-import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,6 +15,7 @@ import pandas as pd
 from rlcompare.context import RunContext
 from rlcompare.errors import Diverged, SpecError
 from rlcompare.spec import RunSpec
+from rlcompare.versions import git_commit, package_version
 
 STATUSES = ("ok", "diverged", "failed")
 
@@ -42,34 +39,10 @@ class RunResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return None
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The commit of the repository that holds rlcompare, or None outside one."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def environment_metadata() -> dict[str, Any]:
     """Versions, commit, threads and platform, for the run's stored metadata."""
     versions = {
-        name: _package_version(name)
+        name: package_version(name)
         for name in ("rlcompare", "numpy", "gymnasium", "pandas", "torch", "stable-baselines3")
     }
     versions["python"] = platform.python_version()

@@ -13,14 +13,14 @@ import html
 import json
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
 from matplotlib.figure import Figure
+
+from rlcompare.versions import git_commit, git_dirty, package_version
 
 FORMATS = ("png", "pdf", "svg")
 DEFAULT_DIRECTORY = "figures"
@@ -44,42 +44,13 @@ __all__ = [
 ]
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _rlcompare_version() -> str:
-    version = _version("rlcompare")
+    version = package_version("rlcompare")
     if version is None:  # running from a source tree that was never installed
         import rlcompare
 
         version = getattr(rlcompare, "__version__", "unknown")
     return version
-
-
-def _git(*args: str, directory: str | os.PathLike[str] | None = None) -> str | None:
-    where = Path(directory) if directory is not None else Path(__file__).resolve().parent
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def git_commit(directory: str | os.PathLike[str] | None = None) -> str | None:
-    """``git rev-parse HEAD`` in ``directory`` (default: this package's folder), else None."""
-    return _git("rev-parse", "HEAD", directory=directory) or None
-
-
-def git_dirty(directory: str | os.PathLike[str] | None = None) -> bool | None:
-    """Whether tracked files differ from HEAD (None outside a git checkout)."""
-    status = _git("status", "--porcelain", "--untracked-files=no", directory=directory)
-    return None if status is None else bool(status)
 
 
 def provenance(
@@ -95,7 +66,7 @@ def provenance(
         "git_dirty": git_dirty(),
         "params": dict(params) if params is not None else {},
         "seeds": [int(seed) for seed in seeds] if seeds is not None else [],
-        "packages": {name: _version(name) for name in ("numpy", "pandas", "matplotlib")},
+        "packages": {name: package_version(name) for name in ("numpy", "pandas", "matplotlib")},
     }
     return json.loads(json.dumps(record, default=str))
 

@@ -1,0 +1,53 @@
+"""Where a result came from: package versions and the git commit of the source tree.
+
+Shared by the run metadata (``experiment``) and the figure provenance (``figures``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["git_commit", "git_dirty", "package_version"]
+
+
+def package_version(package: str) -> str | None:
+    """The installed version of ``package``, or None when it is not installed."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str, directory: str | os.PathLike[str] | None = None) -> str | None:
+    where = Path(directory) if directory is not None else Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+@functools.lru_cache(maxsize=8)
+def _commit(directory: str | None) -> str | None:
+    return _git("rev-parse", "HEAD", directory=directory) or None
+
+
+def git_commit(directory: str | os.PathLike[str] | None = None) -> str | None:
+    """``git rev-parse HEAD`` in ``directory`` (default: this package's folder), else None.
+
+    Cached per directory: every run stores it, and HEAD does not move under a running process
+    often enough to pay a subprocess per run.
+    """
+    return _commit(None if directory is None else os.fspath(directory))
+
+
+def git_dirty(directory: str | os.PathLike[str] | None = None) -> bool | None:
+    """Whether tracked files differ from HEAD (None outside a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", directory=directory)
+    return None if status is None else bool(status)
