@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rlcompare.errors import CorruptResultError, StoreError
+from rlcompare.errors import CorruptResultError, SpecError, StoreError
 
 METADATA_KEY = b"rlcompare"
 SUFFIX = ".parquet"
@@ -142,11 +142,27 @@ def stored_statuses(store: str | os.PathLike[str]) -> dict[str, str]:
     return statuses
 
 
+def metric_filter(metrics: Iterable[str] | None) -> list[tuple[str, str, list[str]]] | None:
+    if metrics is None:
+        return None
+    if isinstance(metrics, str):
+        wanted = [metrics]
+    else:
+        wanted = list(metrics) if isinstance(metrics, Iterable) else []
+    if not wanted or not all(isinstance(name, str) and name for name in wanted):
+        raise SpecError(
+            f"metrics = {metrics!r} is invalid; valid: None (all rows) or a non-empty list of "
+            "metric names such as ['eval_return', 'q_error']"
+        )
+    return [("metric", "in", wanted)]
+
+
 def load_results(
     store: str | os.PathLike[str],
     *,
     on_corrupt: str = "raise",
     run_ids: Iterable[str] | None = None,
+    metrics: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Every stored run's tidy rows in one DataFrame (a ``status`` column added).
 
@@ -154,9 +170,13 @@ def load_results(
         store: Store folder.
         on_corrupt: ``"raise"`` (CorruptResultError naming the file) or ``"skip"`` (warn).
         run_ids: Only these runs (missing ones are left out).
+        metrics: Only rows of these metrics, filtered while reading. Long tabular runs log
+            millions of ``episode_return`` / ``episode_length`` rows; an analysis of the
+            evaluation metrics need not hold them in memory.
     """
     if on_corrupt not in ("raise", "skip"):
         raise ValueError(f"on_corrupt = {on_corrupt!r} is invalid; valid: raise, skip")
+    row_filter = metric_filter(metrics)
     paths = stored_runs(store)
     if run_ids is not None:
         wanted = set(run_ids)
@@ -165,7 +185,7 @@ def load_results(
     for path in paths:
         try:
             status = read_metadata(path)["status"]
-            frame = pq.read_table(path).to_pandas()
+            frame = pq.read_table(path, filters=row_filter).to_pandas()
         except (CorruptResultError, OSError, KeyError, pa.ArrowException) as error:
             if on_corrupt == "raise":
                 raise CorruptResultError(

@@ -121,6 +121,20 @@ def plan(
     return runs
 
 
+def describe_failure(error: BaseException) -> str:
+    """One line naming the failing cell and error, or what happened to the kernel."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):
+        return f"cell {error.exec_count}: {error.ename}: {error.evalue}"
+    if isinstance(error, DeadKernelError):
+        return "the kernel died (killed for memory? `dmesg` says); DeadKernelError"
+    if isinstance(error, CellTimeoutError):
+        return f"a cell timed out: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
 def run_suite(
     profile: str = "default",
     only: Sequence[str] | None = None,
@@ -130,6 +144,7 @@ def run_suite(
     data_dir: Path | None = None,
     figures_dir: Path | None = None,
     record_check_outputs_to: Path | None = None,
+    directory: Path = NOTEBOOKS,
 ) -> int:
     """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status).
 
@@ -141,7 +156,12 @@ def run_suite(
     if ray_address:
         os.environ["RAY_ADDRESS"] = ray_address
     runs = plan(
-        profile, only, overrides={"executor": executor}, data_dir=data_dir, figures_dir=figures_dir
+        profile,
+        only,
+        overrides={"executor": executor},
+        data_dir=data_dir,
+        figures_dir=figures_dir,
+        directory=directory,
     )
     data_dir = data_dir or default_dirs(profile)[0]
     figures_dir = figures_dir or default_dirs(profile)[1]
@@ -161,11 +181,10 @@ def run_suite(
                 cwd=str(run.path.parent),
                 progress_bar=False,
             )
-        except pm.PapermillExecutionError as error:
+        except Exception as error:  # a failing notebook must not stop the others
             failures.append(run.name)
             print(
-                f"[suite] FAILED {run.name}: cell {error.exec_count}: {error.ename}: "
-                f"{error.evalue} (executed copy: {output})",
+                f"[suite] FAILED {run.name}: {describe_failure(error)} (executed copy: {output})",
                 file=sys.stderr,
                 flush=True,
             )

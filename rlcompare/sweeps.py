@@ -22,7 +22,7 @@ import pandas as pd
 from rlcompare.errors import SpecError, StoreError, choices_text
 from rlcompare.experiment import run_batch
 from rlcompare.registry import get_algorithm
-from rlcompare.results import load_results, stored_statuses, write_run
+from rlcompare.results import load_results, metric_filter, stored_statuses, write_run
 from rlcompare.spec import RunSpec
 
 EXECUTORS = ("serial", "process", "ray")
@@ -124,6 +124,7 @@ def sweep(
     workers: int | None = None,
     resume: bool = True,
     progress: bool = True,
+    metrics: Sequence[str] | None = None,
     **executor_options: Any,
 ) -> pd.DataFrame:
     """Runs every spec not yet stored and returns the tidy rows of all of them.
@@ -136,6 +137,8 @@ def sweep(
         resume: Skip runs already stored. With False a store that already holds any of the
             runs is an error, since a stored run is never recomputed or rewritten.
         progress: Show a progress bar (always off when the ``CI`` env var is set).
+        metrics: Return only rows of these metrics (every row is stored either way); see
+            :func:`rlcompare.load_results`.
         **executor_options: Passed to the executor (``address`` for Ray).
 
     Returns:
@@ -151,6 +154,7 @@ def sweep(
         from rlcompare.ray_executor import import_ray
 
         import_ray()
+    metric_filter(metrics)  # a bad value fails here, before any training
     specs = list({spec.run_id: spec for spec in _checked(specs)}.values())
     workers = workers or os.cpu_count() or 1
     statuses = stored_statuses(store)
@@ -179,7 +183,7 @@ def sweep(
     if failed:
         first = next(iter(failed.values())).strip().splitlines()[-1]
         warnings.warn(f"{len(failed)} run(s) failed (first: {first})", stacklevel=2)
-    frame = load_results(store, run_ids=requested)
+    frame = load_results(store, run_ids=requested, metrics=metrics)
     frame.attrs["failed"] = failed
     return frame
 

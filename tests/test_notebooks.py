@@ -4,6 +4,7 @@ under nbval (parameters injected with papermill's prepare-only into a temporary 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from rlcompare.suite import (
     load_profiles,
     notebook_names,
     plan,
+    run_suite,
 )
 
 NAMES = notebook_names()
@@ -83,6 +85,44 @@ def test_unknown_parameter_fails_before_running(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="unknown notebook '01_convergense'.*01_convergence"):
         plan("smoke", only=["01_convergense"])
     assert set(load_profiles()) == set(PROFILES)
+
+
+def _tiny_notebook(path: Path, body: str) -> None:
+    parameters = nbformat.v4.new_code_cell(
+        'store_root = "."\nfigures_dir = "."\nexecutor = "serial"',
+        metadata={"tags": ["parameters"]},
+    )
+    notebook = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(body)])
+    notebook.metadata["kernelspec"] = {
+        "name": "rlcompare",
+        "display_name": "rlcompare",
+        "language": "python",
+    }
+    nbformat.write(notebook, path)
+
+
+def test_suite_reports_failing_and_dead_notebooks_and_runs_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, data = tmp_path / "notebooks", tmp_path / "data"
+    folder.mkdir()
+    (folder / "profiles.yaml").write_text("smoke: {}\ndefault: {}\nfull: {}\n")
+    _tiny_notebook(folder / "01_raises.ipynb", "raise ValueError('bad budget 7')")
+    _tiny_notebook(
+        folder / "02_dies.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
+    _tiny_notebook(
+        folder / "03_fine.ipynb",
+        "import pathlib\npathlib.Path(store_root, 'ran').write_text('yes')",
+    )
+    status = run_suite("default", directory=folder, data_dir=data, figures_dir=tmp_path / "figures")
+    err = capsys.readouterr().err
+    assert status == 1
+    assert re.search(r"FAILED 01_raises: cell \d+: ValueError: bad budget 7", err)
+    assert "FAILED 02_dies: the kernel died" in err
+    assert "2 notebook(s) failed: 01_raises, 02_dies" in err
+    assert (data / "ran").read_text() == "yes"  # the suite went on after both failures
+    assert (data / "executed" / "default" / "01_raises.ipynb").exists()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,20 @@ def test_sweep_stores_every_run_and_resume_skips_them(store: Path) -> None:
         rlcompare.sweep(specs, store, executor="serial", resume=False)
 
 
+def test_metrics_selects_rows_to_return_and_the_store_keeps_all(store: Path) -> None:
+    specs = rlcompare.grid("q_learning", "FrozenLake-v1", 2, steps=400, eval_every=100)
+    every = rlcompare.sweep(specs, store, executor="serial", progress=False)
+    assert {"episode_return", "episode_length", "q_error"} <= set(every["metric"])
+    wanted = ["q_error", "policy_regret"]
+    some = rlcompare.sweep(specs, store, executor="serial", progress=False, metrics=wanted)
+    assert set(some["metric"]) == set(wanted)
+    expected = every[every["metric"].isin(wanted)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, expected)
+    assert len(rlcompare.load_results(store)) == len(every)
+    with pytest.raises(SpecError, match=r"metrics = \[\] is invalid.*'eval_return'"):
+        rlcompare.sweep(specs, store, metrics=[])
+
+
 def test_executors_give_identical_rows(tmp_path: Path) -> None:
     specs = rlcompare.grid(["random", "q_learning"], "FrozenLake-v1", 3, steps=500)
     serial = rlcompare.sweep(specs, tmp_path / "a", executor="serial", progress=False)
