@@ -26,8 +26,14 @@ def test_01_reproduces_sutton_and_barto() -> None:
     assert -40 < cliff["sarsa"] < -15
     left = numbers["maxbias_left_share_first50"]
     assert left["q_learning"] > 0.5 > left["double_q"]  # Example 6.7
+    assert cliff["expected_sarsa"] > cliff["sarsa"]
     errors = numbers["final_q_error_iqm"]
-    assert errors["FrozenLake-v1/q_learning"] < errors["FrozenLake-v1/sarsa"]
+    for env in ("CliffWalking-v1", "FrozenLake-v1"):  # off-policy Q-learning ends nearest Q*
+        on_policy = min(errors[f"{env}/expected_sarsa"], errors[f"{env}/sarsa"])
+        assert errors[f"{env}/q_learning"] < on_policy
+    assert errors["CliffWalking-v1/q_learning"] < 2 < 10 < errors["CliffWalking-v1/sarsa"]
+    for env in ("CliffWalking-v1", "FrozenLake-v1", "Taxi-v4"):  # half the updates per table
+        assert errors[f"{env}/double_q"] > errors[f"{env}/q_learning"]
 
 
 def test_04_planning_saves_env_steps() -> None:
