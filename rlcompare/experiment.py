@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -77,8 +78,14 @@ def run(spec: RunSpec) -> RunResult:
     return run_batch([spec])[0]
 
 
+def seed_batch_key(spec: RunSpec) -> str:
+    """Equal for specs that differ only in seed: a batch trainer may run them together."""
+    return json.dumps(spec.identity(with_seed=False), sort_keys=True, default=str)
+
+
 def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[RunResult]:
-    """Runs specs that share one algorithm; a batch trainer runs them in lock-step.
+    """Runs ``specs``; those that differ only in seed go through the algorithm's batch trainer
+    together. Results come back in the order of ``specs``.
 
     Each result is bit-identical to ``run`` of its spec alone. With ``catch_errors`` an
     exception inside training becomes a ``failed`` result carrying the traceback (sweeps use
@@ -87,8 +94,18 @@ def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[R
     for spec in specs:
         if not isinstance(spec, RunSpec):
             raise SpecError(f"expected a RunSpec, got {spec!r}")
-    if not specs:
-        return []
+    groups: dict[str, list[int]] = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault(seed_batch_key(spec), []).append(index)
+    results: list[RunResult | None] = [None] * len(specs)
+    for indices in groups.values():
+        batch = _run_seed_batch([specs[i] for i in indices], catch_errors)
+        for index, result in zip(indices, batch, strict=True):
+            results[index] = result
+    return [result for result in results if result is not None]
+
+
+def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunResult]:
     contexts = [RunContext(spec) for spec in specs]
     algorithm = contexts[0].algorithm
     if algorithm.family == "deep":

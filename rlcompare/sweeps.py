@@ -6,7 +6,6 @@ filesystem and an interrupted sweep loses only the runs in flight.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -20,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from rlcompare.errors import SpecError, StoreError, choices_text
-from rlcompare.experiment import run_batch
+from rlcompare.experiment import run_batch, seed_batch_key
 from rlcompare.registry import get_algorithm
 from rlcompare.results import load_results, metric_filter, stored_statuses, write_run
 from rlcompare.spec import RunSpec
@@ -52,8 +51,7 @@ def plan_tasks(specs: Sequence[RunSpec], workers: int) -> list[Task]:
         if get_algorithm(spec.algo).batch_trainer is None:
             tasks.append([spec])
             continue
-        key = json.dumps(spec.identity(with_seed=False), sort_keys=True, default=str)
-        groups.setdefault(key, []).append(spec)
+        groups.setdefault(seed_batch_key(spec), []).append(spec)
     for group in groups.values():
         size = min(MAX_BATCH, max(1, math.ceil(len(group) / max(1, workers))))
         tasks.extend(group[i : i + size] for i in range(0, len(group), size))

@@ -85,3 +85,20 @@ def test_import_is_light() -> None:
         "print(sorted(m for m in ('torch', 'stable_baselines3', 'ray') if m in sys.modules))"
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_run_batch_of_mixed_specs_equals_each_run_alone() -> None:
+    # Different env kwargs, algorithms and hyperparameters in one call: each result must be
+    # the run of its own spec (a batch trainer only ever sees seed-only-differing specs).
+    specs = [
+        *rlcompare.grid(
+            "q_learning", "rlcompare/DeepSea-v0", 2, env_kwargs={"size": [4, 6]}, episodes=30
+        ),
+        *rlcompare.grid("sarsa", "FrozenLake-v1", 2, hparams={"alpha": [0.1, 0.5]}, steps=300),
+        rlcompare.RunSpec("random", "FrozenLake-v1", 0, steps=100),
+    ]
+    batch = rlcompare.run_batch(specs[::-1])[::-1]
+    assert [result.spec for result in batch] == specs
+    for spec, result in zip(specs, batch, strict=True):
+        alone = rlcompare.run(spec).frame
+        pd.testing.assert_frame_equal(without_wall_time(result.frame), without_wall_time(alone))
