@@ -36,6 +36,18 @@ def test_01_reproduces_sutton_and_barto() -> None:
         assert errors[f"{env}/double_q"] > errors[f"{env}/q_learning"]
 
 
+def test_02_only_optimism_explores_deeply() -> None:
+    numbers = _headline("02_exploration")
+    shallow = ("eps_0.1", "eps_decay", "boltzmann", "ucb")
+    regret = numbers["final_regret_iqm"]
+    river = "rlcompare/RiverSwim-v0"
+    assert regret[f"{river}/optimistic"] < 0.01 * min(regret[f"{river}/{s}"] for s in shallow)
+    solved = numbers["deepsea_solved_share"]
+    largest = max(int(key.split("N=")[1]) for key in solved)
+    assert solved[f"optimistic/N={largest}"] >= 0.9
+    assert all(solved[f"{s}/N={largest}"] <= 0.1 for s in shallow)
+
+
 def test_04_planning_saves_env_steps() -> None:
     maze = _headline("04_model_based")["maze_steps_per_episode_after_first"]
     assert maze["50"] < maze["5"] < maze["0"]
