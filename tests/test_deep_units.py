@@ -173,15 +173,27 @@ def test_n_step_returns_stop_at_termination_and_bootstrap_at_truncation() -> Non
 
 
 @pytest.mark.parametrize("net_arch", [(16, 8), (5,), ()])
-def test_hand_written_backward_matches_autograd(net_arch) -> None:
-    net = QNetwork(3, 4, net_arch)
-    flat = net.initial_parameters(torch.Generator().manual_seed(0)).requires_grad_()
+@pytest.mark.parametrize(
+    ("dueling", "noisy", "with_noise"),
+    [
+        (False, False, False),
+        (True, False, False),
+        (False, True, True),
+        (True, True, True),
+        (True, True, False),
+    ],
+)
+def test_hand_written_backward_matches_autograd(net_arch, dueling, noisy, with_noise) -> None:
+    net = QNetwork(3, 4, net_arch, dueling=dueling, noisy=noisy)
+    generator = torch.Generator().manual_seed(0)
+    flat = net.initial_parameters(generator).requires_grad_()
+    noise = net.sample_noise(generator, torch.device("cpu")) if with_noise else None
     x, grad_q = torch.randn(7, 3), torch.randn(7, 4)
-    q = net.forward(x, net.views(flat))
+    q = net.forward(x, net.views(flat), noise)
     q.backward(grad_q)
-    manual = torch.zeros_like(flat)
-    q2, inputs = net.forward_cached(x, net.views(flat.detach()))
-    net.backward(inputs, grad_q, net.views(flat.detach()), net.views(manual))
+    manual = torch.full_like(flat, float("nan"))  # every entry must be written
+    q2, cache = net.forward_cached(x, net.views(flat.detach()), noise)
+    net.backward(cache, grad_q, net.views(manual))
     torch.testing.assert_close(q2, q.detach())
     torch.testing.assert_close(manual, flat.grad)
 

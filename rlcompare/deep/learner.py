@@ -117,7 +117,7 @@ class DQNLearner:
         self._one = torch.zeros(1, in_dim)
         self._one_np = self._one.numpy()
         self._numpy_layers = None
-        if self.net.plain and device.type == "cpu":
+        if not (self.net.noisy or self.net.dueling) and device.type == "cpu":
             self._numpy_layers = [
                 (layer.weight_t.numpy(), layer.bias.numpy()) for layer in self.online_views
             ]
@@ -228,14 +228,10 @@ class DQNLearner:
     ) -> torch.Tensor:
         """One gradient step on a batch (targets (B, 1)); records its TD errors, Q(s, a) and
         weights at ``rows`` of the phase's columns and returns the TD errors (B, 1)."""
-        plain = self.net.plain
-        if plain:
-            q, inputs = self.net.forward_cached(obs, self.online_views)
-        else:
-            if self.net.noisy:
-                self.online_noise = self.net.sample_noise(self.noise_generator, self.device)
-            q = self.net.forward(obs, self.net.views(self.params), self.online_noise)
-        chosen = torch.gather(q if plain else q.detach(), 1, actions, out=self._q[rows])
+        if self.net.noisy:
+            self.online_noise = self.net.sample_noise(self.noise_generator, self.device)
+        q, cache = self.net.forward_cached(obs, self.online_views, self.online_noise)
+        chosen = torch.gather(q, 1, actions, out=self._q[rows])
         td = torch.sub(chosen, target, out=self._td[rows])
         # d(smooth_l1_loss)/dQ(s, a): the TD error clipped to [-1, 1], averaged over the batch.
         grad_chosen = td.clamp(-1.0, 1.0).mul_(1.0 / len(td))
@@ -243,11 +239,7 @@ class DQNLearner:
             grad_chosen.mul_(weights)
             self._w[rows] = weights
         grad_q = self._grad_q[rows].scatter_(1, actions, grad_chosen)
-        if plain:
-            self.net.backward(inputs, grad_q, self.online_views, self.grad_views)
-        else:
-            self.params.grad.zero_()
-            q.backward(grad_q)
+        self.net.backward(cache, grad_q, self.grad_views)
         if self.max_grad_norm is not None:
             self._clip_gradient(self.max_grad_norm)
         self.optimizer.step()

@@ -5,9 +5,10 @@ each (no per-layer Python loops), and lets the online and target networks be two
 the same layout. Layers read their weights as views into the flat tensor.
 
 Two ways to get gradients, checked against each other in the tests:
-- ``forward`` under autograd: any architecture (dueling head, NoisyNet layers).
-- ``forward_cached`` + ``backward``: hand-written backward pass of the plain ReLU MLP, a few
-  dense matrix products with no autograd bookkeeping; it is what makes ``dqn`` fast on CPU.
+- ``forward`` under autograd: the reference.
+- ``forward_cached`` + ``backward``: a hand-written backward pass (ReLU trunk, plain or
+  dueling head, plain or NoisyNet layers), a few dense matrix products with no autograd
+  bookkeeping; it is what makes ``dqn`` fast on CPU, and what training uses.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ LayerViews = list[Layer]
 Noise = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+class Cache(NamedTuple):
+    """What the hand-written backward pass needs from the forward pass."""
+
+    inputs: list[torch.Tensor]  # each layer's input (the trunk's ReLU outputs)
+    layers: list[tuple[torch.Tensor, ...]]  # (weight, weight_t, bias) as used, noise included
+    noise: Noise | None
+
+
 class QNetwork:
     """Layout and maths of an MLP Q-network: ``(B, in_dim) -> (B, n_actions)``.
 
@@ -103,11 +112,6 @@ class QNetwork:
             sigmas = (self.size, self.size + count)
             self.size += count + out_features
         return LinearSlot(in_features, out_features, weight, bias, *sigmas, transposed)
-
-    @property
-    def plain(self) -> bool:
-        """Whether the hand-written backward pass applies (no dueling head, no noise)."""
-        return not (self.dueling or self.noisy)
 
     def initial_parameters(self, generator: torch.Generator) -> torch.Tensor:
         """A flat float32 CPU vector: ``torch.nn.Linear``'s U(-1/sqrt(fan_in), 1/sqrt(fan_in))
@@ -182,48 +186,90 @@ class QNetwork:
     def q_values(
         self, x: torch.Tensor, views: LayerViews, noise: Noise | None = None
     ) -> torch.Tensor:
-        """Q-values without gradients, by the fastest route for this architecture."""
-        with torch.no_grad():
-            if self.plain:
-                return self.forward_cached(x, views)[0]
-            return self.forward(x, views, noise)
+        """Q-values without gradients (the autograd-free route)."""
+        return self.forward_cached(x, views, noise)[0]
 
-    # -- hand-written backward pass of the plain MLP ------------------------------------------
+    # -- hand-written backward pass ---------------------------------------------------------
+    def effective(self, views: LayerViews, noise: Noise | None) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer (weight (out, in), weight_t (in, out), bias) as the forward pass uses
+        them: the means, or mean + sigma * noise for NoisyNet layers given ``noise``."""
+        layers = []
+        for index, layer in enumerate(views):
+            if noise is None or layer.weight_sigma is None:
+                layers.append((layer.weight, layer.weight_t, layer.bias))
+                continue
+            eps_in, eps_out = noise[index]
+            weight = torch.addcmul(layer.weight, layer.weight_sigma, torch.outer(eps_out, eps_in))
+            bias = torch.addcmul(layer.bias, layer.bias_sigma, eps_out)
+            layers.append((weight, weight.t(), bias))
+        return layers
+
     def forward_cached(
-        self, x: torch.Tensor, views: LayerViews
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Plain MLP forward (no autograd); returns Q (B, A) and each layer's input."""
+        self, x: torch.Tensor, views: LayerViews, noise: Noise | None = None
+    ) -> tuple[torch.Tensor, Cache]:
+        """Forward pass without autograd; returns Q (B, A) and what ``backward`` needs."""
+        layers = self.effective(views, noise)
         inputs = [x]
         h = x
-        for layer in views[:-1]:
-            h = torch.addmm(layer.bias, h, layer.weight_t).relu_()
+        for _, weight_t, bias in layers[: len(self.trunk)]:
+            h = torch.addmm(bias, h, weight_t).relu_()
             inputs.append(h)
-        return torch.addmm(views[-1].bias, h, views[-1].weight_t), inputs
+        if not self.dueling:
+            q = torch.addmm(layers[-1][2], h, layers[-1][1])
+        else:
+            value = torch.addmm(layers[-2][2], h, layers[-2][1])
+            advantage = torch.addmm(layers[-1][2], h, layers[-1][1])
+            q = (value + advantage).sub_(advantage.mean(dim=1, keepdim=True))
+        return q, Cache(inputs, layers, noise)
 
-    def backward(
-        self,
-        inputs: list[torch.Tensor],
-        grad_q: torch.Tensor,
-        views: LayerViews,
-        grad_views: LayerViews,
-    ) -> None:
+    def backward(self, cache: Cache, grad_q: torch.Tensor, grad_views: LayerViews) -> None:
         """Writes d(sum(grad_q * Q))/d(parameters) into ``grad_views`` (every entry set).
 
         Args:
-            inputs: Layer inputs saved by ``forward_cached``.
+            cache: What ``forward_cached`` returned beside Q.
             grad_q: (B, n_actions) gradient of the loss with respect to the Q-values.
-            views: Parameter views the forward pass used.
-            grad_views: Views of the flat gradient tensor, same layout.
+            grad_views: Views of the flat gradient tensor, same layout as the parameters.
         """
-        grad = grad_q
-        for index in range(len(views) - 1, -1, -1):
-            weight = views[index].weight
-            grad_weight, grad_bias = grad_views[index].weight, grad_views[index].bias
-            if grad_weight.is_contiguous():
-                torch.mm(grad.t(), inputs[index], out=grad_weight)
-            else:  # stored (in, out): write the contiguous transpose directly
-                torch.mm(inputs[index].t(), grad, out=grad_weight.t())
-            torch.sum(grad, 0, out=grad_bias)
+        inputs, layers = cache.inputs, cache.layers
+        n = len(self.trunk)
+        if self.dueling:  # Q = V + A - mean(A)
+            heads = [(n, grad_q.sum(1, keepdim=True)), (n + 1, grad_q - grad_q.mean(1, True))]
+        else:
+            heads = [(n, grad_q)]
+        grad = None
+        for index, head_grad in heads:
+            self._layer_gradients(index, inputs[n], head_grad, grad_views, cache.noise)
+            if n > 0:
+                part = head_grad @ layers[index][0]
+                grad = part if grad is None else grad.add_(part)
+        for index in range(n - 1, -1, -1):
+            # ReLU: the gradient passes where the layer's output (next input) is positive.
+            grad = _threshold_backward(grad, inputs[index + 1], 0)
+            self._layer_gradients(index, inputs[index], grad, grad_views, cache.noise)
             if index > 0:
-                # ReLU: the gradient passes where the layer's output (next input) is positive.
-                grad = _threshold_backward(grad @ weight, inputs[index], 0)
+                grad = grad @ layers[index][0]
+
+    def _layer_gradients(
+        self,
+        index: int,
+        layer_input: torch.Tensor,
+        grad_out: torch.Tensor,
+        grad_views: LayerViews,
+        noise: Noise | None,
+    ) -> None:
+        """Weight and bias gradients of one layer (and its sigmas: weight gradient * noise)."""
+        target = grad_views[index]
+        if target.weight.is_contiguous():
+            torch.mm(grad_out.t(), layer_input, out=target.weight)
+        else:  # stored (in, out): write the contiguous transpose directly
+            torch.mm(layer_input.t(), grad_out, out=target.weight.t())
+        torch.sum(grad_out, 0, out=target.bias)
+        if target.weight_sigma is None:
+            return
+        if noise is None:  # the means alone were used: sigma played no part
+            target.weight_sigma.zero_()
+            target.bias_sigma.zero_()  # type: ignore[union-attr]
+            return
+        eps_in, eps_out = noise[index]
+        torch.mul(target.weight, torch.outer(eps_out, eps_in), out=target.weight_sigma)
+        torch.mul(target.bias, eps_out, out=target.bias_sigma)
