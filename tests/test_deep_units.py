@@ -146,6 +146,24 @@ def test_sum_tree_finds_prefix_sums() -> None:
     assert tree.find(np.array([0.0, 0.99, 1.0, 2.99, 3.0, 9.99])).tolist() == [0, 0, 1, 1, 2, 3]
     tree.update(np.array([3]), np.array([0.5]))
     assert tree.total == 6.5
+    tree.set(4, 2.0)
+    assert tree.total == 8.5 and tree.get(np.array([4])).tolist() == [2.0]
+
+
+def test_sum_tree_batched_and_single_updates_agree_with_sums() -> None:
+    rng = np.random.default_rng(0)
+    batched, single = SumTree(100), SumTree(100)
+    for _ in range(20):
+        indices, values = rng.choice(100, 16, replace=False), rng.random(16)
+        batched.update(indices, values)  # siblings share parents, refreshed once per level
+        for index, value in zip(indices, values, strict=True):
+            single.set(int(index), float(value))
+    np.testing.assert_array_equal(batched.tree, single.tree)
+    leaves = batched.get(np.arange(100))
+    assert batched.total == pytest.approx(leaves.sum())
+    parents = np.arange(1, batched.leaves)
+    tree = batched.tree
+    np.testing.assert_array_equal(tree[parents], tree[2 * parents] + tree[2 * parents + 1])
 
 
 def test_prioritized_replay_prefers_large_td_errors() -> None:

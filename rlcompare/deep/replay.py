@@ -138,15 +138,24 @@ class SumTree:
         return float(self.tree[1])
 
     def update(self, indices: np.ndarray, values: np.ndarray) -> None:
-        """Sets leaves ``indices`` (B,) to ``values`` (B,) and refreshes their ancestors."""
+        """Sets leaves ``indices`` (B,) to ``values`` (B,) and refreshes their ancestors.
+
+        All leaves sit at one depth, so the nodes climb level by level together; a node
+        reached twice gets the same sum twice, which is cheaper than deduplicating.
+        """
         nodes = np.asarray(indices, dtype=np.int64) + self.leaves
         self.tree[nodes] = values
-        nodes = np.unique(nodes // 2)
-        while nodes[0] >= 1:
+        while nodes[0] > 1:
+            nodes = nodes >> 1
             self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
-            if nodes[0] == 1:
-                break
-            nodes = np.unique(nodes // 2)
+
+    def set(self, index: int, value: float) -> None:
+        """``update`` of one leaf, in scalar steps (every env step adds one transition)."""
+        tree, node = self.tree, int(index) + self.leaves
+        tree[node] = value
+        while node > 1:
+            node >>= 1
+            tree[node] = tree[2 * node] + tree[2 * node + 1]
 
     def find(self, targets: np.ndarray) -> np.ndarray:
         """Leaf index whose prefix-sum interval holds each target in [0, total)."""
@@ -183,7 +192,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.max_priority = 1.0
 
     def _added(self, index: int) -> None:
-        self.tree.update(np.array([index]), np.array([self.max_priority]))
+        self.tree.set(index, self.max_priority)
 
     def sample(self, batch_size: int, beta: float = 1.0) -> Batch:
         total = self.tree.total
