@@ -87,13 +87,18 @@ def _process(tasks: list[Task], workers: int, **_: Any) -> Iterator[TaskOutput]:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
+                    # Dropping the future frees its result once written: holding every
+                    # finished future would keep the whole sweep's rows in memory.
+                    task = futures.pop(future)
                     try:
-                        yield future.result()
+                        output = future.result()
                     except BrokenProcessPool:
                         if attempt == MAX_ATTEMPTS:
-                            yield failed_output(futures[future], "worker process died")
+                            yield failed_output(task, "worker process died")
                         else:
-                            remaining.append(futures[future])
+                            remaining.append(task)
+                        continue
+                    yield output
 
 
 def _ray(tasks: list[Task], workers: int, **options: Any) -> Iterator[TaskOutput]:

@@ -16,7 +16,12 @@ from rlcompare.deep.common import ObsEncoder, linear_schedule
 from rlcompare.deep.hparams import DQN_EXTRA_PARAMS, PPO_DEVIATIONS, PPO_PARAMS, SB3_DQN_PARAMS
 from rlcompare.deep.learner import DQNLearner, FlatAdam
 from rlcompare.deep.network import QNetwork
-from rlcompare.deep.replay import NStepAccumulator, PrioritizedReplayBuffer, SumTree
+from rlcompare.deep.replay import (
+    NStepAccumulator,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    SumTree,
+)
 from rlcompare.registry import get_algorithm
 from rlcompare.seeding import RunSeeds
 
@@ -229,11 +234,27 @@ def test_flat_adam_matches_torch_adam() -> None:
     torch.testing.assert_close(a.detach(), b.detach())
 
 
-def test_numpy_greedy_path_matches_torch_forward() -> None:
-    spec = RunSpec("dqn", IDENTITY, 0, steps=10, hparams={"net_arch": [8, 8]})
+@pytest.mark.parametrize(
+    "switches", [{}, {"dueling": True}, {"noisy": True}, {"noisy": True, "dueling": True}]
+)
+def test_numpy_acting_path_matches_torch_forward_before_and_after_learning(switches) -> None:
+    hparams = {"net_arch": [8, 8], "learning_starts": 0, "batch_size": 4, **switches}
+    spec = RunSpec("dqn", IDENTITY, 0, steps=10, hparams=hparams)
     learner = DQNLearner(4, 4, spec.resolved_hparams, RunSeeds(0), torch.device("cpu"))
-    assert learner._numpy_layers is not None
-    obs = np.array([0.1, -0.2, 0.3, 0.9], dtype=np.float32)
-    by_numpy = learner.q_row(obs)
-    learner._numpy_layers = None
-    np.testing.assert_allclose(by_numpy, learner.q_row(obs), rtol=1e-5, atol=1e-6)
+    encoder = ObsEncoder(gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32))
+    buffer = ReplayBuffer(16, encoder, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    obs = rng.random(4).astype(np.float32)
+    for order in ((False, True), (True, False)):  # noisy acting right before and after
+        for noisy in order:
+            noise = learner.online_noise if noisy and learner.net.noisy else None
+            reference = learner.net.forward(
+                torch.from_numpy(obs)[None], learner.online_views, noise
+            )
+            np.testing.assert_allclose(
+                learner.q_row(obs, noisy=noisy), reference[0].detach().numpy(), rtol=1e-5, atol=1e-6
+            )
+        for _ in range(8):  # a gradient step changes the weights (and resamples the noise)
+            sample = rng.random(4).astype(np.float32)
+            buffer.add(sample, int(rng.integers(4)), 1.0, sample, 0.9)
+        learner.train(buffer, steps=2)

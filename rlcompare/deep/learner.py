@@ -116,11 +116,8 @@ class DQNLearner:
         # One observation, written in place by q_row() off the numpy path.
         self._one = torch.zeros(1, in_dim)
         self._one_np = self._one.numpy()
-        self._numpy_layers = None
-        if not (self.net.noisy or self.net.dueling) and device.type == "cpu":
-            self._numpy_layers = [
-                (layer.weight_t.numpy(), layer.bias.numpy()) for layer in self.online_views
-            ]
+        self._acting: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._acting_key: tuple[bool, int] | None = None
         self._td = torch.empty(0, device=device)
         self._q = torch.empty(0, device=device)
         self._w = torch.empty(0, device=device)
@@ -131,21 +128,37 @@ class DQNLearner:
     def q_row(self, encoded: np.ndarray, noisy: bool = False) -> np.ndarray:
         """Q-values (n_actions,) of one encoded observation; NoisyNet means unless ``noisy``.
 
-        On CPU the plain MLP runs in numpy on views of the same parameter memory: for one
-        observation that is several times faster than torch's per-operation dispatch.
+        On CPU the network runs in numpy: for one observation that is several times faster
+        than torch's per-operation dispatch.
         """
-        if self._numpy_layers is not None:
-            h = encoded
-            for weight_t, bias in self._numpy_layers[:-1]:
-                h = h @ weight_t
-                h += bias
-                np.maximum(h, 0.0, out=h)
-            weight_t, bias = self._numpy_layers[-1]
-            return h @ weight_t + bias
-        self._one_np[0] = encoded
-        x = self._one if self.device.type == "cpu" else self._one.to(self.device)
-        noise = self.online_noise if noisy else None
-        return self.net.q_values(x, self.online_views, noise)[0].cpu().numpy()
+        if self.device.type != "cpu":
+            self._one_np[0] = encoded
+            noise = self.online_noise if noisy else None
+            x = self._one.to(self.device)
+            return self.net.q_values(x, self.online_views, noise)[0].cpu().numpy()
+        layers = self._acting_layers(noisy and self.net.noisy)
+        h = encoded
+        for weight_t, bias in layers[: len(self.net.trunk)]:
+            h = h @ weight_t
+            h += bias
+            np.maximum(h, 0.0, out=h)
+        if not self.net.dueling:
+            return h @ layers[-1][0] + layers[-1][1]
+        value = h @ layers[-2][0] + layers[-2][1]
+        advantage = h @ layers[-1][0] + layers[-1][1]
+        return value + advantage - advantage.mean()
+
+    def _acting_layers(self, noisy: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(weight_t, bias) per layer as numpy arrays. Without noise they view the live
+        parameters; with noise they are mean + sigma * noise, recomputed only after a gradient
+        step (which also resamples the noise), not at every env step."""
+        key = (noisy, self.gradient_steps if noisy else -1)
+        if self._acting is None or key != self._acting_key:
+            noise = self.online_noise if noisy else None
+            layers = self.net.effective(self.online_views, noise)
+            self._acting = [(weight_t.numpy(), bias.numpy()) for _, weight_t, bias in layers]
+            self._acting_key = key
+        return self._acting
 
     # -- learning -------------------------------------------------------------------------------
     def train(self, buffer: ReplayBuffer, steps: int, beta: float = 1.0) -> None:
