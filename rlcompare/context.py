@@ -76,6 +76,13 @@ class RunContext:
         self._started = time.perf_counter()
         self._eval_seconds = 0.0
 
+    def start_clock(self) -> RunContext:
+        """Restarts ``wall_time_s`` at the start of this run's training: a batch trainer builds
+        every context first and trains them one after another."""
+        self._started = time.perf_counter()
+        self._eval_seconds = 0.0
+        return self
+
     # -- envs ---------------------------------------------------------------------------------
     def make_env(self) -> Any:
         """A fresh training env (the caller seeds its first reset with ``env_seed``)."""

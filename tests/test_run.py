@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 from conftest import run_python, without_wall_time
@@ -102,3 +104,20 @@ def test_run_batch_of_mixed_specs_equals_each_run_alone() -> None:
     for spec, result in zip(specs, batch, strict=True):
         alone = rlcompare.run(spec).frame
         pd.testing.assert_frame_equal(without_wall_time(result.frame), without_wall_time(alone))
+
+
+def test_wall_time_of_a_batched_run_counts_only_its_own_training(monkeypatch) -> None:
+    # A fake clock that ticks once per reading: a run's wall_time_s then counts the readings
+    # since its own start, the same alone as third in a batch (it counted the whole batch).
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(
+        rlcompare.context, "time", SimpleNamespace(perf_counter=lambda: next(ticks))
+    )
+    specs = rlcompare.grid("q_learning", "FrozenLake-v1", 3, steps=300, eval_every=100)
+
+    def wall_times(frame: pd.DataFrame) -> list[float]:
+        return frame.loc[frame["metric"] == "wall_time_s", "value"].tolist()
+
+    batch = rlcompare.run_batch(specs)
+    for spec, result in zip(specs, batch, strict=True):
+        assert wall_times(result.frame) == wall_times(rlcompare.run(spec).frame)

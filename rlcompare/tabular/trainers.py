@@ -61,12 +61,14 @@ def train(ctx: RunContext) -> TabularAgent:
 def train_batch(ctxs: list[RunContext]) -> list[TabularAgent]:
     """Trains runs that differ only in seed (the registered batch trainer)."""
     spec = ctxs[0].spec
-    if ctxs[0].hp.get("dataset") is not None:
-        return [train_offline(ctx) for ctx in ctxs]
     mdp = model_or_none(spec.env, spec.env_kwargs)
-    if mdp is None:
-        return [train_steps(ctx) for ctx in ctxs]
-    return [train_on_model(ctx, mdp) for ctx in ctxs]
+    if ctxs[0].hp.get("dataset") is not None:
+        trainer = train_offline
+    elif mdp is None:
+        trainer = train_steps
+    else:
+        trainer = functools.partial(train_on_model, mdp=mdp)
+    return [trainer(ctx.start_clock()) for ctx in ctxs]
 
 
 def train_steps(ctx: RunContext, mdp: TabularMDP | None = None) -> TabularAgent:
