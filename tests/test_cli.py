@@ -35,52 +35,14 @@ def test_run_prints_a_summary_and_show_reads_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "s"
-    code = main(
-        [
-            "run",
-            "--algo",
-            "random,q_learning",
-            "--env",
-            "FrozenLake-v1",
-            "--seeds",
-            "0-2",
-            "--steps",
-            "300",
-            "--set",
-            "alpha=0.2",
-            "--env-set",
-            "is_slippery=false",
-            "--store",
-            str(store),
-            "--executor",
-            "serial",
-            "--quiet",
-        ]
-    )
+    run = ["run", "--algo", "random,q_learning", "--env", "FrozenLake-v1", "--seeds", "0-2"]
+    run += ["--steps", "300", "--env-set", "is_slippery=false", "--store", str(store)]
+    run += ["--executor", "serial", "--quiet"]
     # alpha is not a hyperparameter of random: rejected before anything runs
-    assert code == 2
+    assert main([*run, "--set", "alpha=0.2"]) == 2
     assert "'alpha'" in capsys.readouterr().err
     assert not store.exists()
-    code = main(
-        [
-            "run",
-            "--algo",
-            "random,q_learning",
-            "--env",
-            "FrozenLake-v1",
-            "--seeds",
-            "0-2",
-            "--steps",
-            "300",
-            "--env-set",
-            "is_slippery=false",
-            "--store",
-            str(store),
-            "--executor",
-            "serial",
-            "--quiet",
-        ]
-    )
+    code = main(run)
     assert code == 0
     out = capsys.readouterr().out
     for text in ("q_learning", "random", "mean_low", "mean_high", "wall_time_s"):

@@ -66,14 +66,8 @@ def test_policy_values_are_exact_and_swept(optimal):
 
 def test_evaluate_fixed_follows_the_eval_protocol(optimal):
     policies = {"runbook": corrective.runbook_actions(), "optimal": optimal}
-    frame = corrective.evaluate_fixed(
-        policies,
-        [0, 1],
-        gamma=GAMMA,
-        env_kwargs={"fault_rate": 0.1},
-        eval_episodes=3,
-        experiment="t",
-    )
+    settings = {"gamma": GAMMA, "env_kwargs": {"fault_rate": 0.1}, "eval_episodes": 3}
+    frame = corrective.evaluate_fixed(policies, [0, 1], **settings, experiment="t")
     assert set(frame["algo"]) == {"runbook", "optimal"} and frame["run_id"].nunique() == 4
     assert set(frame["metric"]) == {
         "eval_return",
@@ -100,14 +94,7 @@ def test_evaluate_fixed_follows_the_eval_protocol(optimal):
     assert rows.loc[rows["metric"] == "eval_return", "value"].item() == pytest.approx(
         np.mean(returns)
     )
-    again = corrective.evaluate_fixed(
-        policies,
-        [0, 1],
-        gamma=GAMMA,
-        env_kwargs={"fault_rate": 0.1},
-        eval_episodes=3,
-        experiment="t",
-    )
+    again = corrective.evaluate_fixed(policies, [0, 1], **settings, experiment="t")
     pd.testing.assert_frame_equal(frame, again)
     summary = rlcompare.stats.summary(frame, "eval_return")
     assert (

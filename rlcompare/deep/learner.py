@@ -156,7 +156,7 @@ class DQNLearner:
         if self._acting is None or key != self._acting_key:
             noise = self.online_noise if noisy else None
             layers = self.net.effective(self.online_views, noise)
-            self._acting = [(weight_t.numpy(), bias.numpy()) for _, weight_t, bias in layers]
+            self._acting = [(layer.weight_t.numpy(), layer.bias.numpy()) for layer in layers]
             self._acting_key = key
         return self._acting
 

@@ -59,12 +59,21 @@ LayerViews = list[Layer]
 Noise = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+class Effective(NamedTuple):
+    """One layer as a forward pass uses it: the means, or mean + sigma * noise."""
+
+    weight: torch.Tensor  # (out, in)
+    weight_t: torch.Tensor  # (in, out)
+    bias: torch.Tensor
+    noise_outer: torch.Tensor | None  # outer(eps_out, eps_in) of a noisy layer given noise
+    eps_out: torch.Tensor | None
+
+
 class Cache(NamedTuple):
     """What the hand-written backward pass needs from the forward pass."""
 
     inputs: list[torch.Tensor]  # each layer's input (the trunk's ReLU outputs)
-    layers: list[tuple[torch.Tensor, ...]]  # (weight, weight_t, bias) as used, noise included
-    noise: Noise | None
+    layers: list[Effective]
 
 
 class QNetwork:
@@ -190,18 +199,19 @@ class QNetwork:
         return self.forward_cached(x, views, noise)[0]
 
     # -- hand-written backward pass ---------------------------------------------------------
-    def effective(self, views: LayerViews, noise: Noise | None) -> list[tuple[torch.Tensor, ...]]:
-        """Per layer (weight (out, in), weight_t (in, out), bias) as the forward pass uses
-        them: the means, or mean + sigma * noise for NoisyNet layers given ``noise``."""
+    def effective(self, views: LayerViews, noise: Noise | None) -> list[Effective]:
+        """Per layer the tensors the forward pass uses: the means, or mean + sigma * noise for
+        NoisyNet layers given ``noise`` (keeping the noise product for the backward pass)."""
         layers = []
         for index, layer in enumerate(views):
             if noise is None or layer.weight_sigma is None:
-                layers.append((layer.weight, layer.weight_t, layer.bias))
+                layers.append(Effective(layer.weight, layer.weight_t, layer.bias, None, None))
                 continue
             eps_in, eps_out = noise[index]
-            weight = torch.addcmul(layer.weight, layer.weight_sigma, torch.outer(eps_out, eps_in))
+            outer = torch.outer(eps_out, eps_in)
+            weight = torch.addcmul(layer.weight, layer.weight_sigma, outer)
             bias = torch.addcmul(layer.bias, layer.bias_sigma, eps_out)
-            layers.append((weight, weight.t(), bias))
+            layers.append(Effective(weight, weight.t(), bias, outer, eps_out))
         return layers
 
     def forward_cached(
@@ -211,16 +221,16 @@ class QNetwork:
         layers = self.effective(views, noise)
         inputs = [x]
         h = x
-        for _, weight_t, bias in layers[: len(self.trunk)]:
-            h = torch.addmm(bias, h, weight_t).relu_()
+        for layer in layers[: len(self.trunk)]:
+            h = torch.addmm(layer.bias, h, layer.weight_t).relu_()
             inputs.append(h)
         if not self.dueling:
-            q = torch.addmm(layers[-1][2], h, layers[-1][1])
+            q = torch.addmm(layers[-1].bias, h, layers[-1].weight_t)
         else:
-            value = torch.addmm(layers[-2][2], h, layers[-2][1])
-            advantage = torch.addmm(layers[-1][2], h, layers[-1][1])
+            value = torch.addmm(layers[-2].bias, h, layers[-2].weight_t)
+            advantage = torch.addmm(layers[-1].bias, h, layers[-1].weight_t)
             q = (value + advantage).sub_(advantage.mean(dim=1, keepdim=True))
-        return q, Cache(inputs, layers, noise)
+        return q, Cache(inputs, layers)
 
     def backward(self, cache: Cache, grad_q: torch.Tensor, grad_views: LayerViews) -> None:
         """Writes d(sum(grad_q * Q))/d(parameters) into ``grad_views`` (every entry set).
@@ -238,27 +248,22 @@ class QNetwork:
             heads = [(n, grad_q)]
         grad = None
         for index, head_grad in heads:
-            self._layer_gradients(index, inputs[n], head_grad, grad_views, cache.noise)
+            self._layer_gradients(layers[index], inputs[n], head_grad, grad_views[index])
             if n > 0:
-                part = head_grad @ layers[index][0]
+                part = head_grad @ layers[index].weight
                 grad = part if grad is None else grad.add_(part)
         for index in range(n - 1, -1, -1):
             # ReLU: the gradient passes where the layer's output (next input) is positive.
             grad = _threshold_backward(grad, inputs[index + 1], 0)
-            self._layer_gradients(index, inputs[index], grad, grad_views, cache.noise)
+            self._layer_gradients(layers[index], inputs[index], grad, grad_views[index])
             if index > 0:
-                grad = grad @ layers[index][0]
+                grad = grad @ layers[index].weight
 
+    @staticmethod
     def _layer_gradients(
-        self,
-        index: int,
-        layer_input: torch.Tensor,
-        grad_out: torch.Tensor,
-        grad_views: LayerViews,
-        noise: Noise | None,
+        layer: Effective, layer_input: torch.Tensor, grad_out: torch.Tensor, target: Layer
     ) -> None:
         """Weight and bias gradients of one layer (and its sigmas: weight gradient * noise)."""
-        target = grad_views[index]
         if target.weight.is_contiguous():
             torch.mm(grad_out.t(), layer_input, out=target.weight)
         else:  # stored (in, out): write the contiguous transpose directly
@@ -266,10 +271,9 @@ class QNetwork:
         torch.sum(grad_out, 0, out=target.bias)
         if target.weight_sigma is None:
             return
-        if noise is None:  # the means alone were used: sigma played no part
+        if layer.noise_outer is None:  # the means alone were used: sigma played no part
             target.weight_sigma.zero_()
             target.bias_sigma.zero_()  # type: ignore[union-attr]
             return
-        eps_in, eps_out = noise[index]
-        torch.mul(target.weight, torch.outer(eps_out, eps_in), out=target.weight_sigma)
-        torch.mul(target.bias, eps_out, out=target.bias_sigma)
+        torch.mul(target.weight, layer.noise_outer, out=target.weight_sigma)
+        torch.mul(target.bias, layer.eps_out, out=target.bias_sigma)
