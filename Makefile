@@ -22,14 +22,14 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 test: venv
-	$(BIN)/ruff check rlcompare tests benchmarks
+	$(BIN)/ruff check rlcompare tests benchmarks notebooks
 	$(BIN)/python -m pytest -q
 
 suite: venv
 	$(BIN)/rlcompare suite --profile $(PROFILE)
 
 lint: venv
-	$(BIN)/ruff check rlcompare tests benchmarks
+	$(BIN)/ruff check rlcompare tests benchmarks notebooks
 	$(BIN)/ruff format --check rlcompare tests benchmarks
 
 bench: venv

@@ -17,7 +17,7 @@ import statistics
 import time
 
 import rlcompare
-from rlcompare.deep.hparams import ZOO_CARTPOLE_DQN
+from rlcompare.algos.deep.hparams import ZOO_CARTPOLE_DQN
 
 VARIANTS = {
     "plain": {},

@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from rlcompare.deep.hparams import ZOO_CARTPOLE_DQN as ZOO_CARTPOLE
+from rlcompare.algos.deep.hparams import ZOO_CARTPOLE_DQN as ZOO_CARTPOLE
 
 ALGOS = ("dqn", "sb3_dqn")
 THRESHOLD = 475.0
@@ -45,7 +45,7 @@ def one_run(algo: str, seed: int, steps: int, eval_every: int, eval_episodes: in
     import resource
 
     import rlcompare
-    from rlcompare.context import RunContext
+    from rlcompare.runner.context import RunContext
 
     spent_in_eval = [0.0]
     evaluate = RunContext.evaluate

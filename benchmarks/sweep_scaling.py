@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import rlcompare
-from rlcompare.sweeps import plan_tasks
+from rlcompare.sweeps.tasks import plan_tasks
 
 
 def grid(quick: bool) -> list[rlcompare.RunSpec]:

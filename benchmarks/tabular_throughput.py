@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 import rlcompare
-from rlcompare.context import RunContext
+from rlcompare.runner.context import RunContext
 
 ENV = "FrozenLake-v1"
 HPARAMS = {"alpha": 0.1, "gamma": 0.99, "epsilon": 0.1}
@@ -50,9 +50,9 @@ def naive_loop(steps: int, seed: int = 0) -> float:
 
 def runners(env: str, seeds: int, steps: int) -> list:
     """ModelRunners (the engine without evaluation or row writing), one per seed."""
-    from rlcompare.envs.tabular import tabular_mdp
-    from rlcompare.tabular.agent import TabularAgent
-    from rlcompare.tabular.trainers import ModelRunner
+    from rlcompare.algos.tabular.agent import TabularAgent
+    from rlcompare.algos.tabular.trainers import ModelRunner
+    from rlcompare.envs.model import tabular_mdp
 
     mdp = tabular_mdp(env)
     limit = gym.spec(env).max_episode_steps

@@ -11,29 +11,28 @@ from typing import Any
 
 from rlcompare import envs as envs  # registers the rlcompare/ env ids
 from rlcompare.errors import CorruptResultError, Diverged, SpecError, StoreError
-from rlcompare.experiment import RunResult, run, run_batch
-from rlcompare.registry import algorithms
-from rlcompare.spec import RunSpec, grid
-
-__version__ = "0.1.0"
+from rlcompare.runner.runs import RunResult, run, run_batch
+from rlcompare.spec.registry import algorithms
+from rlcompare.spec.runspec import RunSpec, grid
+from rlcompare.versions import VERSION as __version__  # noqa: F401
 
 # Public names served from submodules on first use, keeping `import rlcompare` light.
 _LAZY = {
-    "sweep": "rlcompare.sweeps",
-    "load_results": "rlcompare.results",
-    "tabular_mdp": "rlcompare.envs.tabular",
-    "TabularMDP": "rlcompare.envs.tabular",
-    "value_iteration": "rlcompare.planning",
-    "policy_evaluation": "rlcompare.planning",
-    "collect_demonstrations": "rlcompare.datasets",
-    "Dataset": "rlcompare.datasets",
-    "save_figure": "rlcompare.figures",
-    "record_headline": "rlcompare.report",
-    "read_provenance": "rlcompare.figures",
-    "write_gallery": "rlcompare.figures",
-    "stats": "rlcompare.stats",
-    "plots": "rlcompare.plots",
-    "curves": "rlcompare.curves",
+    "sweep": "rlcompare.sweeps.driver",
+    "load_results": "rlcompare.store.results",
+    "tabular_mdp": "rlcompare.envs.model",
+    "TabularMDP": "rlcompare.envs.model",
+    "value_iteration": "rlcompare.envs.planning",
+    "policy_evaluation": "rlcompare.envs.planning",
+    "collect_demonstrations": "rlcompare.envs.datasets",
+    "Dataset": "rlcompare.envs.datasets",
+    "save_figure": "rlcompare.viz.figures",
+    "record_headline": "rlcompare.viz.report",
+    "read_provenance": "rlcompare.viz.figures",
+    "write_gallery": "rlcompare.viz.figures",
+    "stats": "rlcompare.analysis.stats",
+    "plots": "rlcompare.viz.plots",
+    "curves": "rlcompare.analysis.curves",
 }
 
 

@@ -1,6 +1,6 @@
 """Where a result came from: package versions and the git commit of the source tree.
 
-Shared by the run metadata (``experiment``) and the figure provenance (``figures``).
+Shared by the run metadata (``runner.runs``) and the figure provenance (``viz.figures``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,31 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["git_commit", "git_dirty", "package_version"]
+__all__ = [
+    "RESULT_PACKAGES",
+    "VERSION",
+    "git_commit",
+    "git_dirty",
+    "package_version",
+    "package_versions",
+]
+
+# This package's version; pyproject.toml reads it from here.
+VERSION = "0.1.0"
+# The packages whose versions decide a result: recorded with every run and every figure.
+RESULT_PACKAGES = (
+    "rlcompare",
+    "numpy",
+    "scipy",
+    "numba",
+    "gymnasium",
+    "torch",
+    "stable-baselines3",
+    "pandas",
+    "rliable",
+    "matplotlib",
+    "seaborn",
+)
 
 
 def package_version(package: str) -> str | None:
@@ -20,6 +44,13 @@ def package_version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def package_versions() -> dict[str, str | None]:
+    """The installed version of every package in ``RESULT_PACKAGES`` (None if missing)."""
+    versions = {name: package_version(name) for name in RESULT_PACKAGES}
+    versions["rlcompare"] = versions["rlcompare"] or VERSION  # a never-installed source tree
+    return versions
 
 
 def _git(*args: str, directory: str | os.PathLike[str] | None = None) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from rlcompare.cli import main, parse_seeds
+from rlcompare.app.cli import main, parse_seeds
 
 
 def test_parse_seeds() -> None:
@@ -69,7 +69,7 @@ def test_bad_input_exits_2_with_one_line(args: list[str], named: str, tmp_path: 
     extra = [x for k, v in flags.items() if k not in base for x in (k, v)]
     argv = [x for kv in merged.items() for x in kv] + extra + ["--store", str(tmp_path / "s")]
     result = subprocess.run(
-        [sys.executable, "-m", "rlcompare.cli", "run", *argv],
+        [sys.executable, "-m", "rlcompare.app.cli", "run", *argv],
         capture_output=True,
         text=True,
         cwd=REPO,

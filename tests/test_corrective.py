@@ -1,5 +1,5 @@
-"""rlcompare.corrective: fixed policies scored exactly and by the eval protocol, runbook logs,
-per-state action tables."""
+"""rlcompare.experiments.corrective_action: fixed policies scored exactly and by the eval
+protocol, runbook logs, per-state action tables."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 import rlcompare
-from rlcompare import corrective
 from rlcompare.envs.make import make_env
 from rlcompare.envs.selfheal import ACTIONS, decode_features, runbook_policy
 from rlcompare.envs.selfheal_model import N_STATES, WAIT
 from rlcompare.errors import SpecError
+from rlcompare.experiments import corrective_action as corrective
 from rlcompare.seeding import RunSeeds
 
 GAMMA = 0.95

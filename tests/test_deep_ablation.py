@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 import rlcompare
-from rlcompare.deep.common import ObsEncoder
-from rlcompare.deep.dqn import DQNAgent
-from rlcompare.deep.replay import LatestBuffer
+from rlcompare.algos.deep.common import ObsEncoder
+from rlcompare.algos.deep.dqn import DQNAgent
+from rlcompare.algos.deep.replay import LatestBuffer
 from rlcompare.envs.make import env_info
 from rlcompare.seeding import RunSeeds
 

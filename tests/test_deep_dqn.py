@@ -9,7 +9,7 @@ from test_deep_envs import IDENTITY, LENGTH, identity_expert
 
 import rlcompare
 from rlcompare import RunSpec, SpecError
-from rlcompare.deep.hparams import ZOO_CARTPOLE_DQN as ZOO_CARTPOLE
+from rlcompare.algos.deep.hparams import ZOO_CARTPOLE_DQN as ZOO_CARTPOLE
 
 # Learns Identity in a few hundred steps (one gradient step per env step, tiny network).
 FAST = {

@@ -12,18 +12,23 @@ from conftest import run_python
 from test_deep_envs import IDENTITY
 
 from rlcompare import RunSpec, SpecError
-from rlcompare.deep.common import ObsEncoder, linear_schedule
-from rlcompare.deep.hparams import DQN_EXTRA_PARAMS, PPO_DEVIATIONS, PPO_PARAMS, SB3_DQN_PARAMS
-from rlcompare.deep.learner import DQNLearner, FlatAdam
-from rlcompare.deep.network import QNetwork
-from rlcompare.deep.replay import (
+from rlcompare.algos.deep.common import ObsEncoder, linear_schedule
+from rlcompare.algos.deep.hparams import (
+    DQN_EXTRA_PARAMS,
+    PPO_DEVIATIONS,
+    PPO_PARAMS,
+    SB3_DQN_PARAMS,
+)
+from rlcompare.algos.deep.learner import DQNLearner, FlatAdam
+from rlcompare.algos.deep.network import QNetwork
+from rlcompare.algos.deep.replay import (
     NStepAccumulator,
     PrioritizedReplayBuffer,
     ReplayBuffer,
     SumTree,
 )
-from rlcompare.registry import get_algorithm
 from rlcompare.seeding import RunSeeds
+from rlcompare.spec.registry import get_algorithm
 
 
 def test_import_and_validation_do_not_import_torch_or_sb3() -> None:
@@ -55,7 +60,7 @@ def test_ppo_table_matches_sb3_defaults() -> None:
     from stable_baselines3 import PPO
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    from rlcompare.deep.ppo import ACTIVATIONS
+    from rlcompare.algos.deep.ppo import ACTIVATIONS
 
     defaults = {
         **_signature_defaults(ActorCriticPolicy.__init__),

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rlcompare.errors import SpecError
-from rlcompare.exploration import (
+from rlcompare.algos.exploration import (
     UCB,
     Boltzmann,
     EpsilonGreedy,
@@ -16,6 +15,7 @@ from rlcompare.exploration import (
     linear_schedule,
     strategy_from_hparams,
 )
+from rlcompare.errors import SpecError
 
 
 def test_epsilon_greedy_shares_ties() -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import rlcompare
-from rlcompare.envs.tabular import TabularMDP
-from rlcompare.planning import greedy_policy, policy_regret, q_error
+from rlcompare.envs.model import TabularMDP
+from rlcompare.envs.planning import greedy_policy, policy_regret, q_error
 
 
 def stay_or_quit() -> TabularMDP:

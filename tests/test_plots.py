@@ -1,4 +1,4 @@
-"""Tests for rlcompare.plots (rendered headless) and rlcompare.figures (saving, provenance)."""
+"""Tests for rlcompare.plots (rendered headless) and rlcompare.viz.figures (saving, provenance)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.quiver import Quiver  # noqa: E402
 
-from rlcompare import figures, plots, stats  # noqa: E402
+from rlcompare.analysis import stats  # noqa: E402
+from rlcompare.viz import figures, plots
 
 REPS = 50
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO, without_wall_time
 
 import rlcompare
-from rlcompare.results import read_metadata, stored_runs
+from rlcompare.store.results import read_metadata, stored_runs
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")

@@ -111,7 +111,7 @@ def test_wall_time_of_a_batched_run_counts_only_its_own_training(monkeypatch) ->
     # since its own start, the same alone as third in a batch (it counted the whole batch).
     ticks = iter(range(10**6))
     monkeypatch.setattr(
-        rlcompare.context, "time", SimpleNamespace(perf_counter=lambda: next(ticks))
+        rlcompare.runner.context, "time", SimpleNamespace(perf_counter=lambda: next(ticks))
     )
     specs = rlcompare.grid("q_learning", "FrozenLake-v1", 3, steps=300, eval_every=100)
 

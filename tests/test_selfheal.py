@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import rlcompare
 from rlcompare.envs.make import make_env
+from rlcompare.envs.planning import policy_evaluation, value_iteration
 from rlcompare.envs.selfheal import (
     ACTIONS,
     SelfHealingEnv,
@@ -31,7 +32,6 @@ from rlcompare.envs.selfheal_model import (
     encode_state,
 )
 from rlcompare.errors import SpecError
-from rlcompare.planning import policy_evaluation, value_iteration
 
 ENV_ID = "rlcompare/SelfHealing-v0"
 GAMMA = 0.95

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from rliable import metrics
 
-from rlcompare import curves, stats
+from rlcompare.analysis import curves, stats
 
 Curves = Mapping[tuple[str, str, int], Sequence[tuple[int, float]]]
 REPS = 200
@@ -410,7 +410,7 @@ def test_aggregate_curves_skips_grid_steps_a_group_does_not_cover(tidy):
 def test_fast_iqm_matches_rliable() -> None:
     from rliable import metrics
 
-    from rlcompare.tidy import fast_iqm
+    from rlcompare.analysis.matrices import fast_iqm
 
     rng = np.random.default_rng(0)
     for shape in [(4, 2), (5, 3), (7, 1), (1, 1), (10, 4)]:
@@ -421,7 +421,7 @@ def test_fast_iqm_matches_rliable() -> None:
 def test_fast_iqm_columns_matches_scipy() -> None:
     import scipy.stats
 
-    from rlcompare.tidy import fast_iqm_columns
+    from rlcompare.analysis.matrices import fast_iqm_columns
 
     rng = np.random.default_rng(1)
     for rows in (1, 2, 4, 7, 13):

@@ -11,8 +11,8 @@ import pytest
 
 import rlcompare
 from rlcompare import CorruptResultError, RunSpec, StoreError
-from rlcompare import results as store_module
-from rlcompare.results import read_metadata, run_path, write_run
+from rlcompare.store import results as store_module
+from rlcompare.store.results import read_metadata, run_path, write_run
 
 
 def _result(seed: int = 0) -> rlcompare.RunResult:

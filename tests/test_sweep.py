@@ -16,8 +16,8 @@ from conftest import REPO, without_wall_time
 
 import rlcompare
 from rlcompare import SpecError, StoreError
-from rlcompare.results import stored_runs
-from rlcompare.sweeps import plan_tasks
+from rlcompare.store.results import stored_runs
+from rlcompare.sweeps.tasks import plan_tasks
 
 
 def test_sweep_stores_every_run_and_resume_skips_them(store: Path) -> None:
@@ -58,7 +58,7 @@ def test_seed_batches_become_tasks_for_batched_algorithms() -> None:
     tasks = plan_tasks(specs, workers=2)
     batched = [t for t in tasks if t[0].algo == "q_learning"]
     singles = [t for t in tasks if t[0].algo == "random"]
-    if rlcompare.registry.get_algorithm("q_learning").batch_trainer:
+    if rlcompare.spec.registry.get_algorithm("q_learning").batch_trainer:
         assert sorted(len(t) for t in batched) == [3, 3]
     assert len(singles) == 6 and all(len(t) == 1 for t in singles)
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import rlcompare
-from rlcompare.context import RunContext
-from rlcompare.envs.tabular import TabularMDP
+from rlcompare.envs.model import TabularMDP
 from rlcompare.envs.textbook import TabularEnv
+from rlcompare.runner.context import RunContext
 
 ALGOS = ("q_learning", "sarsa", "expected_sarsa", "double_q", "dyna_q")
 COST = ("wall_time_s", "env_steps_per_s")
@@ -78,7 +78,7 @@ def test_algorithms_registered_without_numba() -> None:
     import subprocess
     import sys
 
-    code = "import rlcompare.tabular, sys; print('numba' in sys.modules)"
+    code = "import rlcompare.algos.tabular, sys; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert set(ALGOS) <= set(rlcompare.algorithms())
@@ -190,7 +190,7 @@ def test_a_seed_gives_the_same_rows_alone_or_in_any_batch(
 def test_engine_equals_the_step_api_on_the_real_env(
     algo: str, env: str, hparams: dict, env_kwargs: dict
 ) -> None:
-    from rlcompare.tabular.trainers import train_steps
+    from rlcompare.algos.tabular.trainers import train_steps
 
     spec = rlcompare.RunSpec(
         algo,

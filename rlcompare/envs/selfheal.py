@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlcompare.envs.model import TabularMDP, sample_index
 from rlcompare.envs.selfheal_model import (
     ACTION_COSTS,
     ACTIONS,
@@ -60,7 +61,6 @@ from rlcompare.envs.selfheal_model import (
     encode_state,
 )
 from rlcompare.envs.selfheal_model import explain_state as _explain_index
-from rlcompare.envs.tabular import TabularMDP, sample_index
 
 __all__ = [
     "ACTIONS",

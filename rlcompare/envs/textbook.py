@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlcompare.envs.tabular import TabularMDP, sample_index, sample_outcome
+from rlcompare.envs.model import TabularMDP, sample_index, sample_outcome
 
 Outcomes = list[tuple[float, int, float, bool]]
 

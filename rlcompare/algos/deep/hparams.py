@@ -1,0 +1,238 @@
+"""Hyperparameter tables of the deep agents, with cross-parameter checks.
+
+Names and defaults follow Stable-Baselines3 (``DQN.__init__`` / ``PPO.__init__``), so rl-zoo3
+settings transfer as they are; ``tests/test_deep_registry.py`` checks the defaults against
+the installed SB3. This module imports neither torch nor SB3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from rlcompare.algos.deep.common import require_default
+from rlcompare.errors import SpecError
+from rlcompare.spec.params import Param
+
+DEVICES = ("cpu", "auto", "cuda")
+EXPLORATIONS = ("epsilon_greedy", "boltzmann", "noisy")
+ACTIVATIONS = ("tanh", "relu")
+
+# rl-zoo3's DQN hyperparameters for CartPole-v1 (the benchmark and the slow test use them).
+ZOO_CARTPOLE_DQN = {
+    "learning_rate": 2.3e-3,
+    "batch_size": 64,
+    "buffer_size": 100_000,
+    "learning_starts": 1000,
+    "gamma": 0.99,
+    "target_update_interval": 10,
+    "train_freq": 256,
+    "gradient_steps": 128,
+    "exploration_fraction": 0.16,
+    "exploration_final_eps": 0.04,
+    "net_arch": [256, 256],
+}
+
+_DEVICE_DOC = "torch device; auto = cuda when available (CPU is the reproducible default)"
+
+# SB3 DQN's own hyperparameters (defaults of stable_baselines3.DQN).
+SB3_DQN_PARAMS: dict[str, Param] = {
+    "learning_rate": Param(1e-4, "float", "Adam step size", low=0, low_open=True),
+    "buffer_size": Param(1_000_000, "int", "replay capacity in transitions", low=1),
+    "learning_starts": Param(
+        100, "int", "env steps of uniform random actions before learning starts", low=0
+    ),
+    "batch_size": Param(32, "int", "transitions per gradient step", low=1),
+    "tau": Param(
+        1.0, "float", "target update coefficient (1 = hard copy)", low=0, high=1, low_open=True
+    ),
+    "gamma": Param(0.99, "float", "discount factor", low=0, high=1),
+    "train_freq": Param(4, "int", "env steps between training phases", low=1),
+    "gradient_steps": Param(
+        1, "int", "gradient steps per training phase (-1 = as many as env steps)", low=-1
+    ),
+    "n_steps": Param(1, "int", "n-step returns (1 = one-step TD)", low=1),
+    "target_update_interval": Param(
+        10_000, "int", "env steps between target network updates", low=1
+    ),
+    "exploration_fraction": Param(
+        0.1, "float", "share of the budget over which epsilon decays", low=0, high=1
+    ),
+    "exploration_initial_eps": Param(1.0, "float", "epsilon at the start", low=0, high=1),
+    "exploration_final_eps": Param(0.05, "float", "epsilon after the decay", low=0, high=1),
+    "max_grad_norm": Param(
+        10.0,
+        "float",
+        "gradient norm clip (None = no clipping)",
+        low=0,
+        low_open=True,
+        nullable=True,
+    ),
+    "net_arch": Param((64, 64), "int_list", "hidden layer sizes of the Q-network (ReLU)"),
+    "device": Param("cpu", "str", _DEVICE_DOC, choices=DEVICES),
+}
+
+# Switches of our own DQN that Stable-Baselines3's DQN does not have.
+DQN_EXTRA_PARAMS: dict[str, Param] = {
+    "double": Param(False, "bool", "Double DQN: online net picks, target net scores"),
+    "dueling": Param(False, "bool", "dueling head: Q = V + A - mean(A)"),
+    "prioritized": Param(False, "bool", "proportional prioritized replay with IS weights"),
+    "per_alpha": Param(0.6, "float", "priority exponent of prioritized replay", low=0, high=1),
+    "per_beta": Param(
+        0.4, "float", "initial IS-weight exponent, annealed to 1 over the budget", low=0, high=1
+    ),
+    "noisy": Param(
+        False, "bool", "factorized NoisyNet layers; with epsilon_greedy they replace epsilon"
+    ),
+    "exploration": Param(
+        "epsilon_greedy",
+        "str",
+        "behaviour policy (noisy = greedy on a NoisyNet)",
+        choices=EXPLORATIONS,
+    ),
+    "temperature": Param(1.0, "float", "Boltzmann temperature", low=0, low_open=True),
+    "target_network": Param(True, "bool", "bootstrap from a target net (False = online net)"),
+    "replay": Param(True, "bool", "replay memory (False = learn from the latest batch only)"),
+    "dataset": Param(
+        None,
+        "str",
+        "path of a Dataset.save file: learn offline, steps = gradient steps",
+        nullable=True,
+    ),
+}
+
+DQN_PARAMS: dict[str, Param] = {**SB3_DQN_PARAMS, **DQN_EXTRA_PARAMS}
+
+
+def _check_gradient_steps(hp: Mapping[str, Any]) -> None:
+    if hp["gradient_steps"] == 0:
+        raise SpecError(
+            "hyperparameter 'gradient_steps' = 0 is invalid; valid: -1 (as many as env steps) "
+            "or an int >= 1"
+        )
+
+
+def check_dqn(hp: Mapping[str, Any]) -> None:
+    """Cross-parameter checks of ``dqn``."""
+    _check_gradient_steps(hp)
+    if hp["prioritized"] and not hp["replay"]:
+        raise SpecError(
+            "hyperparameter 'prioritized' = True needs replay = True; valid: prioritized = "
+            "False when replay = False"
+        )
+
+
+def check_sb3_dqn(hp: Mapping[str, Any]) -> None:
+    """Rejects our own switches, which Stable-Baselines3's DQN does not have."""
+    _check_gradient_steps(hp)
+    defaults = {name: param.default for name, param in DQN_EXTRA_PARAMS.items()}
+    require_default(hp, defaults, "sb3_dqn", "Stable-Baselines3's DQN lacks it; use algo 'dqn'")
+
+
+# PPO: defaults of stable_baselines3.PPO and of its ActorCriticPolicy (policy_kwargs).
+PPO_PARAMS: dict[str, Param] = {
+    "learning_rate": Param(3e-4, "float", "Adam step size", low=0, low_open=True),
+    "n_steps": Param(2048, "int", "env steps per env per rollout", low=1),
+    "batch_size": Param(64, "int", "minibatch size", low=2),
+    "n_epochs": Param(10, "int", "passes over each rollout", low=1),
+    "gamma": Param(0.99, "float", "discount factor", low=0, high=1),
+    "gae_lambda": Param(0.95, "float", "GAE lambda", low=0, high=1),
+    "clip_range": Param(0.2, "float", "policy ratio clip", low=0, low_open=True),
+    "clip_range_vf": Param(
+        None, "float", "value clip (None = no clipping)", low=0, low_open=True, nullable=True
+    ),
+    "normalize_advantage": Param(True, "bool", "normalize advantages per minibatch"),
+    "ent_coef": Param(0.0, "float", "entropy bonus coefficient", low=0),
+    "vf_coef": Param(0.5, "float", "value loss coefficient", low=0),
+    "max_grad_norm": Param(0.5, "float", "gradient norm clip", low=0, low_open=True),
+    "use_sde": Param(False, "bool", "generalized state-dependent exploration (Box actions)"),
+    "sde_sample_freq": Param(-1, "int", "gSDE noise resampling period (-1 = per rollout)", low=-1),
+    "target_kl": Param(
+        None,
+        "float",
+        "early-stop an update past this KL (None = never)",
+        low=0,
+        low_open=True,
+        nullable=True,
+    ),
+    "net_arch": Param((64, 64), "int_list", "hidden sizes of the policy and value nets"),
+    "activation_fn": Param("tanh", "str", "hidden activation", choices=ACTIVATIONS),
+    "ortho_init": Param(True, "bool", "orthogonal initialisation"),
+    "log_std_init": Param(0.0, "float", "initial log std of Gaussian actions"),
+    "n_envs": Param(1, "int", "parallel envs (DummyVecEnv) per rollout", low=1, high=256),
+    "device": Param("cpu", "str", _DEVICE_DOC, choices=DEVICES),
+    "warm_start": Param(
+        None,
+        "str",
+        "path of policy weights saved by a bc agent (BCAgent.save_policy)",
+        nullable=True,
+    ),
+}
+
+# Where our PPO table deliberately departs from SB3's signature (checked by the tests).
+PPO_DEVIATIONS = {"device": "cpu"}
+
+
+def check_ppo(hp: Mapping[str, Any]) -> None:
+    """Checks that SB3 would otherwise make with bare asserts (gone under ``python -O``)."""
+    if hp["n_steps"] * hp["n_envs"] <= 1:
+        raise SpecError(
+            f"n_steps * n_envs = {hp['n_steps'] * hp['n_envs']} is invalid; valid: > 1 "
+            "(advantages are normalized over the rollout)"
+        )
+
+
+BC_PARAMS: dict[str, Param] = {
+    "dataset": Param(None, "str", "path of a Dataset.save file (required)"),
+    "batch_size": Param(64, "int", "transitions per gradient step", low=1),
+    "learning_rate": Param(1e-3, "float", "Adam step size", low=0, low_open=True),
+    "net_arch": Param((64, 64), "int_list", "hidden sizes (as ppo, so bc can warm-start it)"),
+    "activation_fn": Param("tanh", "str", "hidden activation", choices=ACTIVATIONS),
+    "ortho_init": Param(True, "bool", "orthogonal initialisation"),
+    "log_std_init": Param(0.0, "float", "initial log std of Gaussian actions"),
+    "device": Param("cpu", "str", _DEVICE_DOC, choices=DEVICES),
+}
+
+
+def check_bc(hp: Mapping[str, Any]) -> None:
+    """``dataset`` is required."""
+    if hp["dataset"] is None:
+        raise SpecError(
+            "algo 'bc' needs hyperparameter 'dataset'; valid: the path of a file written by "
+            "Dataset.save (see rlcompare.collect_demonstrations)"
+        )
+
+
+def check_deep_spec(spec: Any) -> None:
+    """Checks that need the whole RunSpec, made when it is built rather than when training
+    starts (where a sweep could only record a failure)."""
+    from rlcompare.envs.make import env_info
+    from rlcompare.spec.registry import offline_needs_steps
+
+    hp = spec.resolved_hparams
+    dataset = hp.get("dataset")
+    if dataset is not None:
+        if not Path(dataset).is_file():
+            raise SpecError(
+                f"hyperparameter 'dataset' = {dataset!r}: no such file; valid: a path written "
+                "by rlcompare.Dataset.save"
+            )
+        if spec.algo != "bc":  # bc's episodes are passes over the data
+            offline_needs_steps(spec)
+    if hp.get("use_sde"):
+        actions = env_info(spec.env, spec.env_kwargs).action_space
+        if not isinstance(actions, gym.spaces.Box):
+            raise SpecError(
+                f"hyperparameter 'use_sde' = True needs a Box action space; env {spec.env!r} "
+                f"has {actions}; valid: use_sde = False"
+            )
+    if hp.get("device") == "cuda":
+        import torch  # only when a user asks for CUDA
+
+        if not torch.cuda.is_available():
+            raise SpecError(
+                "hyperparameter 'device' = 'cuda' but no CUDA device is available; valid: cpu, auto"
+            )

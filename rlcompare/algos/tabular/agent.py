@@ -1,0 +1,179 @@
+"""TabularAgent: one learner's arrays and config, usable by the engine and by ``loop.drive``.
+
+Both paths call the same compiled rules (``kernels.choose_action`` / ``kernels.learn`` here,
+the engine's loop in ``kernels.run_segment``), draw from the same streams (``agent`` for
+decisions; greedy evaluation ties from a separate ``eval_ties`` stream), and report the
+same evaluation metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlcompare.algos.exploration import strategy_from_hparams
+from rlcompare.algos.tabular import kernels
+from rlcompare.algos.tabular.rules import (
+    ALGORITHMS,
+    DIVERGED,
+    NO_ACTION,
+    TabularConfig,
+    TabularState,
+    new_state,
+)
+from rlcompare.envs.model import TabularMDP
+from rlcompare.envs.planning import Solution, policy_regret, q_error
+from rlcompare.errors import Diverged
+from rlcompare.runner.context import RunContext
+from rlcompare.seeding import RunSeeds
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The model and its solution at the run's gamma, for ``q_error`` and ``policy_regret``."""
+
+    mdp: TabularMDP
+    solution: Solution
+
+    def metrics(self, q: np.ndarray) -> dict[str, float]:
+        """``q_error`` and ``policy_regret`` of action values ``q`` (S x A)."""
+        return {
+            "q_error": q_error(self.mdp, self.solution, q),
+            "policy_regret": policy_regret(self.mdp, self.solution, q),
+        }
+
+
+def make_config(algo: str, hp: Mapping[str, Any]) -> TabularConfig:
+    """The numeric config of ``algo`` from its resolved hyperparameters."""
+    kind, start, end, decay, duration = strategy_from_hparams(hp).kernel_args()
+    return TabularConfig(
+        algo=ALGORITHMS.index(algo),
+        alpha=float(hp["alpha"]),
+        visit_step_size=hp["alpha_schedule"] == "visit",
+        omega=float(hp["omega"]),
+        gamma=float(hp["gamma"]),
+        exploration=int(kind),
+        explore_start=start,
+        explore_end=end,
+        explore_decay=int(decay),
+        explore_duration=duration,
+        planning_steps=int(hp.get("planning_steps", 0)),
+    )
+
+
+class TabularAgent:
+    """A tabular learner (the StepAgent of ``rlcompare.runner.loop``).
+
+    Attributes:
+        cfg: Numeric config.
+        state: The learner's arrays (``state.q`` is its action-value estimate).
+        valid: (S x A) bool, the actions it may choose.
+        rng: The run's ``agent`` stream (every training decision).
+    """
+
+    def __init__(
+        self,
+        cfg: TabularConfig,
+        state: TabularState,
+        valid: np.ndarray,
+        seeds: RunSeeds,
+        reference: Reference | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.state = state
+        # A private writable copy: compiled code specializes on read-only arrays.
+        self.valid = np.array(valid, dtype=bool)
+        self.rng = seeds.rng("agent")
+        self.reference = reference
+        self._seeds = seeds
+        self._pending = NO_ACTION
+        self._ties: np.random.Generator | None = None
+
+    @classmethod
+    def for_run(
+        cls,
+        ctx: RunContext,
+        n_states: int,
+        n_actions: int,
+        valid: np.ndarray | None = None,
+        reference: Reference | None = None,
+    ) -> TabularAgent:
+        """A fresh agent for the run of ``ctx``."""
+        cfg = make_config(ctx.spec.algo, ctx.hp)
+        state = new_state(n_states, n_actions, cfg.algo, ctx.hp["q_init"])
+        valid = np.ones((n_states, n_actions), dtype=bool) if valid is None else valid
+        return cls(cfg, state, valid, ctx.seeds, reference)
+
+    @property
+    def q(self) -> np.ndarray:
+        """(S x A) action values (Double Q: the mean of its two tables)."""
+        return self.state.q
+
+    # -- StepAgent ------------------------------------------------------------------------
+    def act(self, obs: Any, step: int) -> int:
+        """The behaviour action (SARSA's already chosen A' when there is one)."""
+        if self._pending != NO_ACTION:
+            action, self._pending = self._pending, NO_ACTION
+            return action
+        return int(
+            kernels.choose_action(self.state, self.cfg, self.valid, int(obs), step, self.rng)
+        )
+
+    def update(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        step: int,
+    ) -> None:
+        """Learns from one transition (raises Diverged on non-finite values)."""
+        result = kernels.learn(
+            self.state,
+            self.cfg,
+            self.valid,
+            int(obs),
+            int(action),
+            float(reward),
+            int(next_obs),
+            bool(terminated),
+            bool(truncated),
+            step,
+            self.rng,
+        )
+        if result == DIVERGED:
+            raise Diverged(f"non-finite action value after the update at step {step}")
+        self._pending = int(result)
+
+    def greedy_action(self, obs: Any) -> int:
+        """argmax over valid actions, ties broken uniformly from the ``eval_ties`` stream."""
+        s = int(obs)
+        row = np.where(self.valid[s], self.q[s], -np.inf)
+        ties = np.flatnonzero(row == row.max())
+        if ties.size == 1:
+            return int(ties[0])
+        if self._ties is None:
+            self._ties = self._seeds.rng("eval_ties")
+        return int(ties[self._ties.integers(ties.size)])
+
+    def eval_metrics(self) -> dict[str, float]:
+        """``q_error`` and ``policy_regret`` (with a model), ``td_error`` (mean |TD error| of
+        the updates since the previous call, when there were any). Called once before each
+        evaluation: it also restarts the tie-breaking stream, so equal values give equal
+        evaluations."""
+        metrics = self.reference.metrics(self.q) if self.reference is not None else {}
+        sum_abs, count = self.state.td_stats
+        if count > 0:
+            metrics["td_error"] = float(sum_abs / count)
+        self.state.td_stats[:] = 0.0
+        self._ties = self._seeds.rng("eval_ties")
+        return metrics
+
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[int, None]:
+        """Stable-Baselines3-style greedy prediction (for ``collect_demonstrations``)."""
+        return self.greedy_action(obs), None

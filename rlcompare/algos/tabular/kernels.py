@@ -1,0 +1,207 @@
+"""Compiled (numba) versions of the tabular rules, and the engine's simulation loops.
+
+The only module of rlcompare that imports numba. It compiles the plain functions of
+``rlcompare.algos.exploration``, ``rlcompare.envs.model`` and ``rlcompare.algos.tabular.rules`` in
+place (``register_jitable``) and caches the machine code on disk (``cache=True``). numba
+checks only a cached function's own file for changes, not the files of the functions it
+calls, so this module keeps a digest of every source it compiles next to each cache entry
+and clears entries whose digest is stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+from numba.extending import register_jitable
+
+from rlcompare.algos import exploration
+from rlcompare.algos.tabular import rules
+from rlcompare.algos.tabular.rules import DIVERGED, NO_ACTION, TabularConfig, TabularState
+from rlcompare.envs import model as tabular_envs
+from rlcompare.envs.model import Simulation, sample_index, sample_outcome
+
+# Why a segment of the engine stopped.
+DONE, EVALUATE, FULL, STOPPED_DIVERGED = 0, 1, 2, 3
+# Fields of the engine's int64 loop-state array.
+STEP, EPISODE, OBS, LENGTH, PENDING = range(5)
+
+# The engine allocates nothing, so it runs without numba's reference counting (_nrt=False):
+# with it, every access to a learner's arrays costs atomic increments that take longer
+# than the rest of a step. The functions that take a learner's NamedTuples are inlined into
+# their callers for the same reason; the leaves stay ordinary calls (faster compiles).
+_COMPILED = (
+    exploration.linear_schedule,
+    exploration.exponential_schedule,
+    exploration.scheduled_value,
+    exploration.action_probabilities,
+    exploration.sample_action,
+    sample_index,
+    sample_outcome,
+    rules.step_size,
+    rules.policy_probabilities,
+    rules.choose_action,
+    rules.max_valid,
+    rules.mean_over_argmax,
+    rules.td_update,
+    rules.remember,
+    rules.plan,
+    rules.learn,
+)
+_INLINED = (rules.step_size, rules.policy_probabilities, rules.choose_action, rules.learn)
+for _function in _COMPILED:
+    register_jitable(_nrt=False, inline="always" if _function in _INLINED else "never")(_function)
+
+_DIGEST = hashlib.sha1(
+    b"".join(
+        Path(module.__file__).read_bytes()
+        for module in (exploration, tabular_envs, rules, sys.modules[__name__])
+    )
+).hexdigest()
+
+
+def _jit(function: Callable[..., Any]) -> Any:
+    """``numba.njit(cache=True, _nrt=False)``, clearing a cache compiled from other sources."""
+    dispatcher = numba.njit(cache=True, _nrt=False)(function)
+    cache = getattr(dispatcher, "_cache", None)
+    path = getattr(cache, "cache_path", None)
+    if path is None:
+        return dispatcher
+    stamp = Path(path) / f"{function.__module__}.{function.__qualname__}.rlcompare-digest"
+    try:
+        if not stamp.is_file() or stamp.read_text() != _DIGEST:
+            os.makedirs(path, exist_ok=True)
+            cache.flush()
+            stamp.write_text(_DIGEST)
+    except OSError:  # a read-only cache only costs a compile
+        pass
+    return dispatcher
+
+
+choose_action = _jit(rules.choose_action)
+learn = _jit(rules.learn)
+
+
+def _run_segment(
+    st: TabularState,
+    cfg: TabularConfig,
+    valid: np.ndarray,
+    sim: Simulation,
+    max_steps: int,
+    agent_rng: Any,
+    env_rng: Any,
+    loop: np.ndarray,
+    episode_return: np.ndarray,
+    budget_in_steps: bool,
+    budget: int,
+    every_steps: int,
+    every_episodes: int,
+    out_steps: np.ndarray,
+    out_returns: np.ndarray,
+    out_lengths: np.ndarray,
+) -> tuple[int, int]:
+    """Simulates and learns until an evaluation is due, the budget is spent, the episode
+    buffers are full or the values diverge; mirrors ``rlcompare.runner.loop.drive`` step for step.
+
+    ``loop`` (STEP, EPISODE, OBS, LENGTH, PENDING) and ``episode_return`` (1,) carry the
+    loop's state between calls. Finished episodes go to ``out_*`` (cumulative step, return,
+    length). Returns (why it stopped, number of finished episodes written).
+    """
+    step, episode, s = loop[STEP], loop[EPISODE], loop[OBS]
+    length, pending = loop[LENGTH], loop[PENDING]
+    total = episode_return[0]
+    n_states = sim.terminal.shape[0]
+    written = 0
+    code = DONE
+    while (step if budget_in_steps else episode) < budget:
+        if written == out_steps.shape[0]:
+            code = FULL
+            break
+        if pending >= 0:
+            a = pending
+        else:
+            a = rules.choose_action(st, cfg, valid, s, step, agent_rng)
+        k = sample_outcome(sim.cdf, sim.count, s, a, env_rng.random())
+        s_next = sim.next_state[s, a, k]
+        r = sim.reward[s, a, k]
+        if sim.reward_std[s, a] > 0.0:
+            r = r + sim.reward_std[s, a] * env_rng.standard_normal()
+        terminated = sim.terminal[s_next]
+        step += 1
+        total += r
+        length += 1
+        truncated = max_steps > 0 and length >= max_steps
+        pending = rules.learn(
+            st, cfg, valid, s, a, r, s_next, terminated, truncated, step, agent_rng
+        )
+        if pending == DIVERGED:
+            code = STOPPED_DIVERGED
+            break
+        s = s_next
+        due = False
+        if terminated or truncated:
+            episode += 1
+            out_steps[written], out_returns[written], out_lengths[written] = step, total, length
+            written += 1
+            total, length, pending = 0.0, 0, NO_ACTION
+            s = sample_index(sim.initial_cdf, n_states, env_rng.random())
+            due = every_episodes > 0 and episode % every_episodes == 0
+        if due or (every_steps > 0 and step % every_steps == 0):
+            code = EVALUATE
+            break
+    loop[STEP], loop[EPISODE], loop[OBS], loop[LENGTH], loop[PENDING] = (
+        step,
+        episode,
+        s,
+        length,
+        pending,
+    )
+    episode_return[0] = total
+    return code, written
+
+
+def _run_offline(
+    st: TabularState,
+    cfg: TabularConfig,
+    valid: np.ndarray,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    next_observations: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    rng: Any,
+    first_step: int,
+    stop_step: int,
+) -> tuple[int, bool]:
+    """TD updates ``first_step + 1 .. stop_step``, each on a transition drawn uniformly from
+    the dataset with ``rng``. Returns (the last step done, whether the values diverged)."""
+    n = observations.shape[0]
+    for step in range(first_step + 1, stop_step + 1):
+        i = min(int(rng.random() * n), n - 1)
+        result = rules.learn(
+            st,
+            cfg,
+            valid,
+            observations[i],
+            actions[i],
+            rewards[i],
+            next_observations[i],
+            terminated[i],
+            truncated[i],
+            step,
+            rng,
+        )
+        if result == DIVERGED:
+            return step, True
+    return stop_step, False
+
+
+run_segment = _jit(_run_segment)
+run_offline = _jit(_run_offline)

@@ -1,0 +1,250 @@
+"""Trainers of the tabular learners: which path a run takes, and the engine's driver.
+
+* Env with a model (toy_text, ours): the engine simulates the TabularMDP in compiled code,
+  seed after seed; it reproduces the env's own sampling draw for draw, so its rows equal
+  those of ``loop.drive`` on the real env (``train_steps``), only faster.
+* Discrete env without a model: ``loop.drive`` with a TabularAgent (the step API).
+* ``dataset`` set: TD updates on logged transitions, no env interaction.
+
+Seeds share nothing but read-only arrays, so a seed's results do not depend on its batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rlcompare.algos.tabular import kernels
+from rlcompare.algos.tabular.agent import Reference, TabularAgent
+from rlcompare.envs.datasets import Dataset
+from rlcompare.envs.make import env_info
+from rlcompare.envs.model import Simulation, TabularMDP, model_or_none, sample_index
+from rlcompare.envs.planning import value_iteration
+from rlcompare.errors import SpecError
+from rlcompare.runner.context import RunContext
+from rlcompare.runner.loop import drive
+
+# Finished episodes the engine buffers before handing them to the context.
+EPISODE_BUFFER = 4096
+
+
+@functools.lru_cache(maxsize=32)
+def _reference(env_id: str, kwargs_json: str, gamma: float) -> Reference | str:
+    mdp = model_or_none(env_id, json.loads(kwargs_json))
+    if mdp is None:
+        return "the env has no model"
+    try:
+        return Reference(mdp, value_iteration(mdp, gamma))
+    except ValueError as error:
+        return str(error)
+
+
+def reference_for(ctx: RunContext) -> Reference | None:
+    """Q* of the run's env at the run's gamma (cached); None, noted in the run's metadata,
+    when the env has no model or its values are not finite."""
+    kwargs = json.dumps(dict(ctx.spec.env_kwargs), sort_keys=True, default=str)
+    found = _reference(ctx.spec.env, kwargs, float(ctx.hp["gamma"]))
+    if isinstance(found, str):
+        ctx.extra_metadata["model_metrics"] = f"q_error and policy_regret skipped: {found}"
+        return None
+    return found
+
+
+def train(ctx: RunContext) -> TabularAgent:
+    """Trains one run (the registered trainer)."""
+    return train_batch([ctx])[0]
+
+
+def train_batch(ctxs: list[RunContext]) -> list[TabularAgent]:
+    """Trains runs that differ only in seed (the registered batch trainer)."""
+    spec = ctxs[0].spec
+    mdp = model_or_none(spec.env, spec.env_kwargs)
+    if ctxs[0].hp.get("dataset") is not None:
+        trainer = train_offline
+    elif mdp is None:
+        trainer = train_steps
+    else:
+        trainer = functools.partial(train_on_model, mdp=mdp)
+    return [trainer(ctx.start_clock()) for ctx in ctxs]
+
+
+def train_steps(ctx: RunContext, mdp: TabularMDP | None = None) -> TabularAgent:
+    """The step-API path: ``loop.drive`` on the real env (any Discrete env)."""
+    mdp = mdp if mdp is not None else model_or_none(ctx.spec.env, ctx.spec.env_kwargs)
+    info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
+    valid = mdp.valid_actions if mdp is not None else None
+    agent = TabularAgent.for_run(
+        ctx, info.observation_space.n, info.action_space.n, valid, reference_for(ctx)
+    )
+    return drive(ctx, agent)  # type: ignore[return-value]
+
+
+class ModelRunner:
+    """Runs one agent on a simulated TabularMDP in segments between evaluations.
+
+    Args:
+        agent: The learner.
+        sim: The MDP's simulation arrays.
+        env_seed: Seed of the simulated env (the run's ``env`` stream).
+        budget: ("steps" | "episodes", amount).
+        max_episode_steps: The env's time limit (None: none).
+        every_steps: Stop for an evaluation every this many steps (None: never).
+        every_episodes: ... every this many finished episodes (None: never).
+        capacity: Finished episodes buffered per segment.
+    """
+
+    def __init__(
+        self,
+        agent: TabularAgent,
+        sim: Simulation,
+        *,
+        env_seed: int,
+        budget: tuple[str, int],
+        max_episode_steps: int | None = None,
+        every_steps: int | None = None,
+        every_episodes: int | None = None,
+        capacity: int = EPISODE_BUFFER,
+    ) -> None:
+        self.agent = agent
+        self.sim = sim
+        # The same generator a gymnasium env gets from reset(seed=env_seed).
+        self.env_rng = np.random.default_rng(env_seed)
+        self.budget = budget
+        self.max_steps = max_episode_steps or 0
+        self.every_steps = every_steps or 0
+        self.every_episodes = every_episodes or 0
+        self.loop = np.zeros(5, dtype=np.int64)
+        self.loop[kernels.PENDING] = -1
+        n_states = sim.terminal.shape[0]
+        self.loop[kernels.OBS] = sample_index(sim.initial_cdf, n_states, self.env_rng.random())
+        self.episode_return = np.zeros(1)
+        self.capacity = capacity
+
+    @property
+    def step(self) -> int:
+        """Env steps done."""
+        return int(self.loop[kernels.STEP])
+
+    @property
+    def episode(self) -> int:
+        """Episodes finished."""
+        return int(self.loop[kernels.EPISODE])
+
+    def advance(self) -> tuple[int, tuple[np.ndarray, ...]]:
+        """Runs one segment. Returns (kernels.DONE | EVALUATE | FULL | STOPPED_DIVERGED, the
+        finished episodes as arrays (steps, episode numbers, returns, lengths))."""
+        agent, first = self.agent, self.episode
+        kind, amount = self.budget
+        # Fresh per segment: a batch of idle runners holds no buffers.
+        out = (
+            np.empty(self.capacity, np.int64),
+            np.empty(self.capacity),
+            np.empty(self.capacity, np.int64),
+        )
+        code, written = kernels.run_segment(
+            agent.state,
+            agent.cfg,
+            agent.valid,
+            self.sim,
+            self.max_steps,
+            agent.rng,
+            self.env_rng,
+            self.loop,
+            self.episode_return,
+            kind == "steps",
+            amount,
+            self.every_steps,
+            self.every_episodes,
+            *out,
+        )
+        steps, returns, lengths = (array[:written].copy() for array in out)
+        episodes = np.arange(first + 1, first + 1 + written, dtype=np.int64)
+        return int(code), (steps, episodes, returns, lengths)
+
+
+def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
+    """The engine path: same rows as ``train_steps`` on the real env, far less time."""
+    agent = TabularAgent.for_run(
+        ctx, mdp.n_states, mdp.n_actions, mdp.valid_actions, reference_for(ctx)
+    )
+    runner = ModelRunner(
+        agent,
+        mdp.simulation,
+        env_seed=ctx.env_seed,
+        budget=ctx.spec.budget,
+        max_episode_steps=env_info(ctx.spec.env, ctx.spec.env_kwargs).max_episode_steps,
+        every_steps=ctx.schedule.every_steps,
+        every_episodes=ctx.schedule.every_episodes,
+    )
+    ctx.evaluate(0, agent.greedy_action, agent.eval_metrics())
+    while True:
+        code, episodes = runner.advance()
+        ctx.log_episodes(*episodes)
+        if code == kernels.STOPPED_DIVERGED:
+            ctx.mark_diverged(runner.step, f"non-finite action value at step {runner.step}")
+            return agent
+        if code == kernels.DONE:
+            break
+        if code == kernels.EVALUATE:
+            ctx.evaluate(runner.step, agent.greedy_action, agent.eval_metrics())
+    ctx.evaluate(runner.step, agent.greedy_action, agent.eval_metrics())
+    return agent
+
+
+def load_transitions(path: str, n_states: int, n_actions: int) -> tuple[np.ndarray, ...]:
+    """(observations, actions, rewards, next observations, terminated, truncated) of a
+    Dataset file as the arrays the engine takes, checked against the env's sizes."""
+    data = Dataset.load(path)
+    if len(data) == 0:
+        raise SpecError(f"dataset {path!r} holds no transitions; valid: a non-empty dataset")
+    arrays = (
+        np.ascontiguousarray(data.observations, dtype=np.int64).reshape(-1),
+        np.ascontiguousarray(data.actions, dtype=np.int64).reshape(-1),
+        np.ascontiguousarray(data.rewards, dtype=np.float64),
+        np.ascontiguousarray(data.next_observations, dtype=np.int64).reshape(-1),
+        np.ascontiguousarray(data.terminated, dtype=bool),
+        np.ascontiguousarray(data.truncated, dtype=bool),
+    )
+    for name, values, size in (
+        ("observations", arrays[0], n_states),
+        ("actions", arrays[1], n_actions),
+        ("next_observations", arrays[3], n_states),
+    ):
+        if values.size != len(data) or values.min() < 0 or values.max() >= size:
+            raise SpecError(
+                f"dataset {path!r}: {name} are not indices below {size}; valid: transitions "
+                "logged on this env (Discrete spaces)"
+            )
+    return arrays
+
+
+def train_offline(ctx: RunContext) -> TabularAgent:
+    """Learning from logged data: each of the ``steps`` budget is one TD update on a
+    transition drawn uniformly from the dataset with the agent's stream."""
+    _, budget = ctx.spec.budget  # a steps budget: RunSpec rejects episodes with a dataset
+    path = str(ctx.hp["dataset"])
+    if not Path(path).is_file():
+        raise SpecError(f"dataset file {path!r} does not exist")
+    mdp = model_or_none(ctx.spec.env, ctx.spec.env_kwargs)
+    info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
+    n_states, n_actions = info.observation_space.n, info.action_space.n
+    transitions = load_transitions(path, n_states, n_actions)
+    valid = mdp.valid_actions if mdp is not None else None
+    agent = TabularAgent.for_run(ctx, n_states, n_actions, valid, reference_for(ctx))
+    every = ctx.schedule.every_steps or budget
+    step = 0
+    ctx.evaluate(0, agent.greedy_action, agent.eval_metrics())
+    while step < budget:
+        stop = min(budget, (step // every + 1) * every)
+        reached, diverged = kernels.run_offline(
+            agent.state, agent.cfg, agent.valid, *transitions, agent.rng, step, stop
+        )
+        step = int(reached)
+        if diverged:
+            ctx.mark_diverged(step, f"non-finite action value at update {step}")
+            return agent
+        ctx.evaluate(step, agent.greedy_action, agent.eval_metrics())
+    return agent

@@ -1,0 +1,337 @@
+"""Learning curves, sample efficiency and stability: interpolation onto a common step grid,
+IQM bands, area under the curve, steps to a threshold (with censoring) and collapse."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from rliable import library
+
+from rlcompare.analysis.matrices import (
+    as_list,
+    fast_iqm_columns,
+    group_record,
+    metric_rows,
+    require_columns,
+    run_info,
+    score_matrices,
+    seeded_global_rng,
+)
+from rlcompare.runner import schema
+
+
+class CollapseResult(NamedTuple):
+    """Output of :func:`collapse_rate`."""
+
+    runs: pd.DataFrame
+    """One row per run: run columns, ``peak``, ``collapsed``, ``collapse_step``."""
+    groups: pd.DataFrame
+    """One row per group: group columns, ``runs``, ``collapsed``, ``share``."""
+
+
+# ------------------------------------------------------------------------ learning curves
+def interpolate_curves(
+    df: pd.DataFrame,
+    metric: str = "eval_return",
+    steps: Sequence[int] | np.ndarray | None = None,
+    num_points: int = 50,
+) -> pd.DataFrame:
+    """Each run's ``metric`` linearly interpolated onto one step grid.
+
+    Runs evaluated at different steps aggregate correctly only on a common grid. Values at
+    repeated steps are averaged first; nothing is extrapolated (NaN outside a run's range).
+
+    Args:
+        df: Tidy results table.
+        metric: Metric to interpolate.
+        steps: Grid of env steps; by default ``num_points`` evenly spaced integer steps over
+            the range every run covers.
+        num_points: Grid size when ``steps`` is None.
+
+    Returns:
+        Long frame: run columns, ``step``, ``metric``, ``value`` (one row per run x grid step).
+    """
+    rows = metric_rows(df, metric).groupby(["run_id", "step"], sort=True)["value"].mean()
+    spans = rows.reset_index().groupby("run_id")["step"].agg(["min", "max"])
+    if steps is None:
+        low, high = spans["min"].max(), spans["max"].min()
+        if high < low:
+            raise ValueError(
+                f"runs share no step range for {metric!r} (latest start {low}, "
+                f"earliest end {high}); pass steps="
+            )
+        grid = np.unique(np.round(np.linspace(low, high, num_points)).astype(np.int64))
+    else:
+        grid = np.unique(np.asarray(steps, dtype=np.int64))
+    frames = []
+    for run_id, curve in rows.groupby(level="run_id", sort=True):
+        x = curve.index.get_level_values("step").to_numpy(dtype=float)
+        y = np.interp(grid, x, curve.to_numpy(dtype=float), left=np.nan, right=np.nan)
+        frames.append(pd.DataFrame({"run_id": run_id, "step": grid, "value": y}))
+    out = pd.concat(frames, ignore_index=True).assign(metric=metric)
+    return out.join(run_info(metric_rows(df, metric)), on="run_id")
+
+
+def aggregate_curves(
+    df: pd.DataFrame,
+    metric: str = "eval_return",
+    by: str | Sequence[str] = "algo",
+    steps: Sequence[int] | np.ndarray | None = None,
+    num_points: int = 50,
+    reps: int = 1000,
+    random_state: int | None = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """IQM learning curve per group with a stratified bootstrap CI band at every grid step.
+
+    Curves are first put on a common grid (:func:`interpolate_curves`); grid steps where some
+    run of a group has no value are left out for that group.
+
+    Returns:
+        Columns: the ``by`` columns, ``step, iqm, iqm_low, iqm_high, runs``.
+    """
+    by = as_list(by)
+    curves = interpolate_curves(df, metric, steps, num_points)
+    wide = curves.pivot(index="run_id", columns="step", values="value")
+    runs = run_info(metric_rows(df, metric)).join(wide)
+
+    def iqm_per_step(scores: np.ndarray) -> np.ndarray:
+        # Same as metrics.aggregate_iqm on each scores[..., step], in one vectorised call.
+        return fast_iqm_columns(scores.reshape(-1, scores.shape[-1]))
+
+    records = []
+    for key, (scores, _) in score_matrices(runs, by, list(wide.columns), False).items():
+        keep = ~np.isnan(scores).any(axis=(0, 1))
+        if not keep.any():
+            continue
+        with seeded_global_rng(random_state):
+            points, cis = library.get_interval_estimates(
+                {key: scores[..., keep]},
+                iqm_per_step,
+                reps=reps,
+                confidence_interval_size=confidence,
+            )
+        group = group_record(by, key)
+        for i, step in enumerate(wide.columns[keep]):
+            records.append(
+                {
+                    **group,
+                    "step": int(step),
+                    "iqm": float(points[key][i]),
+                    "iqm_low": float(cis[key][0, i]),
+                    "iqm_high": float(cis[key][1, i]),
+                    "runs": scores.shape[0] * scores.shape[1],
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def auc(df: pd.DataFrame, metric: str = "eval_return") -> pd.DataFrame:
+    """Normalised area under each run's learning curve.
+
+    The trapezoid area over env steps divided by the step span, i.e. the curve's average
+    height; a run with a single recorded step gets that value.
+
+    Returns:
+        One row per run: run columns and ``auc``.
+    """
+
+    def area(curve: pd.DataFrame) -> float:
+        x, y = curve["step"].to_numpy(dtype=float), curve["value"].to_numpy(dtype=float)
+        span = x[-1] - x[0]
+        if span == 0:
+            return float(y[-1])
+        return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2) / span)
+
+    rows = metric_rows(df, metric)
+    areas = rows.groupby("run_id", sort=True)[["step", "value"]].apply(area).rename("auc")
+    return run_info(rows).join(areas).reset_index()
+
+
+# ------------------------------------------------------------------ thresholds, collapse
+def steps_to_threshold(
+    df: pd.DataFrame,
+    threshold: float,
+    metric: str = "eval_return",
+    higher_is_better: bool | None = None,
+) -> pd.DataFrame:
+    """The first step at which each run's ``metric`` reaches ``threshold``, with censoring.
+
+    Args:
+        df: Tidy results table.
+        threshold: Level to reach (``>=``, or ``<=`` when lower is better).
+        metric: Metric to watch.
+        higher_is_better: Direction; by default lower is better for
+            ``q_error, policy_regret, td_error, wall_time_s`` and higher for the rest.
+
+    Returns:
+        One row per run: run columns, ``reached`` (bool) and ``steps``: the first step at the
+        threshold, or, for a censored run (``reached`` False), its last observed step.
+    """
+    rows = metric_rows(df, metric)
+    values = rows["value"]
+    higher = schema.higher_is_better(metric, higher_is_better)
+    hit = values >= threshold if higher else values <= threshold
+    first = rows[hit].groupby("run_id")["step"].min()
+    out = run_info(rows)
+    out["reached"] = out.index.isin(first.index)
+    out["steps"] = first.reindex(out.index).fillna(rows.groupby("run_id")["step"].max())
+    return out.astype({"steps": np.int64}).reset_index()
+
+
+def _kaplan_meier_median(steps: np.ndarray, reached: np.ndarray) -> float:
+    """Smallest event step where the Kaplan-Meier survival S(t) <= 0.5; inf if never."""
+    survival = 1.0
+    for t in np.unique(steps[reached]):
+        at_risk = np.sum(steps >= t)  # runs censored at t still count as at risk at t
+        survival *= 1 - np.sum(reached & (steps == t)) / at_risk
+        if survival <= 0.5:
+            return float(t)
+    return float("inf")
+
+
+def threshold_summary(
+    df: pd.DataFrame,
+    threshold: float,
+    metric: str = "eval_return",
+    by: str | Sequence[str] = "algo",
+    higher_is_better: bool | None = None,
+) -> pd.DataFrame:
+    """Per group: how many runs reached ``threshold`` and how fast.
+
+    ``median_steps_reached`` is the median over runs that reached it (NaN when none did; it
+    ignores censored runs, so it flatters groups that often fail). ``km_median_steps`` is the
+    Kaplan-Meier median, which counts censored runs as "not yet" up to their last step; it is
+    ``inf`` when the KM survival never falls to one half within the observed steps.
+
+    Returns:
+        Columns: the ``by`` columns, ``runs, reached, censored, median_steps_reached,
+        km_median_steps``.
+    """
+    by = as_list(by)
+    runs = steps_to_threshold(df, threshold, metric, higher_is_better)
+    require_columns(runs, by)
+    records = []
+    for key, group in runs.groupby(by, sort=True, dropna=False):
+        steps, reached = group["steps"].to_numpy(), group["reached"].to_numpy(dtype=bool)
+        records.append(
+            {
+                **group_record(by, key if isinstance(key, tuple) else (key,)),
+                "runs": len(group),
+                "reached": int(reached.sum()),
+                "censored": int((~reached).sum()),
+                "median_steps_reached": float(np.median(steps[reached]))
+                if reached.any()
+                else np.nan,
+                "km_median_steps": _kaplan_meier_median(steps, reached),
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
+def collapse_rate(
+    df: pd.DataFrame,
+    metric: str = "eval_return",
+    fraction: float = 0.5,
+    solve_threshold: float | None = None,
+    by: str | Sequence[str] = "algo",
+    min_evals: int = 1,
+) -> CollapseResult:
+    """Which runs learned and then fell apart for good.
+
+    A run collapses when its metric drops below ``fraction`` x its running best and stays
+    below through its last ``min_evals`` or more evaluations. With ``solve_threshold``, only
+    runs that first reached it can collapse, and only after reaching it. NaN (divergence)
+    counts as below. The rule assumes 0 is the floor of the scale: rescale with
+    :func:`normalize` first where returns go negative. Without ``solve_threshold`` a noisy
+    run that never learned (0.1 once, then 0) counts as collapsed; pass one for sparse or
+    noisy evaluations.
+
+    Returns:
+        :class:`CollapseResult` with per-run ``peak, collapsed, collapse_step`` (first step
+        of the final low stretch, <NA> if not collapsed) and per-group ``runs, collapsed,
+        share``.
+    """
+    if not 0 < fraction <= 1 or min_evals < 1:
+        raise ValueError(
+            f"need 0 < fraction <= 1 and min_evals >= 1, got fraction = "
+            f"{fraction!r}, min_evals = {min_evals!r}"
+        )
+    by = as_list(by)
+    rows = metric_rows(df, metric)
+    if (rows["value"] < 0).any():
+        warnings.warn(
+            f"{metric} has negative values; runs whose best is <= 0 never count as "
+            "collapsed (rescale with normalize())",
+            stacklevel=2,
+        )
+    out = run_info(rows)
+    records = {}
+    for run_id, curve in rows.groupby("run_id", sort=True):
+        values = curve["value"].to_numpy(dtype=float)
+        best = np.fmax.accumulate(values)
+        below = ~(values >= fraction * best) & (best > 0)
+        stretch = len(below) if below.all() else int(np.argmin(below[::-1]))  # final low run
+        start = len(values) - stretch
+        # The final low stretch always starts after the threshold is first reached: the
+        # value there set the running best, so it cannot be below a fraction of it.
+        solved = solve_threshold is None or bool((values >= solve_threshold).any())
+        collapsed = bool(solved and stretch >= min_evals)
+        records[run_id] = (
+            np.nanmax(values) if not np.isnan(values).all() else np.nan,
+            collapsed,
+            curve["step"].iloc[start] if collapsed else pd.NA,
+        )
+    out[["peak", "collapsed", "collapse_step"]] = pd.DataFrame.from_dict(
+        records, orient="index", columns=["peak", "collapsed", "collapse_step"]
+    )
+    out = out.astype({"collapsed": bool, "collapse_step": "Int64"}).reset_index()
+    require_columns(out, by)
+    groups = (
+        out.groupby(by, sort=True, dropna=False)
+        .agg(runs=("collapsed", "size"), collapsed=("collapsed", "sum"))
+        .reset_index()
+    )
+    groups["share"] = groups["collapsed"] / groups["runs"]
+    return CollapseResult(out, groups)
+
+
+def per_episode(
+    df: pd.DataFrame,
+    metric: str = "episode_return",
+    by: str | Sequence[str] = "algo",
+    at_least: float | None = None,
+    window: int = 1,
+) -> pd.DataFrame:
+    """Mean over runs of a per-episode metric, episode by episode (x axis: episodes).
+
+    Args:
+        df: Tidy results table with ``episode`` set on ``metric`` rows.
+        metric: A per-episode metric (``episode_return``, ``episode_length``).
+        by: Grouping column(s).
+        at_least: When given, the share of runs whose value is >= ``at_least`` instead of the
+            mean value (e.g. ``episode_length >= 2`` is "went left" in MaxBias).
+        window: Trailing moving-average window over episodes (1: none).
+
+    Returns:
+        One row per (group, episode): ``by`` columns, ``episode``, ``value`` (mean or share),
+        ``sem`` (standard error over runs) and ``runs``.
+    """
+    rows = metric_rows(df, metric)
+    if rows["episode"].isna().all():
+        raise ValueError(
+            f"metric {metric!r} has no episode numbers; valid: episode_return, episode_length"
+        )
+    by = as_list(by)
+    values = rows["value"] >= at_least if at_least is not None else rows["value"]
+    rows = rows.assign(value=values.astype(float), episode=rows["episode"].astype(int))
+    grouped = rows.groupby([*by, "episode"], sort=True)["value"]
+    table = grouped.agg(value="mean", sem="sem", runs="count").reset_index()
+    if window > 1:
+        smooth = table.groupby(by, sort=False)[["value", "sem"]].rolling(window, min_periods=1)
+        table[["value", "sem"]] = smooth.mean().reset_index(level=list(range(len(by))), drop=True)
+    return table

@@ -1,0 +1,1 @@
+"""Entry points: the command line (``rlcompare ...``) and the papermill suite of notebooks."""

@@ -1,0 +1,266 @@
+"""`rlcompare ...`: list algorithms and envs, run sweeps, summarize stores, run the suite.
+
+Bad input exits with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rlcompare.errors import SpecError, StoreError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` -> 0..9, ``"1,4,7"`` -> [1, 4, 7], ``"3"`` -> [3]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                low, high = part.split("-", 1)
+                seeds.extend(range(int(low), int(high) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise SpecError(f"--seeds {text!r} is invalid; valid: N, A-B or A,B,C") from None
+    if not seeds or min(seeds) < 0:
+        raise SpecError(f"--seeds {text!r} is invalid; valid: non-negative N, A-B or A,B,C")
+    return seeds
+
+
+def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SpecError(f"{flag} {item!r} is invalid; valid: NAME=VALUE")
+        pairs[name] = value
+    return pairs
+
+
+def _parse_json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _hparams_for(algo: str, raw: dict[str, str]) -> dict[str, Any]:
+    from rlcompare.errors import choices_text
+    from rlcompare.spec.registry import get_algorithm
+
+    table = get_algorithm(algo).params
+    parsed = {}
+    for name, text in raw.items():
+        if name not in table:
+            raise SpecError(
+                f"unknown hyperparameter {name!r} for algo {algo!r}; "
+                f"{choices_text(sorted(table), name)}"
+            )
+        parsed[name] = table[name].parse(text)
+    return parsed
+
+
+def cmd_algos(args: argparse.Namespace) -> int:
+    from rlcompare.spec.registry import algorithms, get_algorithm
+
+    for name in algorithms():
+        algorithm = get_algorithm(name)
+        print(f"{name}  ({algorithm.family}): {algorithm.summary}")
+        width = max((len(p) for p in algorithm.params), default=0)
+        for param_name, param in algorithm.params.items():
+            print(
+                f"    {param_name:<{width}}  default {param.default!r:<16} "
+                f"{param.valid_text():<34} {param.doc}".rstrip()
+            )
+        print()
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rlcompare.envs.make import FEATURED_ENVS, env_info
+
+    rows = []
+    for env_id in FEATURED_ENVS:
+        try:
+            info = env_info(env_id)
+        except Exception as error:  # an env whose optional dependency is missing
+            rows.append({"env": env_id, "observations": f"unavailable: {error}"})
+            continue
+        rows.append(
+            {
+                "env": env_id,
+                "observations": str(info.observation_space),
+                "actions": str(info.action_space),
+                "step limit": info.max_episode_steps or "none",
+            }
+        )
+    print(pd.DataFrame(rows).to_string(index=False, justify="left"))
+    print("Any other registered gymnasium id works too.")
+    return 0
+
+
+def summary_table(frame: Any) -> Any:
+    """Per algo and env: runs, final eval return mean with a 95% bootstrap CI, wall time."""
+    from rlcompare.analysis import stats
+
+    table = stats.summary(frame, metric="eval_return", by=["env", "algo"])
+    wall = (
+        frame[frame["metric"] == "wall_time_s"]
+        .groupby(["env", "algo", "run_id"])["value"]
+        .max()
+        .groupby(["env", "algo"])
+        .mean()
+        .rename("wall_time_s")
+    )
+    table = table.join(wall, on=["env", "algo"])
+    columns = ["env", "algo", "runs", "mean", "mean_low", "mean_high", "iqm", "wall_time_s"]
+    return table[[c for c in columns if c in table.columns]]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rlcompare.spec.runspec import grid
+    from rlcompare.sweeps.driver import sweep
+
+    if (args.steps is None) == (args.episodes is None):
+        raise SpecError("give exactly one of --steps / --episodes")
+    seeds = parse_seeds(args.seeds)
+    env_kwargs = {k: _parse_json_or_text(v) for k, v in _pairs(args.env_set, "--env-set").items()}
+    raw = _pairs(args.set, "--set")
+    specs = []
+    for algo in args.algo.split(","):
+        specs += grid(
+            algo,
+            args.env,
+            seeds,
+            hparams=_hparams_for(algo, raw),
+            env_kwargs=env_kwargs,
+            steps=args.steps,
+            episodes=args.episodes,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes,
+            experiment=args.experiment,
+        )
+    options = {"address": args.ray_address} if args.ray_address else {}
+    frame = sweep(
+        specs,
+        args.store,
+        executor=args.executor,
+        workers=args.workers,
+        progress=not args.quiet,
+        **options,
+    )
+    if len(frame):
+        print(summary_table(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    failed = frame.attrs.get("failed", {})
+    for run_id, reason in failed.items():
+        print(f"FAILED {run_id}: {reason.strip().splitlines()[-1]}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rlcompare.store.results import load_results, stored_statuses
+
+    statuses = stored_statuses(args.store)
+    if not statuses:
+        raise StoreError(f"no results in {args.store!r}")
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    print(
+        f"{args.store}: {len(statuses)} runs ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + ")"
+    )
+    frame = load_results(args.store, on_corrupt="skip")
+    if len(frame):
+        print(summary_table(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from rlcompare.app.suite import CHECK_OUTPUTS_FILE, run_suite
+
+    if args.record_check_outputs and args.profile != "smoke":
+        raise SpecError("--record-check-outputs records the smoke profile; valid: --profile smoke")
+    return run_suite(
+        profile=args.profile,
+        only=args.only,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        record_check_outputs_to=CHECK_OUTPUTS_FILE if args.record_check_outputs else None,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (kept importable for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="rlcompare", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("algos", help="algorithms with their hyperparameters").set_defaults(fn=cmd_algos)
+    sub.add_parser("envs", help="featured environments").set_defaults(fn=cmd_envs)
+
+    run = sub.add_parser("run", help="run a sweep and print a summary")
+    run.add_argument("--algo", required=True, help="one algo or a comma-separated list")
+    run.add_argument("--env", required=True)
+    run.add_argument("--seeds", default="0", help="N, A-B or A,B,C (default 0)")
+    run.add_argument("--steps", type=int)
+    run.add_argument("--episodes", type=int)
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="hyperparameter (repeatable)",
+    )
+    run.add_argument(
+        "--env-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="env kwarg (repeatable)",
+    )
+    run.add_argument("--eval-every", type=int)
+    run.add_argument("--eval-episodes", type=int, default=10)
+    run.add_argument("--experiment", default="default")
+    run.add_argument("--store", required=True)
+    run.add_argument("--executor", default="process", choices=["serial", "process", "ray"])
+    run.add_argument("--workers", type=int)
+    run.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(fn=cmd_run)
+
+    show = sub.add_parser("show", help="summarize a result store")
+    show.add_argument("store")
+    show.set_defaults(fn=cmd_show)
+
+    suite = sub.add_parser("suite", help="execute the notebooks with papermill")
+    suite.add_argument("--profile", default="default", choices=["smoke", "default", "full"])
+    suite.add_argument("--only", nargs="*", default=None, metavar="NAME")
+    suite.add_argument("--executor", default=None, choices=["serial", "process", "ray"])
+    suite.add_argument("--ray-address")
+    suite.add_argument(
+        "--record-check-outputs",
+        action="store_true",
+        help="store the check cells' outputs as nbval's reference (smoke profile)",
+    )
+    suite.set_defaults(fn=cmd_suite)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rlcompare`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (SpecError, StoreError) as error:
+        print(f"rlcompare: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

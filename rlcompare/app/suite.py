@@ -1,0 +1,263 @@
+"""The notebook suite: execute every notebook under a profile with papermill.
+
+Parameters come from one profiles file (``notebooks/profiles.yaml``); executed copies go to
+``data/executed/<profile>/`` so ``notebooks/`` stays output-free. Unknown parameter names are
+an error before anything runs (papermill itself only warns). A failing notebook is reported
+with its name, cell and error, its executed copy kept, and the suite carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlcompare.errors import SpecError, choices_text
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+PROFILES_FILE = NOTEBOOKS / "profiles.yaml"
+PROFILES = ("smoke", "default", "full")
+KERNEL = "rlcompare"
+# Parameters the suite itself sets in every notebook (paths are absolute so that a copy of
+# a notebook executed elsewhere, e.g. under nbval in a temporary folder, writes where asked).
+SUITE_PARAMETERS = ("store_root", "figures_dir", "executor")
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One notebook to execute with its parameters."""
+
+    name: str
+    path: Path
+    parameters: Mapping[str, Any]
+
+
+def notebook_names(directory: Path = NOTEBOOKS) -> list[str]:
+    """Notebook stems in execution order: experiments first, ``00_summary`` (which reads their
+    stores) last."""
+    names = sorted(p.stem for p in directory.glob("[0-9][0-9]_*.ipynb"))
+    return [n for n in names if not n.startswith("00_")] + [n for n in names if n.startswith("00_")]
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, dict[str, Any]]]:
+    """``profile -> notebook -> parameters`` from the profiles file."""
+    import yaml
+
+    with open(path) as handle:
+        profiles = yaml.safe_load(handle) or {}
+    return {
+        name: {nb: dict(p or {}) for nb, p in (nbs or {}).items()} for name, nbs in profiles.items()
+    }
+
+
+def default_dirs(profile: str) -> tuple[Path, Path]:
+    """Where a profile stores runs and figures: the write-up's ``data/`` and ``figures/`` for
+    ``default`` and ``full``; ``data/smoke/`` and ``figures/smoke/`` for smoke runs, so a quick
+    check never overwrites the write-up's numbers or figures. ``RLCOMPARE_FIGURES`` overrides
+    the figures folder."""
+    data, figures = REPO / "data", Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
+    if profile == "smoke":
+        return data / "smoke", figures / "smoke"
+    return data, figures
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """Names and default values of the notebook's ``parameters`` cell."""
+    import papermill as pm
+
+    return {name: spec["default"] for name, spec in pm.inspect_notebook(str(path)).items()}
+
+
+def plan(
+    profile: str,
+    only: Iterable[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: Path | None = None,
+    figures_dir: Path | None = None,
+    directory: Path = NOTEBOOKS,
+) -> list[NotebookRun]:
+    """Validates the profile, the notebook names and every parameter name, before running.
+
+    Raises:
+        SpecError: unknown profile, notebook or parameter, naming the valid ones.
+    """
+    profiles = load_profiles(directory / PROFILES_FILE.name)
+    if profile not in profiles:
+        raise SpecError(f"unknown profile {profile!r}; {choices_text(sorted(profiles), profile)}")
+    names = notebook_names(directory)
+    for name in only or ():
+        if name not in names:
+            raise SpecError(f"unknown notebook {name!r}; {choices_text(names, name)}")
+    for name in profiles[profile]:
+        if name not in names:
+            raise SpecError(
+                f"profile {profile!r} names unknown notebook {name!r}; {choices_text(names, name)}"
+            )
+    data_dir = (data_dir or default_dirs(profile)[0]).resolve()
+    figures_dir = figures_dir or default_dirs(profile)[1]
+    runs = []
+    for name in names if not only else [n for n in names if n in set(only)]:
+        path = directory / f"{name}.ipynb"
+        declared = declared_parameters(path)
+        parameters = {
+            "store_root": str(data_dir),
+            "figures_dir": str(figures_dir.resolve()),
+            **profiles[profile].get(name, {}),
+            **{k: v for k, v in (overrides or {}).items() if v is not None},
+        }
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise SpecError(
+                f"notebook {name!r} has no parameter {unknown[0]!r} (profile {profile!r}); "
+                f"{choices_text(sorted(declared), unknown[0])}"
+            )
+        runs.append(NotebookRun(name, path, parameters))
+    return runs
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line naming the failing cell and error, or what happened to the kernel."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):
+        return f"cell {error.exec_count}: {error.ename}: {error.evalue}"
+    if isinstance(error, DeadKernelError):
+        return "the kernel died (killed for memory? `dmesg` says); DeadKernelError"
+    if isinstance(error, CellTimeoutError):
+        return f"a cell timed out: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def run_suite(
+    profile: str = "default",
+    only: Sequence[str] | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    *,
+    data_dir: Path | None = None,
+    figures_dir: Path | None = None,
+    record_check_outputs_to: Path | None = None,
+    directory: Path = NOTEBOOKS,
+) -> int:
+    """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status).
+
+    With ``record_check_outputs_to`` the check cells' outputs of a fully successful run are
+    stored there as the nbval reference (see :func:`record_check_outputs`).
+    """
+    import papermill as pm
+
+    if ray_address:
+        os.environ["RAY_ADDRESS"] = ray_address
+    runs = plan(
+        profile,
+        only,
+        overrides={"executor": executor},
+        data_dir=data_dir,
+        figures_dir=figures_dir,
+        directory=directory,
+    )
+    data_dir = data_dir or default_dirs(profile)[0]
+    figures_dir = figures_dir or default_dirs(profile)[1]
+    executed_dir = data_dir.resolve() / "executed" / profile
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for run in runs:
+        began = time.perf_counter()
+        output = executed_dir / f"{run.name}.ipynb"
+        print(f"[suite] {run.name} ({profile}) ...", flush=True)
+        try:
+            pm.execute_notebook(
+                str(run.path),
+                str(output),
+                parameters=dict(run.parameters),
+                kernel_name=KERNEL,
+                cwd=str(run.path.parent),
+                progress_bar=False,
+            )
+        except Exception as error:  # a failing notebook must not stop the others
+            failures.append(run.name)
+            print(
+                f"[suite] FAILED {run.name}: {describe_failure(error)} (executed copy: {output})",
+                file=sys.stderr,
+                flush=True,
+            )
+            continue
+        print(f"[suite] {run.name} done in {time.perf_counter() - began:.0f} s", flush=True)
+    from rlcompare.viz.figures import write_gallery
+
+    gallery = write_gallery(figures_dir)
+    print(f"[suite] gallery: {gallery}")
+    if failures:
+        print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    if record_check_outputs_to is not None:
+        recorded = record_check_outputs(
+            executed_dir, record_check_outputs_to, names=[run.name for run in runs]
+        )
+        print(f"[suite] check outputs: {recorded}")
+    return 0
+
+
+# Expected output of each notebook's `# NBVAL_CHECK_OUTPUT` cell under the smoke profile.
+# Committed notebooks carry no outputs, so nbval's reference comes from here: the test suite
+# writes it into the prepared copy before nbval compares.
+CHECK_OUTPUTS_FILE = NOTEBOOKS / "smoke_outputs.json"
+CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
+
+
+def _check_cell(notebook: Any) -> Any:
+    cells = [c for c in notebook.cells if c.cell_type == "code" and CHECK_MARKER in c.source]
+    if len(cells) != 1:
+        raise ValueError(f"expected one {CHECK_MARKER} cell, found {len(cells)}")
+    return cells[0]
+
+
+def record_check_outputs(
+    executed_dir: Path, path: Path = CHECK_OUTPUTS_FILE, names: Iterable[str] | None = None
+) -> Path:
+    """Stores the stdout of executed notebooks' check cells as the nbval reference (only
+    ``names`` when given, so stale copies of other notebooks are left out)."""
+    import json
+
+    import nbformat
+
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    for executed in sorted(Path(executed_dir).glob("*.ipynb")):
+        if names is not None and executed.stem not in set(names):
+            continue
+        cell = _check_cell(nbformat.read(executed, as_version=4))
+        recorded[executed.stem] = "".join(
+            o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream"
+        )
+    path.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def inject_check_output(notebook_path: Path, name: str, path: Path = CHECK_OUTPUTS_FILE) -> None:
+    """Writes the recorded reference output into a prepared notebook's check cell.
+
+    Raises:
+        KeyError: no reference is recorded for ``name``.
+    """
+    import json
+
+    import nbformat
+
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    if name not in recorded:
+        raise KeyError(
+            f"no recorded check output for {name!r}; run `rlcompare suite "
+            "--profile smoke --record-check-outputs`"
+        )
+    notebook = nbformat.read(notebook_path, as_version=4)
+    cell = _check_cell(notebook)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=recorded[name])]
+    cell.execution_count = 1  # nbval ignores the outputs of a cell that never ran
+    nbformat.write(notebook, notebook_path)

@@ -1,0 +1,182 @@
+"""Ground truth from a TabularMDP: value iteration (Q*, V*, an optimal policy) and exact
+policy evaluation, plus the two model-based metrics of tabular runs.
+
+Terminal states have value 0. Only ``mdp.valid_actions`` count as choices. With gamma = 1
+the MDP must be episodic enough for values to be finite (cliff walking is; a continuing
+chain with positive rewards is not, and value iteration then raises).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from rlcompare.envs.model import TabularMDP
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The optimal values of an MDP at one discount.
+
+    Attributes:
+        q: (S x A) optimal action values Q* (0 in terminal states).
+        v: (S,) optimal state values V*.
+        policy: (S,) an optimal action per state (the lowest-numbered among ties).
+        iterations: Sweeps value iteration took.
+        gamma: The discount.
+    """
+
+    q: np.ndarray
+    v: np.ndarray
+    policy: np.ndarray
+    iterations: int
+    gamma: float
+
+
+def _check_gamma(gamma: float) -> float:
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma = {gamma!r} is out of range; valid: float in [0, 1]")
+    return float(gamma)
+
+
+def q_from_v(mdp: TabularMDP, v: np.ndarray, gamma: float) -> np.ndarray:
+    """(S x A) one-step lookahead ``R(s, a) + gamma * E[V(s')]`` (0 in terminal states)."""
+    with np.errstate(invalid="ignore"):  # 0 * inf in padded outcomes of improper policies
+        expected = np.where(mdp.outcome_prob > 0, mdp.outcome_prob * v[mdp.outcome_next], 0.0)
+    q = mdp.rewards + gamma * expected.sum(axis=2)
+    q[mdp.terminal] = 0.0
+    return q
+
+
+def _best(q: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    return np.where(valid, q, -np.inf).max(axis=1)
+
+
+def value_iteration(
+    mdp: TabularMDP, gamma: float, tol: float = 1e-10, max_iterations: int = 100_000
+) -> Solution:
+    """Optimal Q*, V* and policy by value iteration, stopping when a sweep changes V by < tol.
+
+    Raises:
+        ValueError: gamma outside [0, 1], gamma = 1 on an MDP without terminal states, or no
+            convergence within ``max_iterations`` (with gamma = 1: some values are infinite).
+    """
+    gamma = _check_gamma(gamma)
+    if gamma == 1.0 and not mdp.terminal.any() and np.any(mdp.rewards != 0):
+        raise ValueError(
+            f"{mdp.name or 'the MDP'} has no terminal state, so with gamma=1 its values are "
+            "infinite; valid: gamma < 1"
+        )
+    v = np.zeros(mdp.n_states)
+    for iteration in range(1, max_iterations + 1):
+        q = q_from_v(mdp, v, gamma)
+        v_new = _best(q, mdp.valid_actions)
+        v_new[mdp.terminal] = 0.0
+        delta = float(np.max(np.abs(v_new - v)))
+        v = v_new
+        if delta < tol:
+            q = q_from_v(mdp, v, gamma)
+            policy = np.argmax(np.where(mdp.valid_actions, q, -np.inf), axis=1)
+            return Solution(q=q, v=v, policy=policy, iterations=iteration, gamma=gamma)
+    raise ValueError(
+        f"value iteration on {mdp.name or 'the MDP'} did not converge in {max_iterations} "
+        f"sweeps at gamma={gamma} (last change {delta:.3g}); values may be infinite"
+    )
+
+
+def greedy_policy(q: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """(S x A) probabilities of the greedy policy of ``q``, ties shared uniformly."""
+    masked = q if valid is None else np.where(valid, q, -np.inf)
+    best = masked == masked.max(axis=1, keepdims=True)
+    return best / best.sum(axis=1, keepdims=True)
+
+
+def _as_probabilities(mdp: TabularMDP, policy: np.ndarray) -> np.ndarray:
+    policy = np.asarray(policy)
+    if policy.ndim == 1:
+        probs = np.zeros((mdp.n_states, mdp.n_actions))
+        probs[np.arange(mdp.n_states), policy.astype(np.int64)] = 1.0
+        return probs
+    if policy.shape != (mdp.n_states, mdp.n_actions):
+        raise ValueError(
+            f"policy has shape {policy.shape}; valid: ({mdp.n_states},) actions or "
+            f"({mdp.n_states}, {mdp.n_actions}) probabilities"
+        )
+    return policy
+
+
+def _policy_chain(mdp: TabularMDP, probs: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Sparse (S x S) P_pi without terminal rows, and (S,) expected rewards r_pi."""
+    weights = probs[:, :, None] * mdp.outcome_prob
+    weights[mdp.terminal] = 0.0
+    s, a, k = np.nonzero(weights)
+    n = mdp.n_states
+    chain = sp.csr_matrix((weights[s, a, k], (s, mdp.outcome_next[s, a, k])), shape=(n, n))
+    reward = (probs * mdp.rewards).sum(axis=1)
+    reward[mdp.terminal] = 0.0
+    return chain, reward
+
+
+def _can_reach(chain: sp.csr_matrix, targets: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """States in ``allowed`` with a positive-probability path into ``targets``."""
+    reach = targets.copy()
+    frontier = targets.astype(np.float64)
+    while frontier.any():
+        new = ((chain @ frontier) > 0) & allowed & ~reach
+        reach |= new
+        frontier = new.astype(np.float64)
+    return reach
+
+
+def policy_evaluation(mdp: TabularMDP, policy: np.ndarray, gamma: float) -> np.ndarray:
+    """Exact (S,) state values of ``policy`` (S actions, or S x A probabilities) by a sparse
+    linear solve.
+
+    With gamma = 1, states that never terminate get value 0 when every reward they can
+    still collect is 0, and -inf / +inf (nan for mixed signs) otherwise; so do states that
+    reach those with positive probability.
+    """
+    gamma = _check_gamma(gamma)
+    probs = _as_probabilities(mdp, policy)
+    chain, reward = _policy_chain(mdp, probs)
+    n = mdp.n_states
+    values = np.zeros(n)
+    solve = ~mdp.terminal
+    if gamma == 1.0:
+        live = ~mdp.terminal
+        stuck = live & ~_can_reach(chain, mdp.terminal, live)
+        paying = stuck & (reward != 0)
+        infinite = _can_reach(chain, paying, stuck)
+        if infinite.any():
+            signs = np.sign(reward[paying])
+            value = -np.inf if (signs < 0).all() else np.inf if (signs > 0).all() else np.nan
+            infinite = _can_reach(chain, infinite, live)
+            values[infinite] = value
+        solve = live & ~stuck & ~infinite
+    index = np.flatnonzero(solve)
+    if index.size:
+        block = chain[index][:, index]
+        system = sp.identity(index.size, format="csc") - gamma * block.tocsc()
+        values[index] = np.atleast_1d(spla.spsolve(system, reward[index]))
+    return values
+
+
+def q_error(mdp: TabularMDP, solution: Solution, q: np.ndarray) -> float:
+    """max over reachable non-terminal states and valid actions of |Q - Q*|."""
+    rows = mdp.reachable & ~mdp.terminal
+    mask = mdp.valid_actions & rows[:, None]
+    return float(np.max(np.abs(q - solution.q)[mask])) if mask.any() else 0.0
+
+
+def policy_regret(mdp: TabularMDP, solution: Solution, q: np.ndarray) -> float:
+    """V*(s0) - V^greedy(s0), exact, averaged over the initial distribution; the greedy
+    policy of ``q`` breaks ties uniformly. ``inf`` when, with gamma = 1, it never finishes."""
+    v = policy_evaluation(mdp, greedy_policy(q, mdp.valid_actions), solution.gamma)
+    start = mdp.initial > 0
+    gap = solution.v[start] - v[start]
+    regret = float(np.dot(mdp.initial[start], gap))
+    # Values agree to solver precision for an optimal policy; a regret is never negative.
+    return max(regret, 0.0) if np.isfinite(regret) else regret

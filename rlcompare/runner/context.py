@@ -1,0 +1,261 @@
+"""RunContext: what a trainer gets (spec, hyperparameters, seeds, envs) and how it records rows.
+
+Trainers write tidy rows only through ``log``/``log_episode``/``evaluate``, so every algorithm
+produces the same schema and follows the same evaluation protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rlcompare.envs.make import make_env, success_fn
+from rlcompare.runner.schema import ENV_PREFIX, EPISODE_METRICS, HP_PREFIX
+from rlcompare.seeding import RunSeeds
+from rlcompare.spec.registry import get_algorithm
+from rlcompare.spec.runspec import RunSpec
+
+# Evaluations spread over a budget when eval_every is not given.
+DEFAULT_EVALS = 20
+
+
+class EvalSchedule:
+    """When to evaluate: at step 0, every ``eval_every`` env steps (or every k-th episode when
+    the budget is in episodes and eval_every is unset), and once at the end of training."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        kind, amount = spec.budget
+        self.every_steps = spec.eval_every
+        self.every_episodes: int | None = None
+        if self.every_steps is None:
+            if kind == "steps":
+                self.every_steps = max(1, amount // DEFAULT_EVALS)
+            else:
+                self.every_episodes = max(1, amount // DEFAULT_EVALS)
+
+    def after_step(self, step: int) -> bool:
+        """Whether an evaluation is due once ``step`` env steps are done."""
+        return self.every_steps is not None and step % self.every_steps == 0
+
+    def after_episode(self, episodes_done: int) -> bool:
+        """Whether an evaluation is due once ``episodes_done`` episodes have finished."""
+        return self.every_episodes is not None and episodes_done % self.every_episodes == 0
+
+
+class RunContext:
+    """Per-run state shared by every trainer.
+
+    Attributes:
+        spec: The validated RunSpec.
+        hp: Resolved hyperparameters (defaults filled in).
+        seeds: Named random streams of this run.
+        schedule: The evaluation schedule.
+        status: ``"ok"`` until ``mark_diverged`` is called.
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.algorithm = get_algorithm(spec.algo)
+        self.hp: Mapping[str, Any] = spec.resolved_hparams
+        self.seeds = RunSeeds(spec.seed)
+        self.schedule = EvalSchedule(spec)
+        self.status = "ok"
+        self.status_reason: str | None = None
+        self.extra_metadata: dict[str, Any] = {}
+        self._rows: list[tuple[int, int | None, str, float]] = []
+        # Bulk episode records (engines that log thousands of episodes at once).
+        self._episode_blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._last_eval_step: int | None = None
+        self._eval_env = None
+        self._success = success_fn(spec.env)
+        self._started = time.perf_counter()
+        self._eval_seconds = 0.0
+
+    def start_clock(self) -> RunContext:
+        """Restarts ``wall_time_s`` at the start of this run's training: a batch trainer builds
+        every context first and trains them one after another."""
+        self._started = time.perf_counter()
+        self._eval_seconds = 0.0
+        return self
+
+    # -- envs ---------------------------------------------------------------------------------
+    def make_env(self) -> Any:
+        """A fresh training env (the caller seeds its first reset with ``env_seed``)."""
+        return make_env(self.spec.env, self.spec.env_kwargs)
+
+    @property
+    def env_seed(self) -> int:
+        """Seed for the training env's first ``reset``."""
+        return self.seeds.int_seed("env")
+
+    # -- recording ----------------------------------------------------------------------------
+    def log(self, step: int, metric: str, value: float, episode: int | None = None) -> None:
+        """Records one tidy row."""
+        self._rows.append((int(step), episode, metric, float(value)))
+
+    def log_episode(self, step: int, episode: int, episode_return: float, length: int) -> None:
+        """Records a finished training episode (``step`` is the cumulative env step count)."""
+        self.log(step, "episode_return", episode_return, episode)
+        self.log(step, "episode_length", length, episode)
+
+    def log_episodes(
+        self, steps: np.ndarray, episodes: np.ndarray, returns: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        """Records many finished episodes at once (arrays of equal length, in order)."""
+        if len(steps):
+            block = (
+                np.asarray(steps, np.int64),
+                np.asarray(episodes, np.int64),
+                np.asarray(returns, np.float64),
+                np.asarray(lengths, np.float64),
+            )
+            self._episode_blocks.append(block)
+
+    def mark_diverged(self, step: int, reason: str) -> None:
+        """Marks the run diverged (non-finite values); its rows so far are kept."""
+        self.status = "diverged"
+        self.status_reason = reason
+        self.log(step, "diverged", 1.0)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(
+        self,
+        step: int,
+        policy: Callable[[Any], Any],
+        extra: Mapping[str, float] | None = None,
+    ) -> float:
+        """Runs the greedy ``policy`` for ``eval_episodes`` episodes and records the metrics.
+
+        The eval env is separate from the training env and is reset with the same eval seed at
+        every evaluation, so all evaluations of a run (and of runs with the same seed) face the
+        same episodes. Records ``eval_return`` (mean undiscounted return), ``success_rate``
+        where the env has a goal, ``extra`` metrics, ``wall_time_s`` and ``env_steps_per_s``.
+        Evaluating twice at one step records once.
+
+        Returns:
+            The mean eval return.
+        """
+        if self._last_eval_step == step:
+            return float("nan")
+        self._last_eval_step = step
+        began = time.perf_counter()
+        if self._eval_env is None:
+            self._eval_env = make_env(self.spec.env, self.spec.env_kwargs, eval=True)
+        # Envs with domain metrics (time to recovery, ...) compute them from the step infos.
+        domain = getattr(self._eval_env.unwrapped, "episode_metrics", None)
+        returns, successes, domain_rows = [], [], []
+        for index in range(self.spec.eval_episodes):
+            seed = self.seeds.int_seed("eval") if index == 0 else None
+            obs, _ = self._eval_env.reset(seed=seed)
+            total, done, success, infos = 0.0, False, False, []
+            while not done:
+                obs, reward, terminated, truncated, info = self._eval_env.step(policy(obs))
+                total += float(reward)
+                done = terminated or truncated
+                if domain is not None:
+                    infos.append(info)
+                if done and self._success is not None:
+                    success = self._success(terminated, float(reward), info)
+            returns.append(total)
+            successes.append(success)
+            if domain is not None:
+                domain_rows.append(domain(infos))
+        mean_return = float(np.mean(returns))
+        self.log(step, "eval_return", mean_return)
+        if self._success is not None:
+            self.log(step, "success_rate", float(np.mean(successes)))
+        for metric in domain_rows[0] if domain_rows else ():
+            values = [row[metric] for row in domain_rows if np.isfinite(row[metric])]
+            self.log(step, metric, float(np.mean(values)) if values else float("nan"))
+        for metric, value in (extra or {}).items():
+            self.log(step, metric, value)
+        self._eval_seconds += time.perf_counter() - began
+        self.log_cost(step)
+        return mean_return
+
+    def log_cost(self, step: int) -> None:
+        """Records wall time so far and training throughput (evaluation time excluded)."""
+        elapsed = time.perf_counter() - self._started
+        self.log(step, "wall_time_s", elapsed)
+        training = max(elapsed - self._eval_seconds, 1e-9)
+        self.log(step, "env_steps_per_s", step / training)
+
+    @property
+    def last_eval_step(self) -> int | None:
+        """Env step of the latest evaluation (None before the first)."""
+        return self._last_eval_step
+
+    # -- output -------------------------------------------------------------------------------
+    def frame(self) -> pd.DataFrame:
+        """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns."""
+        spec = self.spec
+        columns = _row_columns(self._rows)
+        for steps, episodes, returns, lengths in self._episode_blocks:
+            for metric, values in zip(EPISODE_METRICS, (returns, lengths), strict=True):
+                columns.append((steps, episodes, np.full(len(steps), metric, dtype=object), values))
+        steps, episodes, metrics, values = (
+            np.concatenate([block[i] for block in columns]) if columns else np.array([])
+            for i in range(4)
+        )
+        # Rows sorted by step, episode rows before the evaluation at the same step (a stable
+        # sort keeps each source's order), whatever mix of row-wise and bulk logging made them.
+        order = (
+            np.lexsort((~np.isin(metrics, EPISODE_METRICS), steps.astype(np.int64)))
+            if len(steps)
+            else np.array([], dtype=int)
+        )
+        if not self._episode_blocks:
+            order = np.arange(len(steps))
+        frame = pd.DataFrame(
+            {
+                "experiment": spec.experiment,
+                "run_id": spec.run_id,
+                "algo": spec.algo,
+                "env": spec.env,
+                "seed": np.full(len(steps), spec.seed, dtype=np.int64),
+                "step": np.asarray(steps, dtype=np.int64)[order],
+                "episode": pd.arrays.IntegerArray(
+                    np.asarray(episodes, dtype=np.int64)[order],
+                    np.asarray(episodes, dtype=np.int64)[order] < 0,
+                ),
+                "metric": pd.array(np.asarray(metrics, dtype=object)[order], dtype="string"),
+                "value": np.asarray(values, dtype=np.float64)[order],
+            }
+        )
+        for prefix, mapping in ((HP_PREFIX, spec.resolved_hparams), (ENV_PREFIX, spec.env_kwargs)):
+            for name, value in sorted(mapping.items()):
+                frame[prefix + name] = flat_value(value)
+        return frame
+
+    def close(self) -> None:
+        """Closes the eval env."""
+        if self._eval_env is not None:
+            self._eval_env.close()
+
+
+def flat_value(value: Any) -> Any:
+    """Scalars stay as they are; sequences and mappings become strings (one Parquet type)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(list(value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _row_columns(
+    rows: list[tuple[int, int | None, str, float]],
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Row-wise records as one columnar block (episode None stored as -1)."""
+    if not rows:
+        return []
+    steps, episodes, metrics, values = zip(*rows, strict=True)
+    return [
+        (
+            np.asarray(steps, dtype=np.int64),
+            np.asarray([-1 if e is None else e for e in episodes], dtype=np.int64),
+            np.asarray(metrics, dtype=object),
+            np.asarray(values, dtype=np.float64),
+        )
+    ]

@@ -1,0 +1,145 @@
+"""run(spec): build the context, train with the algorithm's trainer, return tidy rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from rlcompare.errors import Diverged, SpecError
+from rlcompare.runner.context import RunContext
+from rlcompare.spec.runspec import RunSpec
+from rlcompare.versions import git_commit, package_versions
+
+
+@dataclass
+class RunResult:
+    """What one run produced.
+
+    Attributes:
+        spec: The spec that was run.
+        frame: Tidy rows (see DESIGN.md).
+        agent: The trained agent (None when the run failed or came from the store).
+        status: ``ok``, ``diverged`` or ``failed``.
+        metadata: Spec, status, versions, commit, threads, platform (and error if failed).
+    """
+
+    spec: RunSpec
+    frame: pd.DataFrame
+    agent: Any = None
+    status: str = "ok"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def environment_metadata() -> dict[str, Any]:
+    """Versions, commit, threads and platform, for the run's stored metadata."""
+    versions = package_versions()
+    versions["python"] = platform.python_version()
+    torch = sys.modules.get("torch")
+    return {
+        "versions": versions,
+        "git_commit": git_commit(),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def _metadata(ctx: RunContext, status: str, error: str | None = None) -> dict[str, Any]:
+    meta = {
+        "run_id": ctx.spec.run_id,
+        "spec": ctx.spec.to_dict(),
+        "status": status,
+        "reason": error if error is not None else ctx.status_reason,
+        **environment_metadata(),
+        **ctx.extra_metadata,
+    }
+    return meta
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Trains and evaluates ``spec``; returns its tidy rows, agent and status.
+
+    Raises:
+        SpecError: ``spec`` is not a RunSpec (a RunSpec validates itself when built).
+    """
+    return run_batch([spec])[0]
+
+
+def seed_batch_key(spec: RunSpec) -> str:
+    """Equal for specs that differ only in seed: a batch trainer may run them together."""
+    return json.dumps(spec.identity(with_seed=False), sort_keys=True, default=str)
+
+
+def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[RunResult]:
+    """Runs ``specs``; those that differ only in seed go through the algorithm's batch trainer
+    together. Results come back in the order of ``specs``.
+
+    Each result is bit-identical to ``run`` of its spec alone. With ``catch_errors`` an
+    exception inside training becomes a ``failed`` result carrying the traceback (sweeps use
+    this so one bad run does not stop the rest); otherwise it propagates.
+    """
+    for spec in specs:
+        if not isinstance(spec, RunSpec):
+            raise SpecError(f"expected a RunSpec, got {spec!r}")
+    groups: dict[str, list[int]] = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault(seed_batch_key(spec), []).append(index)
+    results: list[RunResult | None] = [None] * len(specs)
+    for indices in groups.values():
+        batch = _run_seed_batch([specs[i] for i in indices], catch_errors)
+        for index, result in zip(indices, batch, strict=True):
+            results[index] = result
+    return [result for result in results if result is not None]
+
+
+def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunResult]:
+    contexts = [RunContext(spec) for spec in specs]
+    algorithm = contexts[0].algorithm
+    if algorithm.family == "deep":
+        _pin_torch_threads()
+    try:
+        if algorithm.batch_trainer is not None and len(specs) > 1:
+            agents = list(algorithm.load(batch=True)(contexts))
+        else:
+            agents = [_train_one(algorithm.load(), ctx) for ctx in contexts]
+    except Exception:
+        if not catch_errors:
+            raise
+        error = traceback.format_exc()
+        return [
+            RunResult(
+                ctx.spec, ctx.frame().iloc[0:0], None, "failed", _metadata(ctx, "failed", error)
+            )
+            for ctx in contexts
+        ]
+    finally:
+        for ctx in contexts:
+            ctx.close()
+    return [
+        RunResult(ctx.spec, ctx.frame(), agent, ctx.status, _metadata(ctx, ctx.status))
+        for ctx, agent in zip(contexts, agents, strict=True)
+    ]
+
+
+def _train_one(trainer: Any, ctx: RunContext) -> Any:
+    try:
+        return trainer(ctx)
+    except Diverged as reason:
+        ctx.mark_diverged(ctx.last_eval_step or 0, str(reason))
+        return None
+
+
+def _pin_torch_threads() -> None:
+    # One thread: small networks gain nothing from more, and results then do not depend on
+    # how many cores the worker happens to have.
+    import torch
+
+    torch.set_num_threads(1)

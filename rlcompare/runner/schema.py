@@ -1,0 +1,75 @@
+"""The shapes that flow between the layers, named once (as Stable-Baselines3's type_aliases).
+
+- The tidy results table: one row per (run, step, metric), in the columns below, plus ``hp.*``
+  for every resolved hyperparameter and ``env.*`` for every env kwarg. ``step`` counts env
+  steps; ``episode`` is set on per-episode rows and missing elsewhere.
+- Metric names and their direction (which way is better), used by every statistic that ranks.
+- Run statuses: ``ok``, ``diverged`` (stopped by a NaN/inf; its rows are kept) and ``failed``
+  (an error; no rows, the traceback in the metadata).
+- What the loop needs of an agent (:class:`StepAgent`) and what a trainer is (:data:`Trainer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rlcompare.runner.context import RunContext
+
+# Columns of every stored row, in order.
+ID_COLUMNS = ("experiment", "run_id", "algo", "env", "seed", "step", "episode", "metric", "value")
+# Added when rows are loaded from a store.
+STATUS_COLUMN = "status"
+# Columns that identify a run (one value per run), for tables with one row per run.
+RUN_COLUMNS = ("experiment", "run_id", "algo", "env", "seed", STATUS_COLUMN)
+# What a statistic needs at the least.
+REQUIRED_COLUMNS = ("run_id", "algo", "env", "seed", "step", "metric", "value")
+HP_PREFIX = "hp."
+ENV_PREFIX = "env."
+
+# Rows of every finished training episode (with ``episode`` set).
+EPISODE_METRICS = ("episode_return", "episode_length")
+# Metrics where a smaller value is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = frozenset({"q_error", "policy_regret", "td_error", "model_error", "wall_time_s"})
+
+STATUSES = ("ok", "diverged", "failed")
+# Statuses a sweep treats as done (a failed run is retried by the next sweep).
+DONE_STATUSES = ("ok", "diverged")
+
+
+def higher_is_better(metric: str, override: bool | None = None) -> bool:
+    """The direction of ``metric``: ``override`` when given, else from ``LOWER_IS_BETTER``."""
+    return metric not in LOWER_IS_BETTER if override is None else bool(override)
+
+
+class StepAgent(Protocol):
+    """What the loop needs of an agent: choose, learn from a transition, act greedily."""
+
+    def act(self, obs: Any, step: int) -> Any:
+        """The behaviour action at env step ``step`` (exploration included)."""
+
+    def update(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        step: int,
+    ) -> None:
+        """Learns from one transition. ``terminated`` cuts bootstrapping; ``truncated`` not."""
+
+    def greedy_action(self, obs: Any) -> Any:
+        """The evaluation (greedy, deterministic) action."""
+
+    def eval_metrics(self) -> dict[str, float]:
+        """Extra metrics recorded at each evaluation (``q_error``, ``td_error``, ...)."""
+
+
+# A trainer owns its loop: it takes the run's context, trains within the spec's budget,
+# records through the context (the one evaluation protocol) and returns the trained agent.
+Trainer = Callable[["RunContext"], Any]
+# A batch trainer trains runs that differ only in seed, one context each.
+BatchTrainer = Callable[[list["RunContext"]], list[Any]]

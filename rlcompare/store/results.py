@@ -1,0 +1,202 @@
+"""The result store: one Parquet file per run, written so that a crash never leaves a result
+that is half there.
+
+A write goes to a temporary file in the store folder (flushed and fsynced), then is linked to
+its final name: the link fails if another writer stored the run first, so a stored run is
+never overwritten, and readers only ever see whole files. Failed runs are stored too (empty,
+with the traceback in the metadata) and are the only ones a later sweep may replace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rlcompare.errors import CorruptResultError, SpecError, StoreError
+from rlcompare.runner.schema import ID_COLUMNS, STATUS_COLUMN
+
+METADATA_KEY = b"rlcompare"
+SUFFIX = ".parquet"
+# Temporary files carry the writer's pid, so a later writer can tell leftovers of dead ones.
+_TMP = re.compile(r"^\.(?P<run>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def run_path(store: str | os.PathLike[str], run_id: str) -> Path:
+    """Where the run ``run_id`` lives in ``store``."""
+    return Path(store) / f"{run_id}{SUFFIX}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(store: str | os.PathLike[str]) -> list[Path]:
+    """Removes temporary files left by writers that died; returns what it removed."""
+    removed = []
+    for path in Path(store).glob(".*.tmp"):
+        match = _TMP.match(path.name)
+        if match and not _pid_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_run(
+    store: str | os.PathLike[str], frame: pd.DataFrame, metadata: dict[str, Any]
+) -> Path | None:
+    """Stores one run atomically.
+
+    Args:
+        store: Store folder (created if missing).
+        frame: The run's tidy rows.
+        metadata: Must hold ``run_id`` and ``status``; kept in the Parquet footer.
+
+    Returns:
+        The stored path, or None when the run was already stored (by this or another writer).
+
+    Raises:
+        StoreError: the write failed (disk full, permissions); earlier runs stay intact.
+    """
+    store = Path(store)
+    run_id, status = metadata["run_id"], metadata["status"]
+    final = run_path(store, run_id)
+    tmp = store / f".{run_id}.{os.getpid()}.tmp"
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(store)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        footer = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata, default=str)}
+        table = table.replace_schema_metadata(footer)
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if final.exists() and read_metadata(final).get("status") == "failed":
+            os.replace(tmp, final)  # a failed run is the one kind a retry may replace
+        else:
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                return None
+            finally:
+                tmp.unlink(missing_ok=True)
+        _fsync_dir(store)
+        return final
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(
+            f"could not store run {run_id!r} ({status}) in {str(store)!r}: {error}; "
+            "runs stored earlier are intact"
+        ) from error
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The rlcompare metadata of one stored run (spec, status, versions, ...)."""
+    try:
+        footer = pq.read_schema(path).metadata or {}
+        return json.loads(footer[METADATA_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException) as error:
+        raise CorruptResultError(
+            f"{str(path)!r} is not a readable rlcompare result: {error}"
+        ) from error
+
+
+def stored_runs(store: str | os.PathLike[str]) -> list[Path]:
+    """Result files in ``store``, sorted (temporary and hidden files are never results)."""
+    store = Path(store)
+    if not store.is_dir():
+        return []
+    return sorted(p for p in store.glob(f"*{SUFFIX}") if not p.name.startswith("."))
+
+
+def stored_statuses(store: str | os.PathLike[str]) -> dict[str, str]:
+    """``run_id -> status`` for every readable run in ``store`` (unreadable ones are skipped)."""
+    statuses = {}
+    for path in stored_runs(store):
+        try:
+            statuses[path.name[: -len(SUFFIX)]] = read_metadata(path)["status"]
+        except (CorruptResultError, KeyError):
+            continue
+    return statuses
+
+
+def metric_filter(metrics: Iterable[str] | None) -> list[tuple[str, str, list[str]]] | None:
+    if metrics is None:
+        return None
+    if isinstance(metrics, str):
+        wanted = [metrics]
+    else:
+        wanted = list(metrics) if isinstance(metrics, Iterable) else []
+    if not wanted or not all(isinstance(name, str) and name for name in wanted):
+        raise SpecError(
+            f"metrics = {metrics!r} is invalid; valid: None (all rows) or a non-empty list of "
+            "metric names such as ['eval_return', 'q_error']"
+        )
+    return [("metric", "in", wanted)]
+
+
+def load_results(
+    store: str | os.PathLike[str],
+    *,
+    on_corrupt: str = "raise",
+    run_ids: Iterable[str] | None = None,
+    metrics: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Every stored run's tidy rows in one DataFrame (a ``status`` column added).
+
+    Args:
+        store: Store folder.
+        on_corrupt: ``"raise"`` (CorruptResultError naming the file) or ``"skip"`` (warn).
+        run_ids: Only these runs (missing ones are left out).
+        metrics: Only rows of these metrics, filtered while reading. Long tabular runs log
+            millions of ``episode_return`` / ``episode_length`` rows; an analysis of the
+            evaluation metrics need not hold them in memory.
+    """
+    if on_corrupt not in ("raise", "skip"):
+        raise ValueError(f"on_corrupt = {on_corrupt!r} is invalid; valid: raise, skip")
+    row_filter = metric_filter(metrics)
+    paths = stored_runs(store)
+    if run_ids is not None:
+        wanted = set(run_ids)
+        paths = [p for p in paths if p.name[: -len(SUFFIX)] in wanted]
+    frames = []
+    for path in paths:
+        try:
+            status = read_metadata(path)["status"]
+            frame = pq.read_table(path, filters=row_filter).to_pandas()
+        except (CorruptResultError, OSError, KeyError, pa.ArrowException) as error:
+            if on_corrupt == "raise":
+                raise CorruptResultError(
+                    f"corrupt result file {str(path)!r}: {error} "
+                    "(load_results(..., on_corrupt='skip') skips it with a warning)"
+                ) from error
+            warnings.warn(f"skipping corrupt result file {str(path)!r}: {error}", stacklevel=2)
+            continue
+        if len(frame):
+            frames.append(frame.assign(status=status))
+    if not frames:
+        return pd.DataFrame(columns=[*ID_COLUMNS, STATUS_COLUMN])
+    return pd.concat(frames, ignore_index=True, sort=False)

@@ -1,0 +1,100 @@
+"""The house style in one place: theme, figure sizes, labels and a colour for any algorithm.
+
+Colours follow algorithm names, so an algorithm has the same colour in every figure. The
+first algorithms registered (the built-ins, in registration order) own the slots of the
+10-colour colorblind palette; any other name (a user's algorithm, a relabelled contender)
+takes the slot given by a stable hash of its name, moving to the next free slot on a clash
+within a figure.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from rlcompare.spec.registry import algorithms
+
+COLUMN_WIDTH = 3.5
+FIGSIZE = (COLUMN_WIDTH, 2.6)
+PALETTE = "colorblind"
+PALETTE_SIZE = 10
+METRIC_LABELS = {
+    "eval_return": "Eval return",
+    "episode_return": "Episode return",
+    "success_rate": "Success rate",
+    "q_error": r"$\max_{s,a} |Q - Q^*|$",
+    "policy_regret": "Policy regret",
+    "td_error": "TD error",
+    "episode_length": "Episode length",
+}
+STAT_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
+
+
+def set_theme(font_scale: float = 1.0) -> None:
+    """House style: seaborn ``paper`` context, white grid, colorblind palette, small fonts."""
+    size = 8 * font_scale
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        palette=PALETTE,
+        rc={
+            "figure.figsize": FIGSIZE,
+            "font.size": size,
+            "axes.titlesize": size + 1,
+            "axes.labelsize": size,
+            "xtick.labelsize": size - 1,
+            "ytick.labelsize": size - 1,
+            "legend.fontsize": size - 1,
+            "legend.title_fontsize": size - 1,
+            "lines.linewidth": 1.2,
+            "savefig.dpi": 300,
+            "savefig.bbox": "tight",
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+        },
+    )
+
+
+def _fixed_slots() -> dict[str, int]:
+    """Palette slots owned by the first registered algorithms, in registration order."""
+    return {name: slot for slot, name in enumerate(algorithms(order="registered")[:PALETTE_SIZE])}
+
+
+def algo_colors(algos: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """A colour per algorithm name, distinct within one call (up to 10 names)."""
+    palette = sns.color_palette(PALETTE, PALETTE_SIZE)
+    fixed = _fixed_slots()
+    names = sorted(set(algos), key=str)
+    slots = {name: fixed[name] for name in names if name in fixed}
+    for name in (n for n in names if n not in slots):
+        slot = zlib.crc32(str(name).encode()) % PALETTE_SIZE
+        while slot in slots.values() and len(slots) < PALETTE_SIZE:
+            slot = (slot + 1) % PALETTE_SIZE
+        slots[name] = slot
+    return {name: palette[slot] for name, slot in slots.items()}
+
+
+def level_colors(levels: Sequence[Any], hue: str) -> dict[Any, Any]:
+    """Colours for the levels of ``hue``: by algorithm name, or the palette in order."""
+    if hue == "algo":
+        return algo_colors(levels)
+    return dict(zip(levels, sns.color_palette(PALETTE, len(levels)), strict=True))
+
+
+def new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
+    """``(fig, ax)`` of the given axes, or of a new figure of ``figsize``."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        return fig, ax
+    return ax.figure, ax
+
+
+def metric_label(metric: str) -> str:
+    """The axis label of a metric."""
+    return METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())

@@ -1,0 +1,150 @@
+"""The house layout: subpackages in the order the data flows, a lower layer never importing a
+higher one, no import cycle, and every registered trainer and env loadable."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+from conftest import REPO
+
+import rlcompare
+from rlcompare.envs import CUSTOM_ENVS
+from rlcompare.envs.make import FEATURED_ENVS, make_env
+from rlcompare.spec.registry import get_algorithm
+
+PACKAGE = REPO / "rlcompare"
+# Bottom to top. A module may import its own layer and the layers before it, never after.
+# "base" is the few modules every layer uses (errors, seeded streams, package versions).
+LAYERS = (
+    "base",
+    "envs",
+    "spec",
+    "runner",
+    "algos",
+    "store",
+    "sweeps",
+    "analysis",
+    "viz",
+    "experiments",
+    "app",
+)
+BASE_MODULES = {"rlcompare.errors", "rlcompare.seeding", "rlcompare.versions"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every rlcompare module ``path`` imports, at module level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg import name` imports pkg.name when that is a module, else pkg.
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
+                for a in node.names
+            ]
+        else:
+            continue
+        found |= {name for name in names if name in MODULES}
+    return found
+
+
+def layer(module: str) -> str:
+    if module in BASE_MODULES:
+        return "base"
+    parts = module.split(".")
+    assert len(parts) > 1 and parts[1] in LAYERS, f"{module} is in no layer of {LAYERS}"
+    return parts[1]
+
+
+GRAPH = {name: imported_modules(path) for name, path in MODULES.items()}
+
+
+def test_every_module_sits_in_a_layer():
+    for module in MODULES:
+        if module != "rlcompare":
+            layer(module)
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    upward = [
+        f"{module} ({layer(module)}) imports {target} ({layer(target)})"
+        for module, targets in GRAPH.items()
+        if module != "rlcompare"
+        for target in targets
+        if LAYERS.index(layer(target)) > LAYERS.index(layer(module))
+    ]
+    assert upward == []
+
+
+def test_the_checker_sees_an_upward_import(tmp_path):
+    # The layer rule is only as good as the import scan: it must see function-level imports.
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "def f():\n    from rlcompare.app import cli\n    import rlcompare.viz.plots\n"
+    )
+    assert imported_modules(source) == {"rlcompare.app.cli", "rlcompare.viz.plots"}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_one_and_only_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+def test_the_package_has_no_import_cycle():
+    # Package __init__ files re-export their modules; an edge into one is an edge into its
+    # modules, which the graph already holds, so only module-to-module edges are checked.
+    assert find_cycle(GRAPH) is None
+
+
+@pytest.mark.parametrize("name", rlcompare.algorithms())
+def test_every_registered_trainer_loads(name):
+    algorithm = get_algorithm(name)
+    assert callable(algorithm.load())
+    if algorithm.batch_trainer is not None:
+        assert callable(algorithm.load(batch=True))
+
+
+@pytest.mark.parametrize("env_id", sorted(set(FEATURED_ENVS) | set(CUSTOM_ENVS)))
+def test_every_registered_env_makes_and_steps(env_id):
+    env = make_env(env_id)
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    finally:
+        env.close()
+    assert env_id in gym.registry
