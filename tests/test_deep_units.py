@@ -12,7 +12,7 @@ from conftest import run_python
 from test_deep_envs import IDENTITY
 
 from rlcompare import RunSpec, SpecError
-from rlcompare.algos.deep.common import ObsEncoder, linear_schedule
+from rlcompare.algos.deep.common import ObsEncoder, sb3_linear_schedule
 from rlcompare.algos.deep.hparams import (
     DQN_EXTRA_PARAMS,
     PPO_DEVIATIONS,
@@ -143,10 +143,10 @@ def test_obs_encoder_one_hot_and_flatten() -> None:
 
 
 def test_linear_schedule_follows_sb3() -> None:
-    assert linear_schedule(1.0, 0.1, 0.5, 0, 100) == 1.0
-    assert linear_schedule(1.0, 0.1, 0.5, 25, 100) == pytest.approx(0.55)
-    assert linear_schedule(1.0, 0.1, 0.5, 60, 100) == 0.1
-    assert linear_schedule(1.0, 0.1, 0.0, 0, 100) == 0.1
+    assert sb3_linear_schedule(1.0, 0.1, 0.5, 0, 100) == 1.0
+    assert sb3_linear_schedule(1.0, 0.1, 0.5, 25, 100) == pytest.approx(0.55)
+    assert sb3_linear_schedule(1.0, 0.1, 0.5, 60, 100) == 0.1
+    assert sb3_linear_schedule(1.0, 0.1, 0.0, 0, 100) == 0.1
 
 
 def test_sum_tree_finds_prefix_sums() -> None:

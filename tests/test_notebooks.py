@@ -51,7 +51,15 @@ def test_every_listed_notebook_exists() -> None:
 # A loop or comprehension longer than this is logic, which belongs in rlcompare.experiments.
 SHORT_LINE = 60
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+LOOPS = (
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 
 
 def notebook_logic(source: str) -> list[str]:

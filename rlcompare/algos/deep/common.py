@@ -137,7 +137,9 @@ def load_matching_dataset(ctx: Any) -> Dataset:
     return dataset
 
 
-def linear_schedule(start: float, end: float, fraction: float, step: int, horizon: int) -> float:
+def sb3_linear_schedule(
+    start: float, end: float, fraction: float, step: int, horizon: int
+) -> float:
     """Stable-Baselines3's ``get_linear_fn``: ``start`` to ``end`` over ``fraction`` of horizon."""
     progress = step / max(horizon, 1)
     if fraction <= 0.0 or progress >= fraction:

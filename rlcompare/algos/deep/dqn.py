@@ -35,8 +35,8 @@ import numpy as np
 
 from rlcompare.algos.deep.common import (
     ObsEncoder,
-    linear_schedule,
     load_matching_dataset,
+    sb3_linear_schedule,
     schedule_horizon,
 )
 from rlcompare.algos.deep.learner import DQNLearner, resolve_device
@@ -112,7 +112,7 @@ class DQNAgent:
     def epsilon(self, step: int) -> float:
         """Epsilon of epsilon-greedy at env step ``step``."""
         hp = self.hp
-        return linear_schedule(
+        return sb3_linear_schedule(
             hp["exploration_initial_eps"],
             hp["exploration_final_eps"],
             hp["exploration_fraction"],
