@@ -88,6 +88,45 @@ def test_learning_curves_draw_one_iqm_line_and_band_per_algo(tidy):
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["dqn", "q_learning", "sarsa"]
 
 
+def _many_algos(tidy: pd.DataFrame, count: int) -> pd.DataFrame:
+    """``tidy`` with its runs copied under ``count`` algorithm names."""
+    copies = [
+        tidy.assign(algo=f"a{i}", run_id=tidy["run_id"] + f"_{i}", value=tidy["value"] + i)
+        for i in range(count)
+    ]
+    return pd.concat(copies, ignore_index=True)
+
+
+def _legend_outside(ax) -> bool:
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    return legend.x0 >= ax.get_window_extent().x1
+
+
+def test_legend_moves_outside_the_axes_past_five_lines(tidy):
+    _, few = plots.learning_curves(_many_algos(tidy, 3), num_points=4, reps=REPS)
+    _, many = plots.learning_curves(_many_algos(tidy, 8), num_points=4, reps=REPS)
+    assert len(many.get_legend().get_texts()) == 8
+    assert not _legend_outside(few) and _legend_outside(many)
+
+
+def test_highlight_colours_a_subset_and_greys_the_rest(tidy):
+    frame = _many_algos(tidy, 8)
+    _, ax = plots.learning_curves(frame, num_points=4, reps=REPS, highlight=["a1", "a5"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["others", "a1", "a5"]
+    grey = [line for line in ax.get_lines() if line.get_color() == "0.75"]
+    assert len(grey) == 6 and len(ax.collections) == 2  # bands only for the highlighted
+
+
+def test_facets_share_one_figure_legend(tidy):
+    frame = pd.concat([tidy, tidy.assign(env="F", run_id=tidy["run_id"] + "F")])
+    fig, axes = plots.facets(plots.learning_curves, frame, col="env", num_points=4, reps=REPS)
+    assert [ax.get_legend() for ax in axes] == [None, None]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["dqn", "q_learning", "sarsa"]
+
+
 def test_learning_curves_draw_on_given_axes(tidy):
     fig, given = plt.subplots()
     out_fig, out_ax = plots.learning_curves(tidy, num_points=4, reps=REPS, ax=given)

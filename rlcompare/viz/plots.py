@@ -23,24 +23,44 @@ from rlcompare.analysis import stats
 from rlcompare.viz.gridplots import grid_values, policy_arrows
 from rlcompare.viz.style import (
     COLUMN_WIDTH,
+    CONTEXT_GREY,
     FIGSIZE,
     PALETTE,
     STAT_LABELS,
     algo_colors,
+    figure_legend,
     level_colors,
     metric_label,
     new_axes,
+    place_legend,
     set_theme,
 )
 
 
 def _band_lines(
-    ax: Axes, table: pd.DataFrame, hue: str, x: str, y: str, low: pd.Series, high: pd.Series
+    ax: Axes,
+    table: pd.DataFrame,
+    hue: str,
+    x: str,
+    y: str,
+    low: pd.Series,
+    high: pd.Series,
+    highlight: Sequence[Any] | None = None,
 ) -> None:
-    """One line per ``hue`` level with a shaded band between ``low`` and ``high``."""
+    """One line per ``hue`` level with a shaded band between ``low`` and ``high``.
+
+    With ``highlight``, only those levels get colour, band and a legend entry; the others are
+    thin grey context lines under them, labelled once as "others".
+    """
     levels = list(dict.fromkeys(table[hue]))
-    colors = level_colors(levels, hue)
-    for level in levels:
+    shown = levels if highlight is None else [level for level in levels if level in highlight]
+    colors = level_colors(shown, hue)
+    context = [level for level in levels if level not in shown]
+    for index, level in enumerate(context):
+        rows = (table[hue] == level).to_numpy()
+        label = "others" if index == 0 else "_nolegend_"
+        ax.plot(table[x][rows], table[y][rows], color=CONTEXT_GREY, linewidth=0.7, label=label)
+    for level in shown:
         rows = (table[hue] == level).to_numpy()
         ax.plot(table[x][rows], table[y][rows], color=colors[level], label=str(level))
         ax.fill_between(
@@ -58,6 +78,7 @@ def learning_curves(
     reps: int = 1000,
     random_state: int | None = 0,
     log_scale: bool = False,
+    highlight: Sequence[Any] | None = None,
     ax: Axes | None = None,
 ) -> tuple[Figure, Axes]:
     """IQM learning curve per ``hue`` level with its 95% bootstrap CI band.
@@ -73,20 +94,23 @@ def learning_curves(
         reps: Bootstrap replications per group.
         random_state: Bootstrap seed.
         log_scale: Log y axis.
+        highlight: Levels drawn in colour with their bands; the rest become grey context lines
+            (for figures with more lines than a reader can tell apart).
         ax: Axes to draw on; a new single-column figure by default.
     """
     curves = stats.aggregate_curves(
         df, metric, by=hue, steps=steps, num_points=num_points, reps=reps, random_state=random_state
     )
     fig, ax = new_axes(ax)
-    _band_lines(ax, curves, hue, "step", "iqm", curves["iqm_low"], curves["iqm_high"])
+    band = (curves["iqm_low"], curves["iqm_high"])
+    _band_lines(ax, curves, hue, "step", "iqm", *band, highlight=highlight)
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("Environment steps")
     ax.set_ylabel(
         f"IQM {metric_label(metric)}" if metric != "q_error" else metric_label(metric) + " (IQM)"
     )
-    ax.legend(title=hue, frameon=False)
+    place_legend(ax, hue)
     return fig, ax
 
 
@@ -116,7 +140,7 @@ def performance_profile(
     ax.set_xlabel(r"Score threshold $\tau$")
     ax.set_ylabel(r"Fraction of runs with score $> \tau$")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(title=hue, frameon=False)
+    place_legend(ax, hue)
     return fig, ax
 
 
@@ -252,7 +276,7 @@ def steps_to_threshold(
             label="never reached (last step)",
         ),
     ]
-    ax.legend(handles=handles, frameon=False, loc="best")
+    place_legend(ax, handles=handles, loc="best")
     return fig, ax
 
 
@@ -262,7 +286,8 @@ def facets(
 ) -> tuple[Figure, np.ndarray]:
     """One panel per level of ``col``, each drawn by ``plot(subset, ax=ax, **kwargs)``.
 
-    Only the first panel keeps its legend; panels are titled by their level.
+    The panels share one legend, outside on the right (it covers no curve); panels are titled
+    by their level.
     """
     levels = list(dict.fromkeys(df[col]))
     fig, axes = plt.subplots(
@@ -272,11 +297,11 @@ def facets(
         layout="constrained",
         squeeze=False,
     )
-    for index, (ax, level) in enumerate(zip(axes[0], levels, strict=True)):
+    for ax, level in zip(axes[0], levels, strict=True):
         plot(df[df[col] == level], ax=ax, **kwargs)
         ax.set_title(str(level))
-        if index and ax.get_legend() is not None:
-            ax.get_legend().remove()
+    title = axes[0][0].get_legend().get_title().get_text() if axes[0][0].get_legend() else None
+    figure_legend(fig, axes[0], title=title or None)
     return fig, axes[0]
 
 
@@ -293,7 +318,7 @@ def episode_curves(
     _band_lines(ax, table, hue, "episode", "value", *band)
     ax.set_xlabel("Episodes")
     ax.set_ylabel(ylabel)
-    ax.legend(title=hue, frameon=False)
+    place_legend(ax, hue)
     return fig, ax
 
 
@@ -332,7 +357,7 @@ def scaling(
     ax.set_yscale("log")
     ax.set_xlabel(x.removeprefix("env."))
     ax.set_ylabel(y.capitalize() + " to solve")
-    ax.legend(title=hue, frameon=False)
+    place_legend(ax, hue)
     return fig, ax
 
 

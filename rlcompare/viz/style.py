@@ -24,6 +24,8 @@ COLUMN_WIDTH = 3.5
 FIGSIZE = (COLUMN_WIDTH, 2.6)
 PALETTE = "colorblind"
 PALETTE_SIZE = 10
+# Lines drawn for context only (not highlighted).
+CONTEXT_GREY = "0.75"
 METRIC_LABELS = {
     "eval_return": "Eval return",
     "episode_return": "Episode return",
@@ -33,6 +35,8 @@ METRIC_LABELS = {
     "td_error": "TD error",
     "episode_length": "Episode length",
 }
+# More legend entries than this go outside the axes: inside, they would cover the curves.
+MAX_LEGEND_INSIDE = 5
 STAT_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
 
 
@@ -98,3 +102,32 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tuple[F
 def metric_label(metric: str) -> str:
     """The axis label of a metric."""
     return METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())
+
+
+def place_legend(ax: Axes, title: str | None = None, **kwargs: Any) -> None:
+    """The axes' legend: inside (best place) for a few entries, outside on the right for more
+    than ``MAX_LEGEND_INSIDE``, where it covers no curve."""
+    handles, _ = ax.get_legend_handles_labels()
+    count = len(kwargs.get("handles", handles))
+    if count > MAX_LEGEND_INSIDE:
+        kwargs = {**kwargs, "loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0}
+    ax.legend(title=title, frameon=False, **kwargs)
+
+
+def figure_legend(fig: Figure, axes: Sequence[Axes], title: str | None = None) -> None:
+    """One legend for a figure of panels that share their lines: the panels' own legends are
+    removed and the union of their entries (first panel first) goes outside, on the right."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if entries:
+        fig.legend(
+            list(entries.values()),
+            list(entries),
+            title=title,
+            frameon=False,
+            loc="outside right upper",
+        )
