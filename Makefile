@@ -9,7 +9,7 @@ PIP_TORCH_ARGS ?=
 KERNEL := rlcompare
 PROFILE ?= default
 
-.PHONY: venv test suite lint bench lab clean
+.PHONY: venv browser test suite lint bench lab clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-test: venv
+# The HTML report is checked in a real headless browser: Debian's chromium, installed where
+# missing and apt-get can (as root); elsewhere the browser test skips outside CI.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium not installed: the report's browser test skips outside CI"
+
+test: venv browser
 	$(BIN)/ruff check rlcompare tests benchmarks notebooks
 	$(BIN)/python -m pytest -q
 
