@@ -6,7 +6,7 @@ from typing import Any
 
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
-from rlcompare.spec.registry import Algorithm, any_spaces, register
+from rlcompare.spec.registry import any_spaces, register_algorithm
 
 
 class RandomAgent:
@@ -41,13 +41,11 @@ def train_random(ctx: RunContext) -> RandomAgent:
     return drive(ctx, agent)  # type: ignore[return-value]
 
 
-register(
-    Algorithm(
-        name="random",
-        summary="uniform random policy (the zero of normalized scores)",
-        params={},
-        trainer="rlcompare.algos.baselines:train_random",
-        check_spaces=any_spaces,
-        family="baseline",
-    )
+register_algorithm(
+    "random",
+    trainer="rlcompare.algos.baselines:train_random",
+    params={},
+    summary="uniform random policy (the zero of normalized scores)",
+    spaces=any_spaces,
+    family="baseline",
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcompare.envs.make import make_env
+from rlcompare.envs.make import effective_env_kwargs, make_env
 from rlcompare.errors import SpecError
 from rlcompare.seeding import RunSeeds
 
@@ -84,6 +84,54 @@ class Dataset:
             arrays = {name: data[name] for name in _ARRAYS}
             returns = data["episode_returns"]
         return cls(**arrays, episode_returns=returns, **meta)
+
+
+def logged_env(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """``(env id, env kwargs)`` a Dataset file was logged on, read without its arrays.
+
+    Raises:
+        SpecError: no such file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"dataset file {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as data:  # an .npz reads one member at a time
+        meta = json.loads(str(data["meta"]))
+    return meta["env"], dict(meta.get("env_kwargs") or {})
+
+
+def check_logged_on(
+    path: str | os.PathLike[str], env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> None:
+    """Refuses a dataset logged on another env, or on the same env with other settings:
+    learning from it would score one MDP's data against another's evaluation.
+
+    Settings are compared in full (constructor defaults and the registered step limit
+    included), so ``{}`` and the defaults spelled out are the same settings.
+
+    Raises:
+        SpecError: naming the env id, or each differing kwarg with both values.
+    """
+    logged_id, logged_kwargs = logged_env(path)
+    if logged_id != env_id:
+        raise SpecError(
+            f"dataset {str(path)!r} was logged on env {logged_id!r}; valid: a dataset of env "
+            f"{env_id!r}"
+        )
+    logged = effective_env_kwargs(logged_id, logged_kwargs)
+    wanted = effective_env_kwargs(env_id, env_kwargs)
+    differ = [
+        f"{name!r}: dataset {logged.get(name)!r}, spec {wanted.get(name)!r}"
+        for name in sorted({*logged, *wanted})
+        if logged.get(name) != wanted.get(name)
+    ]
+    if differ:
+        raise SpecError(
+            f"dataset {str(path)!r} was logged on env {env_id!r} with other settings ("
+            + "; ".join(differ)
+            + f"); valid: env_kwargs matching the dataset's {logged_kwargs!r}, or a dataset "
+            "logged with these env_kwargs"
+        )
 
 
 def as_policy(policy: Any) -> Callable[[Any], Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
-from rlcompare.envs import CUSTOM_ENVS
+from rlcompare.envs import CUSTOM_ENVS, SELFHEALING_ID
 from rlcompare.errors import SpecError, choices_text
 
 # Envs that the suite uses and documents; any other registered gymnasium id works too.
@@ -59,14 +59,43 @@ def check_env_id(env_id: str) -> None:
         )
 
 
-def constructor_kwargs(env_id: str) -> tuple[str, ...] | None:
-    """Keyword arguments the env's constructor accepts, or None when it takes ``**kwargs``."""
+# Constructor arguments that change how an env is shown, not what it does.
+_NOT_SETTINGS = ("self", "render_mode")
+
+
+def _constructor_parameters(env_id: str) -> list[inspect.Parameter]:
     entry = gym.spec(env_id).entry_point
     creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-    params = inspect.signature(creator).parameters.values()
+    return [
+        p for p in inspect.signature(creator).parameters.values() if p.name not in _NOT_SETTINGS
+    ]
+
+
+def constructor_kwargs(env_id: str) -> tuple[str, ...] | None:
+    """Keyword arguments the env's constructor accepts, or None when it takes ``**kwargs``."""
+    params = _constructor_parameters(env_id)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return tuple(p.name for p in params if p.name not in ("self", "render_mode"))
+    return tuple(p.name for p in params)
+
+
+def effective_env_kwargs(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every setting the env is built with: constructor defaults, then the registered kwargs
+    and step limit, then ``env_kwargs``; values as JSON would store them (tuples as lists), so
+    ``{}`` and the defaults spelled out compare equal."""
+    spec = gym.spec(env_id)
+    settings: dict[str, Any] = {
+        p.name: p.default
+        for p in _constructor_parameters(env_id)
+        if p.default is not inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+    settings.update(spec.kwargs)
+    settings["max_episode_steps"] = spec.max_episode_steps
+    settings.update(env_kwargs or {})
+    return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Mapping[str, Any]) -> None:
@@ -138,7 +167,8 @@ _SUCCESS_BY_PREFIX: dict[str, SuccessFn] = {
 def success_fn(env_id: str) -> SuccessFn | None:
     """The goal test of ``env_id``, or None when the env has no goal (CartPole, Pendulum)."""
     if env_id.startswith("rlcompare/"):
-        return _info_success if env_id not in ("rlcompare/SelfHealing-v0",) else None
+        # SelfHealing never terminates: an incident handled is not an episode won.
+        return None if env_id == SELFHEALING_ID else _info_success
     for prefix, fn in _SUCCESS_BY_PREFIX.items():
         if env_id.startswith(prefix):
             return fn

@@ -7,8 +7,8 @@ fail over, or page the on-call (expensive, always fixes). Faults arrive at rando
 when left alone; actions fix some faults with some probability, cost time or money, and can
 make things worse (restarting during an overload). Reward is minus the cost of the step of
 impaired service (by severity) minus the action's cost. Episodes never terminate; the
-registered ``TimeLimit`` truncates them after 100 steps, so learners must bootstrap through
-truncation.
+registered ``TimeLimit`` truncates them after ``MAX_EPISODE_STEPS`` (100) steps, so learners
+must bootstrap through truncation.
 
 State and model (details in ``rlcompare.envs.selfheal_model``): the Markov state is the symptom
 tuple (error level, latency level, memory level, recent-deploy flag, acted-last-step flag), 108
@@ -41,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlcompare.envs import SELFHEALING_ID, SELFHEALING_MAX_STEPS
 from rlcompare.envs.model import TabularMDP, sample_index
 from rlcompare.envs.selfheal_model import (
     ACTION_COSTS,
@@ -65,7 +66,9 @@ from rlcompare.envs.selfheal_model import explain_state as _explain_index
 __all__ = [
     "ACTIONS",
     "ACTION_COSTS",
+    "ENV_ID",
     "FAULTS",
+    "MAX_EPISODE_STEPS",
     "OBSERVATIONS",
     "SelfHealingEnv",
     "decode_features",
@@ -75,7 +78,9 @@ __all__ = [
     "runbook_policy_features",
 ]
 
-ENV_ID = "rlcompare/SelfHealing-v0"
+ENV_ID = SELFHEALING_ID
+# The registered TimeLimit: episodes are truncated after this many steps.
+MAX_EPISODE_STEPS = SELFHEALING_MAX_STEPS
 OBSERVATIONS = ("discrete", "features")
 FEATURE_NAMES = ("error", "latency", "memory", "recent_deploy", "time_since_action")
 # Steps since the last corrective action at which the feature saturates at 1.

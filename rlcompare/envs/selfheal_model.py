@@ -36,10 +36,10 @@ cause of the symptoms, which identify it only partly. One step from state ``s`` 
 
 Reward ``R[s, a] = -(severity(s) + ACTION_COSTS[a])``: the cost of the step of service in state
 ``s`` (by error and latency severity) plus the action's cost. There is no terminal state;
-episodes are truncated by the registered 100-step limit, so learners must bootstrap through
-truncation. Episodes start at the onset of an incident (``initial``). The objective for Q* is
-the discounted return with gamma in 0.95-0.99 (an incident plays out over a few steps; the
-episode lasts 100).
+episodes are truncated by the registered step limit (``rlcompare.envs.selfheal.MAX_EPISODE_STEPS``),
+so learners must bootstrap through truncation. Episodes start at the onset of an incident
+(``initial``). The objective for Q* is the discounted return with gamma in 0.95-0.99 (an
+incident plays out over a few steps, far fewer than the step limit).
 """
 
 from __future__ import annotations

@@ -1,18 +1,22 @@
 """The algorithm registry: name -> hyperparameter table, space check and (lazy) trainer.
 
-Algorithm modules declare themselves here without importing torch; the trainer is named by a
-``"module:function"`` string and imported only when a run of that algorithm starts.
+Every algorithm, built-in or not, is declared with :func:`register_algorithm`, without
+importing torch: the trainer is named by a ``"module:function"`` string and imported only when
+a run of that algorithm starts.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
+from rlcompare.envs.datasets import check_logged_on
 from rlcompare.errors import SpecError, choices_text
 from rlcompare.spec.params import Param
 
@@ -36,7 +40,7 @@ class Algorithm:
             only in seed and returning their agents; sweeps group such runs into one task.
         check_spaces: Returns why the algorithm cannot run on (obs space, action space), or None.
         check_params: Cross-parameter checks on the resolved hyperparameters.
-        family: ``baseline``, ``tabular`` or ``deep`` (deep runs pin torch to one thread).
+        family: One of ``FAMILIES`` (deep runs pin torch to one thread).
         check_spec: Checks that need the whole RunSpec (budget, env kwargs), run when the
             spec is built.
     """
@@ -48,7 +52,7 @@ class Algorithm:
     check_spaces: SpaceCheck
     batch_trainer: str | None = None
     check_params: CrossCheck | None = None
-    family: str = "baseline"
+    family: str = "custom"
     check_spec: Callable[[Any], None] | None = None
 
     def load(self, batch: bool = False) -> Callable[..., Any]:
@@ -62,13 +66,104 @@ class Algorithm:
 
 _REGISTRY: dict[str, Algorithm] = {}
 
+FAMILIES = ("baseline", "tabular", "deep", "custom")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
-def register(algorithm: Algorithm) -> Algorithm:
-    """Adds ``algorithm``; a second registration under the same name is an error."""
-    if algorithm.name in _REGISTRY and _REGISTRY[algorithm.name] != algorithm:
-        raise ValueError(f"algorithm {algorithm.name!r} registered twice")
-    _REGISTRY[algorithm.name] = algorithm
+
+def register_algorithm(
+    name: str,
+    *,
+    trainer: str,
+    params: Mapping[str, Param],
+    summary: str,
+    spaces: SpaceCheck,
+    batch_trainer: str | None = None,
+    check_params: CrossCheck | None = None,
+    check_spec: Callable[[Any], None] | None = None,
+    family: str = "custom",
+) -> Algorithm:
+    """Registers an algorithm under ``name``, the one way built-ins and users declare one.
+
+    Nothing is imported here: ``trainer`` names its function, loaded when a run starts (so
+    registering a deep algorithm keeps torch out of ``import rlcompare``).
+
+    Args:
+        name: The ``algo`` of a RunSpec.
+        trainer: ``"module:function"``; the function takes a RunContext, returns the agent.
+        params: Hyperparameter table (validation, defaults, CLI parsing, ``rlcompare algos``).
+        summary: One line for ``rlcompare algos``.
+        spaces: ``(observation space, action space) -> why not, or None``.
+        batch_trainer: Optional ``"module:function"`` training runs that differ only in seed.
+        check_params: Cross-parameter checks on the resolved hyperparameters (raise SpecError).
+        check_spec: Checks that need the whole RunSpec (budget, env, dataset), run when the
+            spec is built.
+        family: One of ``FAMILIES``; ``deep`` runs pin torch to one thread.
+
+    Returns:
+        The registered Algorithm. Registering the same definition again (a re-imported module,
+        a re-run notebook cell: checks compared by qualified name) replaces it.
+
+    Raises:
+        ValueError: a malformed declaration, or ``name`` already registered with a different
+            definition.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
+        raise ValueError(f"algorithm name {name!r} is invalid; valid: letters, digits, _ . -")
+    for label, target in (("trainer", trainer), ("batch_trainer", batch_trainer)):
+        if (target is not None or label == "trainer") and not (
+            isinstance(target, str) and _TARGET.match(target)
+        ):
+            raise ValueError(
+                f"algorithm {name!r}: {label} = {target!r} is invalid; valid: a "
+                "'module:function' string such as 'mypackage.agents:train'"
+            )
+    bad = [k for k, v in params.items() if not isinstance(k, str) or not isinstance(v, Param)]
+    if bad:
+        raise ValueError(f"algorithm {name!r}: params[{bad[0]!r}] is not a rlcompare Param")
+    for label, check in (
+        ("spaces", spaces),
+        ("check_params", check_params),
+        ("check_spec", check_spec),
+    ):
+        if (check is not None or label == "spaces") and not callable(check):
+            raise ValueError(f"algorithm {name!r}: {label} = {check!r} is not callable")
+    if family not in FAMILIES:
+        raise ValueError(
+            f"algorithm {name!r}: family {family!r} is invalid; {choices_text(FAMILIES, family)}"
+        )
+    algorithm = Algorithm(
+        name=name,
+        summary=summary,
+        params=dict(params),
+        trainer=trainer,
+        check_spaces=spaces,
+        batch_trainer=batch_trainer,
+        check_params=check_params,
+        family=family,
+        check_spec=check_spec,
+    )
+    known = _REGISTRY.get(name)
+    if known is not None:
+        differ = [
+            f.name
+            for f in fields(Algorithm)
+            if _definition(getattr(known, f.name)) != _definition(getattr(algorithm, f.name))
+        ]
+        if differ:
+            raise ValueError(
+                f"algorithm {name!r} is already registered with a different {', '.join(differ)}; "
+                "valid: a new name, or the same definition"
+            )
+    _REGISTRY[name] = algorithm
     return algorithm
+
+
+def _definition(value: Any) -> Any:
+    """What identifies a field of a declaration: a function by where it is defined, so that
+    re-running the cell or module that defines it is the same definition."""
+    if callable(value) and hasattr(value, "__qualname__"):
+        return (getattr(value, "__module__", None), value.__qualname__)
+    return value
 
 
 def _load_builtins() -> None:
@@ -112,6 +207,27 @@ def discrete_both(obs: gym.Space, act: gym.Space) -> str | None:
 def any_spaces(obs: gym.Space, act: gym.Space) -> str | None:
     """Accepts every space."""
     return None
+
+
+def dataset_matches_env(spec: Any) -> None:
+    """A ``dataset`` hyperparameter names an existing file logged on the spec's env with the
+    spec's env settings (shared by every algorithm that learns from a dataset)."""
+    dataset = spec.resolved_hparams.get("dataset")
+    if dataset is None:
+        return
+    if not Path(dataset).is_file():
+        raise SpecError(
+            f"hyperparameter 'dataset' = {dataset!r}: no such file; valid: a path written by "
+            "rlcompare.Dataset.save, or None"
+        )
+    check_logged_on(dataset, spec.env, spec.env_kwargs)
+
+
+def check_offline(spec: Any) -> None:
+    """``dataset_matches_env`` and ``offline_needs_steps``: the check_spec of an algorithm
+    whose budget counts updates when it learns from a dataset."""
+    dataset_matches_env(spec)
+    offline_needs_steps(spec)
 
 
 def offline_needs_steps(spec: Any) -> None:

@@ -1,4 +1,4 @@
-"""Deep agents: our DQN, PPO and DQN from Stable-Baselines3, and behavioral cloning.
+"""Deep agents: our DQN, PPO, DQN and SAC from Stable-Baselines3, and behavioral cloning.
 
 Importing this package registers the algorithms without importing torch or SB3: each trainer
 is a ``"module:function"`` string loaded when a run starts.
@@ -9,11 +9,12 @@ is a ``"module:function"`` string loaded when a run starts.
 - ``sb3_dqn`` (:mod:`rlcompare.algos.deep.sb3_dqn`): Stable-Baselines3's DQN, the reference peer.
 - ``ppo`` (:mod:`rlcompare.algos.deep.ppo`): Stable-Baselines3's PPO; optional BC warm start.
 - ``bc`` (:mod:`rlcompare.algos.deep.bc`): behavioral cloning of a Dataset into an SB3 policy.
+- ``sac`` (:mod:`rlcompare.algos.deep.sac`): Stable-Baselines3's SAC (Box actions).
 """
 
 from __future__ import annotations
 
-from rlcompare.algos.deep.common import policy_spaces, value_based_spaces
+from rlcompare.algos.deep.common import continuous_actions, policy_spaces, value_based_spaces
 from rlcompare.algos.deep.hparams import (
     BC_PARAMS,
     DQN_PARAMS,
@@ -24,8 +25,8 @@ from rlcompare.algos.deep.hparams import (
     check_ppo,
     check_sb3_dqn,
 )
-from rlcompare.algos.deep.sac_params import SAC_PARAMS, check_sac, continuous_actions
-from rlcompare.spec.registry import Algorithm, register
+from rlcompare.algos.deep.sac_params import SAC_PARAMS, check_sac
+from rlcompare.spec.registry import register_algorithm
 
 # name, summary, hyperparameters, trainer module, space check, cross-parameter check
 _DEEP = (
@@ -72,15 +73,13 @@ _DEEP = (
 )
 
 for name, summary, params, module, spaces, check in _DEEP:
-    register(
-        Algorithm(
-            name=name,
-            summary=summary,
-            params=params,
-            trainer=f"rlcompare.algos.deep.{module}:train",
-            check_spaces=spaces,
-            check_params=check,
-            check_spec=check_deep_spec,
-            family="deep",
-        )
+    register_algorithm(
+        name,
+        trainer=f"rlcompare.algos.deep.{module}:train",
+        params=params,
+        summary=summary,
+        spaces=spaces,
+        check_params=check,
+        check_spec=check_deep_spec,
+        family="deep",
     )

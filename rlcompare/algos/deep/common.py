@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlcompare.envs.datasets import Dataset
+from rlcompare.envs.datasets import Dataset, check_logged_on
 from rlcompare.envs.make import env_info
 from rlcompare.errors import SpecError
 
@@ -105,6 +105,13 @@ def policy_spaces(obs: gym.Space, act: gym.Space) -> str | None:
     return _obs_supported(obs)
 
 
+def continuous_actions(obs: gym.Space, act: gym.Space) -> str | None:
+    """Space check of ``sac``: Box or Discrete observations, Box actions."""
+    if not isinstance(act, gym.spaces.Box):
+        return f"needs a Box (continuous) action space, got {act}"
+    return _obs_supported(obs)
+
+
 def schedule_horizon(spec: Any) -> int:
     """Env steps that linear schedules (epsilon, PER beta) span: the step budget.
 
@@ -125,13 +132,10 @@ def schedule_horizon(spec: Any) -> int:
 
 
 def load_matching_dataset(ctx: Any) -> Dataset:
-    """Loads ``hp['dataset']`` and checks that it was logged on the spec's env."""
+    """Loads ``hp['dataset']``, checked (again: the file may have changed since the spec was
+    built) to be logged on the spec's env with its settings."""
+    check_logged_on(ctx.hp["dataset"], ctx.spec.env, ctx.spec.env_kwargs)
     dataset = Dataset.load(ctx.hp["dataset"])
-    if dataset.env != ctx.spec.env:
-        raise SpecError(
-            f"dataset {ctx.hp['dataset']!r} was logged on env {dataset.env!r}; valid: a dataset "
-            f"of env {ctx.spec.env!r}"
-        )
     if len(dataset) == 0:
         raise SpecError(f"dataset {ctx.hp['dataset']!r} is empty; valid: at least 1 transition")
     return dataset

@@ -8,14 +8,15 @@ the installed SB3. This module imports neither torch nor SB3.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
 from rlcompare.algos.deep.common import require_default
+from rlcompare.envs.make import env_info
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
+from rlcompare.spec.registry import dataset_matches_env, offline_needs_steps
 
 DEVICES = ("cpu", "auto", "cuda")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "noisy")
@@ -36,7 +37,7 @@ ZOO_CARTPOLE_DQN = {
     "net_arch": [256, 256],
 }
 
-_DEVICE_DOC = "torch device; auto = cuda when available (CPU is the reproducible default)"
+DEVICE_DOC = "torch device; auto = cuda when available (CPU is the reproducible default)"
 
 # SB3 DQN's own hyperparameters (defaults of stable_baselines3.DQN).
 SB3_DQN_PARAMS: dict[str, Param] = {
@@ -72,7 +73,7 @@ SB3_DQN_PARAMS: dict[str, Param] = {
         nullable=True,
     ),
     "net_arch": Param((64, 64), "int_list", "hidden layer sizes of the Q-network (ReLU)"),
-    "device": Param("cpu", "str", _DEVICE_DOC, choices=DEVICES),
+    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
 }
 
 # Switches of our own DQN that Stable-Baselines3's DQN does not have.
@@ -107,17 +108,18 @@ DQN_EXTRA_PARAMS: dict[str, Param] = {
 DQN_PARAMS: dict[str, Param] = {**SB3_DQN_PARAMS, **DQN_EXTRA_PARAMS}
 
 
-def _check_gradient_steps(hp: Mapping[str, Any]) -> None:
+def check_gradient_steps(hp: Mapping[str, Any], algo: str) -> None:
+    """SB3's off-policy ``gradient_steps``: -1 or >= 1 (0 would never learn)."""
     if hp["gradient_steps"] == 0:
         raise SpecError(
-            "hyperparameter 'gradient_steps' = 0 is invalid; valid: -1 (as many as env steps) "
-            "or an int >= 1"
+            f"hyperparameter 'gradient_steps' of {algo!r} = 0 is invalid; valid: -1 (as many "
+            "as env steps) or an int >= 1"
         )
 
 
 def check_dqn(hp: Mapping[str, Any]) -> None:
     """Cross-parameter checks of ``dqn``."""
-    _check_gradient_steps(hp)
+    check_gradient_steps(hp, "dqn")
     if hp["prioritized"] and not hp["replay"]:
         raise SpecError(
             "hyperparameter 'prioritized' = True needs replay = True; valid: prioritized = "
@@ -127,7 +129,7 @@ def check_dqn(hp: Mapping[str, Any]) -> None:
 
 def check_sb3_dqn(hp: Mapping[str, Any]) -> None:
     """Rejects our own switches, which Stable-Baselines3's DQN does not have."""
-    _check_gradient_steps(hp)
+    check_gradient_steps(hp, "sb3_dqn")
     defaults = {name: param.default for name, param in DQN_EXTRA_PARAMS.items()}
     require_default(hp, defaults, "sb3_dqn", "Stable-Baselines3's DQN lacks it; use algo 'dqn'")
 
@@ -163,7 +165,7 @@ PPO_PARAMS: dict[str, Param] = {
     "ortho_init": Param(True, "bool", "orthogonal initialisation"),
     "log_std_init": Param(0.0, "float", "initial log std of Gaussian actions"),
     "n_envs": Param(1, "int", "parallel envs (DummyVecEnv) per rollout", low=1, high=256),
-    "device": Param("cpu", "str", _DEVICE_DOC, choices=DEVICES),
+    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
     "warm_start": Param(
         None,
         "str",
@@ -193,7 +195,7 @@ BC_PARAMS: dict[str, Param] = {
     "activation_fn": Param("tanh", "str", "hidden activation", choices=ACTIVATIONS),
     "ortho_init": Param(True, "bool", "orthogonal initialisation"),
     "log_std_init": Param(0.0, "float", "initial log std of Gaussian actions"),
-    "device": Param("cpu", "str", _DEVICE_DOC, choices=DEVICES),
+    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
 }
 
 
@@ -208,20 +210,12 @@ def check_bc(hp: Mapping[str, Any]) -> None:
 
 def check_deep_spec(spec: Any) -> None:
     """Checks that need the whole RunSpec, made when it is built rather than when training
-    starts (where a sweep could only record a failure)."""
-    from rlcompare.envs.make import env_info
-    from rlcompare.spec.registry import offline_needs_steps
-
+    starts (where a sweep could only record a failure): a dataset of the spec's env and
+    settings, use_sde on Box actions, a CUDA device that exists."""
     hp = spec.resolved_hparams
-    dataset = hp.get("dataset")
-    if dataset is not None:
-        if not Path(dataset).is_file():
-            raise SpecError(
-                f"hyperparameter 'dataset' = {dataset!r}: no such file; valid: a path written "
-                "by rlcompare.Dataset.save"
-            )
-        if spec.algo != "bc":  # bc's episodes are passes over the data
-            offline_needs_steps(spec)
+    dataset_matches_env(spec)
+    if spec.algo != "bc":  # bc's episodes are passes over the data
+        offline_needs_steps(spec)
     if hp.get("use_sde"):
         actions = env_info(spec.env, spec.env_kwargs).action_space
         if not isinstance(actions, gym.spaces.Box):

@@ -1,5 +1,6 @@
 """Hyperparameters of ``sac`` (Stable-Baselines3's SAC): SB3's names and defaults, checked
-before training. Imports neither torch nor SB3, so registration stays light."""
+before training with the checks the other deep agents share (``rlcompare.algos.deep.hparams``).
+Imports neither torch nor SB3, so registration stays light."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import gymnasium as gym
-
-from rlcompare.algos.deep.common import _obs_supported
+from rlcompare.algos.deep.hparams import DEVICE_DOC, DEVICES, check_gradient_steps
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
 
@@ -31,16 +30,20 @@ SAC_PARAMS: dict[str, Param] = {
         "float_or_str",
         "entropy weight: a positive float, 'auto' or 'auto_<init>' (learned)",
     ),
-    "target_update_interval": Param(1, "int", "gradient steps between target updates", low=1),
+    # SB3 tests `gradient_step % target_update_interval == 0` with the index inside one
+    # train() call, which restarts at 0 every phase: not a count of all gradient steps.
+    "target_update_interval": Param(
+        1,
+        "int",
+        "Polyak update of the target critics on gradient steps 0, k, 2k, ... of each training "
+        "phase (the count restarts every phase): ceil(gradient_steps / k) per phase, so with "
+        "gradient_steps=1 every value updates after every gradient step",
+        low=1,
+    ),
     "target_entropy": Param("auto", "float_or_str", "entropy target of 'auto': 'auto' = -dim(A)"),
     "use_sde": Param(False, "bool", "generalized state-dependent exploration"),
     "net_arch": Param((256, 256), "int_list", "hidden sizes of actor and critics"),
-    "device": Param(
-        "cpu",
-        "str",
-        "torch device (cpu is the reproducible default)",
-        choices=("cpu", "auto", "cuda"),
-    ),
+    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
 }
 
 _AUTO = re.compile(r"^auto(_\d+(\.\d*)?([eE]-?\d+)?)?$")
@@ -64,14 +67,4 @@ def check_sac(hp: Mapping[str, Any]) -> None:
             f"hyperparameter 'target_entropy' of 'sac' = {target!r} is invalid; valid: 'auto' "
             "or a float"
         )
-    if hp["gradient_steps"] == 0:
-        raise SpecError(
-            "hyperparameter 'gradient_steps' of 'sac' = 0 is invalid; valid: -1 or >= 1"
-        )
-
-
-def continuous_actions(obs: gym.Space, act: gym.Space) -> str | None:
-    """SAC needs a Box action space."""
-    if not isinstance(act, gym.spaces.Box):
-        return f"needs a Box (continuous) action space, got {act}"
-    return _obs_supported(obs)
+    check_gradient_steps(hp, "sac")

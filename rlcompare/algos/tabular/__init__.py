@@ -7,13 +7,11 @@ engine load when a run starts (``rlcompare.algos.tabular.trainers``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rlcompare.algos.exploration import EXPLORATION_PARAMS, strategy_from_hparams
-from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
-from rlcompare.spec.registry import Algorithm, discrete_both, offline_needs_steps, register
+from rlcompare.spec.registry import check_offline, discrete_both, register_algorithm
 
 COMMON_PARAMS: dict[str, Param] = {
     "alpha": Param(
@@ -58,33 +56,26 @@ _TRAINERS = "rlcompare.algos.tabular.trainers"
 
 
 def check_tabular_params(hp: Mapping[str, Any]) -> None:
-    """Cross-parameter checks: exponential schedules need positive ends; a dataset must exist.
+    """Cross-parameter checks: exponential schedules need positive ends.
 
     Raises:
         SpecError: naming the parameter and what is valid.
     """
     strategy_from_hparams(hp)
-    dataset = hp.get("dataset")
-    if dataset is not None and not Path(dataset).is_file():
-        raise SpecError(
-            f"hyperparameter 'dataset' = {dataset!r}: no such file; valid: a path written by "
-            "rlcompare.Dataset.save, or None"
-        )
 
 
 def _declare(name: str, summary: str, extra: Mapping[str, Param]) -> None:
-    register(
-        Algorithm(
-            name=name,
-            summary=summary,
-            params={**COMMON_PARAMS, **extra},
-            trainer=f"{_TRAINERS}:train",
-            batch_trainer=f"{_TRAINERS}:train_batch",
-            check_spaces=discrete_both,
-            check_params=check_tabular_params,
-            check_spec=offline_needs_steps,
-            family="tabular",
-        )
+    register_algorithm(
+        name,
+        trainer=f"{_TRAINERS}:train",
+        batch_trainer=f"{_TRAINERS}:train_batch",
+        params={**COMMON_PARAMS, **extra},
+        summary=summary,
+        spaces=discrete_both,
+        check_params=check_tabular_params,
+        # A dataset must exist, match the env's settings, and comes with a steps budget.
+        check_spec=check_offline,
+        family="tabular",
     )
 
 
