@@ -3,11 +3,12 @@ rows of a group of specs, contenders labelled by experiment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
-from rlcompare.spec.runspec import RunSpec
+from rlcompare.spec.runspec import RunSpec, grid
 
 
 def eval_every(budget: int, evals: int) -> int:
@@ -27,3 +28,35 @@ def by_label(frame: pd.DataFrame, column: str = "experiment") -> pd.DataFrame:
     """``frame`` with ``algo`` replaced by ``column`` (an experiment label such as
     ``no_target``), so that variants of one algorithm compare as contenders."""
     return frame.assign(algo=frame[column])
+
+
+def grid_per_budget(
+    algos: str | Sequence[str],
+    budgets: Mapping[str, int],
+    seeds: int | Iterable[int],
+    evals: int,
+    **grid_kwargs: Any,
+) -> list[RunSpec]:
+    """``rlcompare.grid`` on each env of ``budgets`` with its own budget in env steps and
+    ``evals`` evaluations over it (:func:`eval_every`), envs in the order of ``budgets``.
+
+    Keyword arguments (``hparams``, ``eval_episodes``, ``experiment``, ...) go to every grid.
+    """
+    specs: list[RunSpec] = []
+    for env, budget in budgets.items():
+        specs += grid(
+            algos, env, seeds, steps=budget, eval_every=eval_every(budget, evals), **grid_kwargs
+        )
+    return specs
+
+
+def keyed(table: pd.DataFrame, keys: Sequence[str], value: str) -> dict[str, Any]:
+    """``{"<key1>/<key2>...": value}`` from the rows of ``table``: the flat, readable keys of
+    headline numbers (``"Taxi-v4/q_learning": 0.5``)."""
+    missing = [c for c in (*keys, value) if c not in table]
+    if missing:
+        raise ValueError(f"missing column(s) {missing}; available: {', '.join(map(str, table))}")
+    if table.empty:
+        return {}
+    labels = table[list(keys)].astype(str).agg("/".join, axis=1)
+    return dict(zip(labels, table[value].tolist(), strict=True))

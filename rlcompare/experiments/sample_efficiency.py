@@ -1,0 +1,200 @@
+"""Notebook 03: sample efficiency of DQN and its variants (Double + dueling, prioritized
+replay, n-step returns, and the no-target-network / no-replay ablations), Stable-Baselines3's
+DQN with the same hyperparameters, and PPO, on classic control.
+
+A variant is a label with an algorithm and hyperparameter overrides; runs carry the label as
+their ``experiment``, which the analysis uses as the contender (:func:`contenders`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rlcompare.analysis import stats
+from rlcompare.errors import SpecError
+from rlcompare.experiments.common import by_label, eval_every, keyed
+from rlcompare.spec.runspec import RunSpec, grid
+from rlcompare.viz import plots
+
+# The algorithm that takes ``ppo_hparams``; every other variant starts from ``dqn_hparams``.
+PPO = "ppo"
+# Thresholds of the performance profile: 0, 0.05, ..., 1 of the normalized score.
+TAUS = [i / 20 for i in range(21)]
+# Collapse: below half of the running best for good, after first reaching 90% of the best.
+COLLAPSE_FRACTION = 0.5
+COLLAPSE_SOLVED = 0.9
+
+FINAL_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
+
+__all__ = [
+    "FINAL_COLUMNS",
+    "SampleEfficiencySpecs",
+    "collapse",
+    "contenders",
+    "headline",
+    "learning_curves_figure",
+    "profile",
+    "reach",
+    "reach_summary",
+    "specs",
+    "threshold_figure",
+]
+
+
+class SampleEfficiencySpecs(NamedTuple):
+    """The notebook's sweep and what its figures record as their parameters."""
+
+    runs: list[RunSpec]
+    provenance: dict[str, Any]
+
+
+def specs(
+    *,
+    variants: Mapping[str, Sequence[Any]],
+    envs: Sequence[str],
+    seeds: int,
+    steps: int,
+    dqn_hparams: Mapping[str, Any],
+    ppo_hparams: Mapping[str, Any],
+    evals: int,
+    eval_episodes: int,
+) -> SampleEfficiencySpecs:
+    """The specs of notebook 03 from its parameters.
+
+    Args:
+        variants: ``{label: [algo, hparam overrides]}``, in the order runs are listed.
+        envs: Gymnasium ids every variant runs on.
+        seeds: Seeds per (variant, env).
+        steps: Budget in env steps.
+        dqn_hparams: Hyperparameters of every variant whose algo is not PPO.
+        ppo_hparams: Hyperparameters of PPO.
+        evals: Evaluations over the budget.
+        eval_episodes: Episodes per evaluation.
+    """
+    runs: list[RunSpec] = []
+    for label, variant in variants.items():
+        if len(variant) != 2 or not isinstance(variant[1], Mapping):
+            raise SpecError(
+                f"variant {label!r} = {variant!r} is invalid; valid: [algo, {{hparam: value}}]"
+            )
+        algo, extra = variant
+        base = ppo_hparams if algo == PPO else dqn_hparams
+        runs += grid(
+            algo,
+            list(envs),
+            seeds,
+            hparams={**base, **extra},
+            steps=steps,
+            eval_every=eval_every(steps, evals),
+            eval_episodes=eval_episodes,
+            experiment=label,
+        )
+    provenance = {
+        "steps": steps,
+        "variants": variants,
+        "dqn_hparams": dqn_hparams,
+        "ppo_hparams": ppo_hparams,
+    }
+    return SampleEfficiencySpecs(runs, provenance)
+
+
+# ------------------------------------------------------------------------------ analysis
+def contenders(runs: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table with each variant's label as its ``algo``, so variants of DQN compare
+    as contenders."""
+    return by_label(runs)
+
+
+def _per_env(
+    frame: pd.DataFrame,
+    thresholds: Mapping[str, float],
+    envs: Sequence[str],
+    table: Callable[[pd.DataFrame, float], pd.DataFrame],
+) -> pd.DataFrame:
+    """``table(rows of env, threshold)`` for every env of ``envs`` with a threshold, stacked."""
+    tables = [
+        table(frame[frame["env"] == env], thr) for env, thr in thresholds.items() if env in envs
+    ]
+    if not tables:
+        raise SpecError(f"no env of {list(envs)} has a threshold; thresholds: {dict(thresholds)}")
+    return pd.concat(tables)
+
+
+def reach(
+    frame: pd.DataFrame, thresholds: Mapping[str, float], envs: Sequence[str]
+) -> pd.DataFrame:
+    """Per run: the first env step at which the eval return reached its env's threshold
+    (``reached`` False: censored at its last step), envs in the order of ``thresholds``."""
+    return _per_env(frame, thresholds, envs, stats.steps_to_threshold)
+
+
+def reach_summary(
+    frame: pd.DataFrame, thresholds: Mapping[str, float], envs: Sequence[str]
+) -> pd.DataFrame:
+    """Per env and contender: runs that reached the threshold, and the Kaplan-Meier median
+    steps to reach it (``km_median_steps``)."""
+    summary = partial(stats.threshold_summary, by=["env", "algo"])
+    return _per_env(frame, thresholds, envs, summary)
+
+
+def profile(normalized: pd.DataFrame, reps: int) -> pd.DataFrame:
+    """Performance profile of the final normalized return at ``TAUS``, with 95% CIs."""
+    return stats.performance_profile(normalized, taus=TAUS, reps=reps)
+
+
+def collapse(normalized: pd.DataFrame) -> pd.DataFrame:
+    """Per contender: runs, collapsed runs and their share (:func:`stats.collapse_rate`)."""
+    return stats.collapse_rate(
+        normalized, fraction=COLLAPSE_FRACTION, solve_threshold=COLLAPSE_SOLVED
+    ).groups
+
+
+def headline(
+    final: pd.DataFrame, reached: pd.DataFrame, collapsed: pd.DataFrame, steps: int
+) -> dict[str, Any]:
+    """The notebook's headline numbers.
+
+    Args:
+        final: ``stats.summary`` of the normalized scores by ``algo``.
+        reached: :func:`reach_summary`.
+        collapsed: :func:`collapse`.
+        steps: The budget in env steps (quoted in the evidence).
+    """
+    iqm = final.set_index("algo")["iqm"]
+
+    def score(label: str) -> float:
+        return float(iqm.get(label, float("nan")))
+
+    return {
+        "final_normalized_iqm": iqm.to_dict(),
+        "km_median_steps_to_threshold": keyed(reached, ["env", "algo"], "km_median_steps"),
+        "collapse_share": collapsed.set_index("algo")["share"].to_dict(),
+        "evidence": {
+            "Q-learning": (
+                f"DQN final normalized IQM {score('dqn'):.2f} (SB3 DQN {score('sb3_dqn'):.2f}); "
+                f"without a target network {score('no_target'):.2f}, "
+                f"without replay {score('no_replay'):.2f}"
+            ),
+            "Policy gradient (PPO)": (
+                f"PPO final normalized IQM {score('ppo'):.2f} after {steps} env steps, "
+                f"DQN {score('dqn'):.2f}"
+            ),
+        },
+    }
+
+
+# ------------------------------------------------------------------------------- figures
+def learning_curves_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
+    """Eval return against env steps, one panel per env, one line per contender."""
+    return plots.facets(plots.learning_curves, frame, col="env", reps=reps)
+
+
+def threshold_figure(reached: pd.DataFrame) -> tuple[Figure, np.ndarray]:
+    """Steps to threshold per run (:func:`reach`), one panel per env."""
+    return plots.facets(plots.steps_to_threshold, reached, col="env")
