@@ -48,7 +48,7 @@ _COMPILED = (
     rules.policy_probabilities,
     rules.choose_action,
     rules.max_valid,
-    rules.mean_over_argmax,
+    rules.argmax_valid,
     rules.td_update,
     rules.remember,
     rules.plan,

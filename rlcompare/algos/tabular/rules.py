@@ -4,7 +4,7 @@ Plain Python in the subset numba compiles: ``rlcompare.algos.tabular.kernels`` c
 functions, and both the engine that simulates a TabularMDP and the step agent that drives
 a gymnasium env call the compiled versions, so the two paths apply identical updates.
 Randomness comes from the generator passed in (the run's ``agent`` stream), one uniform
-per decision: action choice, Double Q's coin, Dyna's model samples.
+per decision: action choice, Double Q's coin and its tie-break, Dyna's model samples.
 """
 
 from __future__ import annotations
@@ -48,7 +48,11 @@ class TabularState(NamedTuple):
             up to date, so every consumer reads one table).
         qa: (S x A) Double Q's first table.
         qb: (S x A) Double Q's second table.
-        visits: (S x A) int64 n(s, a), real transitions (or dataset samples) of each pair.
+        visits: (S x A) int64 n(s, a), real transitions (or dataset samples) of each pair
+            (what UCB exploration counts).
+        visits_a: (S x A) int64 updates of Double Q's first table at each pair: each table
+            is its own Robbins-Monro estimator, so its step size counts its own updates.
+        visits_b: (S x A) int64 updates of Double Q's second table.
         model_next: (S x A) int64 Dyna's last-seen next state, -1 when unseen.
         model_reward: (S x A) Dyna's last-seen reward.
         model_terminal: (S x A) bool, Dyna's last-seen termination.
@@ -63,6 +67,8 @@ class TabularState(NamedTuple):
     qa: np.ndarray
     qb: np.ndarray
     visits: np.ndarray
+    visits_a: np.ndarray
+    visits_b: np.ndarray
     model_next: np.ndarray
     model_reward: np.ndarray
     model_terminal: np.ndarray
@@ -83,6 +89,8 @@ def new_state(n_states: int, n_actions: int, algo: int, q_init: float) -> Tabula
         qa=np.full(double, float(q_init)),
         qb=np.full(double, float(q_init)),
         visits=np.zeros(shape, dtype=np.int64),
+        visits_a=np.zeros(double, dtype=np.int64),
+        visits_b=np.zeros(double, dtype=np.int64),
         model_next=np.full(dyna, -1, dtype=np.int64),
         model_reward=np.zeros(dyna),
         model_terminal=np.zeros(dyna, dtype=bool),
@@ -130,17 +138,28 @@ def max_valid(q: np.ndarray, valid: np.ndarray, s: int) -> float:
     return best
 
 
-def mean_over_argmax(select: np.ndarray, evaluate: np.ndarray, valid: np.ndarray, s: int) -> float:
-    """Mean of evaluate[s, .] over the valid argmax set of select[s, .]: Double Q's target
-    value, with ties in the argmax counted as the expectation of a uniform tie-break."""
-    best = max_valid(select, valid, s)
-    total = 0.0
+def argmax_valid(q: np.ndarray, valid: np.ndarray, s: int, rng: Any) -> int:
+    """A valid argmax of q[s, .], ties broken uniformly with one uniform from ``rng`` (drawn
+    only when there is a tie): Double Q's A* = argmax_a Q1(s', a) picks one action (Sutton &
+    Barto, Section 6.7), not the mean over the tied ones, which lowers the target's variance
+    and with it the maximization bias Double Q is measured against (Figure 6.5)."""
+    best = max_valid(q, valid, s)
     n_best = 0
-    for a in range(select.shape[1]):
-        if valid[s, a] and select[s, a] == best:
-            total += evaluate[s, a]
+    first = -1
+    for a in range(q.shape[1]):
+        if valid[s, a] and q[s, a] == best:
+            if n_best == 0:
+                first = a
             n_best += 1
-    return total / n_best
+    if n_best == 1:
+        return first
+    k = min(int(rng.random() * n_best), n_best - 1)
+    for a in range(q.shape[1]):
+        if valid[s, a] and q[s, a] == best:
+            if k == 0:
+                return a
+            k -= 1
+    return first
 
 
 def td_update(table: np.ndarray, s: int, a: int, target: float, alpha: float) -> float:
@@ -203,7 +222,6 @@ def learn(
     Sutton & Barto), NO_ACTION, or DIVERGED when a value became non-finite.
     """
     st.visits[s, a] += 1
-    alpha = step_size(cfg, st.visits[s, a])
     gamma = cfg.gamma
     next_action = NO_ACTION
     target = r
@@ -211,11 +229,18 @@ def learn(
         first = rng.random() < 0.5
         table = st.qa if first else st.qb
         other = st.qb if first else st.qa
+        # Each table is a Robbins-Monro estimator of its own: with the shared n(s, a) a
+        # table's k-th update would step by about 1/(2k)^omega and keep a weight of order
+        # k^-1/2 on q_init.
+        table_visits = st.visits_a if first else st.visits_b
+        table_visits[s, a] += 1
+        alpha = step_size(cfg, table_visits[s, a])
         if not terminated:
-            target += gamma * mean_over_argmax(table, other, valid, s_next)
+            target += gamma * other[s_next, argmax_valid(table, valid, s_next, rng)]
         td = td_update(table, s, a, target, alpha)
         st.q[s, a] = (st.qa[s, a] + st.qb[s, a]) / 2.0
     else:
+        alpha = step_size(cfg, st.visits[s, a])
         if terminated:
             pass
         elif cfg.algo == SARSA:
