@@ -143,3 +143,49 @@ def test_tabular_mdp_of_an_instance_and_errors() -> None:
         rlcompare.tabular_mdp("Taxi-v4", fickle_passenger=True)
     with pytest.raises(rlcompare.SpecError, match="unknown env"):
         rlcompare.tabular_mdp("FrozenLake-v9")
+
+
+def pay_then_rest() -> TabularMDP:
+    """State 0: action 0 pays -1 and moves to state 1, which never terminates and pays 0;
+    action 1 pays -5 and ends (state 2 is terminal). V*(0) = -1."""
+    table = {
+        0: {0: [(1.0, 1, -1.0, False)], 1: [(1.0, 2, -5.0, True)]},
+        1: {0: [(1.0, 1, 0.0, False)], 1: [(1.0, 1, 0.0, False)]},
+        2: {0: [(1.0, 2, 0.0, True)], 1: [(1.0, 2, 0.0, True)]},
+    }
+    return TabularMDP.from_transitions(table, np.array([1.0, 0.0, 0.0]), n_states=3, n_actions=2)
+
+
+def test_gamma_one_transient_reward_before_a_zero_loop_is_finite() -> None:
+    mdp = pay_then_rest()
+    solution = rlcompare.value_iteration(mdp, 1.0)
+    assert solution.v[0] == pytest.approx(-1.0)
+    values = rlcompare.policy_evaluation(mdp, np.array([0, 0, 0]), 1.0)
+    np.testing.assert_allclose(values, [-1.0, 0.0, 0.0])
+    assert policy_regret(mdp, solution, solution.q) == 0.0
+    quit_ = rlcompare.policy_evaluation(mdp, np.array([1, 0, 0]), 1.0)
+    assert quit_[0] == pytest.approx(-5.0)
+
+
+def test_gamma_one_closed_classes_by_their_mean_reward() -> None:
+    """State 0 goes half to the terminal state 4, half into the loop 1 <-> 2 that pays +2
+    then -1 (mean +0.5 per step: +inf); state 3 pays -1 in a self-loop (-inf); from state 5
+    (reward 3) half to 3, half to the loop: nan, both signs."""
+    table = {
+        0: {0: [(0.5, 4, 7.0, True), (0.5, 1, 7.0, False)]},
+        1: {0: [(1.0, 2, 2.0, False)]},
+        2: {0: [(1.0, 1, -1.0, False)]},
+        3: {0: [(1.0, 3, -1.0, False)]},
+        4: {0: [(1.0, 4, 0.0, True)]},
+        5: {0: [(0.5, 3, 3.0, False), (0.5, 1, 3.0, False)]},
+    }
+    start = np.array([0.5, 0.0, 0.0, 0.0, 0.0, 0.5])
+    mdp = TabularMDP.from_transitions(table, start, n_states=6, n_actions=1)
+    values = rlcompare.policy_evaluation(mdp, np.zeros(6, np.int64), 1.0)
+    np.testing.assert_array_equal(values, [np.inf, np.inf, np.inf, -np.inf, 0.0, np.nan])
+    # A loop whose rewards cancel (+1, -1, ...) has no sum; one whose rewards are 0 has 0.
+    table[1][0], table[2][0] = [(1.0, 2, 1.0, False)], [(1.0, 1, -1.0, False)]
+    table[3][0] = [(1.0, 3, 0.0, False)]
+    mdp = TabularMDP.from_transitions(table, start, n_states=6, n_actions=1)
+    values = rlcompare.policy_evaluation(mdp, np.zeros(6, np.int64), 1.0)
+    assert np.isnan(values[[0, 1, 2, 5]]).all() and values[3] == 0.0 and values[4] == 0.0

@@ -3,7 +3,9 @@ policy evaluation, plus the two model-based metrics of tabular runs.
 
 Terminal states have value 0. Only ``mdp.valid_actions`` count as choices. With gamma = 1
 the MDP must be episodic enough for values to be finite (cliff walking is; a continuing
-chain with positive rewards is not, and value iteration then raises).
+chain with positive rewards is not, and value iteration then raises). A policy that never
+terminates has a finite value when it ends up in a loop that pays nothing: only a closed
+recurrent class of its chain with nonzero mean reward makes a value infinite.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.sparse.csgraph import connected_components
 
 from rlcompare.envs.model import TabularMDP
 
@@ -131,13 +134,76 @@ def _can_reach(chain: sp.csr_matrix, targets: np.ndarray, allowed: np.ndarray) -
     return reach
 
 
+def _closed_classes(chain: sp.csr_matrix, states: np.ndarray) -> list[np.ndarray]:
+    """The closed communicating classes of ``chain`` among ``states``, a set no transition
+    leaves: its strongly connected components that no transition leaves."""
+    index = np.flatnonzero(states)
+    if index.size == 0:
+        return []
+    block = chain[index][:, index].tocoo()
+    count, labels = connected_components(block, directed=True, connection="strong")
+    leaving = labels[block.row] != labels[block.col]
+    open_ = np.zeros(count, dtype=bool)
+    open_[labels[block.row[leaving]]] = True
+    return [index[labels == c] for c in range(count) if not open_[c]]
+
+
+def _mean_reward(chain: sp.csr_matrix, members: np.ndarray, reward: np.ndarray) -> float:
+    """Long-run mean reward per step in a closed class: its stationary distribution (the
+    unique solution of pi P = pi, sum pi = 1, for an irreducible chain) times its rewards."""
+    if members.size == 1:
+        return float(reward[members[0]])
+    block = chain[members][:, members]
+    system = (block.T - sp.identity(members.size)).tolil()
+    system[0, :] = 1.0  # pi P = pi has rank m - 1: one equation becomes sum pi = 1
+    rhs = np.zeros(members.size)
+    rhs[0] = 1.0
+    pi = spla.spsolve(system.tocsc(), rhs)
+    return float(pi @ reward[members])
+
+
+def _gamma_one_infinite(
+    chain: sp.csr_matrix, reward: np.ndarray, terminal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """With gamma = 1: (S,) values that are infinite (+inf, -inf, nan; 0 elsewhere) and (S,)
+    bool, the states whose value is not found by the linear solve (infinite ones and those
+    of zero-reward closed classes, worth 0).
+
+    Among states that cannot terminate, the policy's chain ends in closed classes. One whose
+    long-run mean reward is nonzero pays without bound (sign of the mean; nan when the mean
+    is 0 but rewards are not, as +1, -1, +1, ... has no sum); a zero-reward one is worth 0.
+    A state is infinite when it reaches an infinite class with positive probability (nan if
+    it reaches classes of both signs); rewards on the way there, or to termination, are
+    finite and are left to the linear solve.
+    """
+    live = ~terminal
+    stuck = live & ~_can_reach(chain, terminal, live)
+    values = np.zeros(terminal.size)
+    known = np.zeros(terminal.size, dtype=bool)
+    targets = {1.0: np.zeros_like(known), -1.0: np.zeros_like(known), 0.0: np.zeros_like(known)}
+    for members in _closed_classes(chain, stuck):
+        known[members] = True
+        if np.any(reward[members] != 0):
+            targets[float(np.sign(_mean_reward(chain, members, reward)))][members] = True
+    positive, negative, undefined = (
+        _can_reach(chain, targets[sign], live) for sign in (1.0, -1.0, 0.0)
+    )
+    values[positive] = np.inf
+    values[negative] = -np.inf
+    values[undefined | (positive & negative)] = np.nan
+    return values, known | positive | negative | undefined
+
+
 def policy_evaluation(mdp: TabularMDP, policy: np.ndarray, gamma: float) -> np.ndarray:
     """Exact (S,) state values of ``policy`` (S actions, or S x A probabilities) by a sparse
     linear solve.
 
-    With gamma = 1, states that never terminate get value 0 when every reward they can
-    still collect is 0, and -inf / +inf (nan for mixed signs) otherwise; so do states that
-    reach those with positive probability.
+    With gamma = 1 a value is infinite only when the policy reaches, with positive
+    probability, a closed recurrent class of its chain (a loop it never leaves) whose
+    long-run mean reward is nonzero: -inf / +inf by its sign, nan when it can reach classes
+    of both signs (or a class whose mean is 0 but whose rewards are not). Rewards collected
+    before such a class, or before termination, are finite; a loop that pays nothing is
+    worth 0.
     """
     gamma = _check_gamma(gamma)
     probs = _as_probabilities(mdp, policy)
@@ -146,18 +212,11 @@ def policy_evaluation(mdp: TabularMDP, policy: np.ndarray, gamma: float) -> np.n
     values = np.zeros(n)
     solve = ~mdp.terminal
     if gamma == 1.0:
-        live = ~mdp.terminal
-        stuck = live & ~_can_reach(chain, mdp.terminal, live)
-        paying = stuck & (reward != 0)
-        infinite = _can_reach(chain, paying, stuck)
-        if infinite.any():
-            signs = np.sign(reward[paying])
-            value = -np.inf if (signs < 0).all() else np.inf if (signs > 0).all() else np.nan
-            infinite = _can_reach(chain, infinite, live)
-            values[infinite] = value
-        solve = live & ~stuck & ~infinite
+        values, known = _gamma_one_infinite(chain, reward, np.asarray(mdp.terminal))
+        solve &= ~known
     index = np.flatnonzero(solve)
     if index.size:
+        # States left out are worth 0 (terminal, zero-reward loops) or are not reached.
         block = chain[index][:, index]
         system = sp.identity(index.size, format="csc") - gamma * block.tocsc()
         values[index] = np.atleast_1d(spla.spsolve(system, reward[index]))
@@ -173,7 +232,8 @@ def q_error(mdp: TabularMDP, solution: Solution, q: np.ndarray) -> float:
 
 def policy_regret(mdp: TabularMDP, solution: Solution, q: np.ndarray) -> float:
     """V*(s0) - V^greedy(s0), exact, averaged over the initial distribution; the greedy
-    policy of ``q`` breaks ties uniformly. ``inf`` when, with gamma = 1, it never finishes."""
+    policy of ``q`` breaks ties uniformly. ``inf`` when, with gamma = 1, it can end in a loop
+    with a negative mean reward (see :func:`policy_evaluation`)."""
     v = policy_evaluation(mdp, greedy_policy(q, mdp.valid_actions), solution.gamma)
     start = mdp.initial > 0
     gap = solution.v[start] - v[start]
