@@ -9,13 +9,43 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from rlcompare.app.cli import main, parse_seeds
+from rlcompare import RunSpec, SpecError
+from rlcompare.app.cli import build_parser, main, parse_seeds
+from rlcompare.app.suite import PROFILES
+from rlcompare.spec.params import parse_params
+from rlcompare.spec.registry import get_algorithm
+from rlcompare.sweeps.executors import EXECUTORS
 
 
 def test_parse_seeds() -> None:
     assert parse_seeds("0-3") == [0, 1, 2, 3]
     assert parse_seeds("1,4,7") == [1, 4, 7]
     assert parse_seeds("5") == [5]
+
+
+def _choices_and_defaults(command: str) -> dict[str, tuple]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return {a.dest: (a.choices, a.default) for a in sub._actions}
+
+
+def test_flags_take_their_choices_and_defaults_from_the_library() -> None:
+    run, suite = _choices_and_defaults("run"), _choices_and_defaults("suite")
+    assert tuple(run["executor"][0]) == tuple(suite["executor"][0]) == EXECUTORS
+    assert tuple(suite["profile"][0]) == PROFILES
+    assert run["eval_episodes"][1] == RunSpec("random", "CartPole-v1", 0, steps=1).eval_episodes
+
+
+def test_set_values_are_parsed_by_the_param_table_and_validated_by_runspec() -> None:
+    table = get_algorithm("dqn").params
+    parsed = parse_params(
+        table, {"double": "yes", "net_arch": "32,32", "max_grad_norm": "none", "tau": "1"}, "dqn"
+    )
+    assert parsed == {"double": True, "net_arch": [32, 32], "max_grad_norm": None, "tau": 1}
+    spec = RunSpec("dqn", "CartPole-v1", 0, steps=10, hparams=parsed)
+    assert spec.resolved_hparams["net_arch"] == (32, 32) and spec.resolved_hparams["tau"] == 1.0
+    with pytest.raises(SpecError, match="unknown hyperparameter 'duble' for algo 'dqn'.*double"):
+        parse_params(table, {"duble": "true"}, "dqn")
 
 
 def test_algos_lists_hyperparameters_with_ranges(capsys: pytest.CaptureFixture[str]) -> None:

@@ -263,3 +263,32 @@ def test_numpy_acting_path_matches_torch_forward_before_and_after_learning(switc
             sample = rng.random(4).astype(np.float32)
             buffer.add(sample, int(rng.integers(4)), 1.0, sample, 0.9)
         learner.train(buffer, steps=2)
+
+
+def _sac_target_after(target_update_interval: int, train_freq: int, gradient_steps: int):
+    from stable_baselines3 import SAC
+
+    torch.set_num_threads(1)
+    model = SAC(
+        "MlpPolicy",
+        "Pendulum-v1",
+        learning_starts=8,
+        batch_size=8,
+        train_freq=train_freq,
+        gradient_steps=gradient_steps,
+        target_update_interval=target_update_interval,
+        policy_kwargs={"net_arch": [8]},
+        seed=0,
+        device="cpu",
+    )
+    model.learn(24)
+    return torch.cat([p.detach().flatten() for p in model.critic_target.parameters()])
+
+
+def test_sac_target_update_interval_counts_within_one_training_phase() -> None:
+    # What the sac Param doc says: SB3 counts gradient steps from 0 in every train() call,
+    # so with one gradient step per phase every interval updates the target every time.
+    assert torch.equal(_sac_target_after(1, 1, 1), _sac_target_after(5, 1, 1))
+    assert not torch.equal(_sac_target_after(1, 4, 4), _sac_target_after(3, 4, 4))
+    doc = get_algorithm("sac").params["target_update_interval"].doc
+    assert "restarts every phase" in doc

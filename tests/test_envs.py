@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import rlcompare
 from rlcompare import SpecError
 from rlcompare.envs import CUSTOM_ENVS
-from rlcompare.envs.make import EVAL_STEP_CAP, make_env, success_fn
+from rlcompare.envs.make import EVAL_STEP_CAP, effective_env_kwargs, make_env, success_fn
 from rlcompare.envs.wrappers import discrete_pendulum
 
 
@@ -36,6 +36,16 @@ def test_success_tests_follow_each_env() -> None:
     assert lake(True, 1.0, {}) and not lake(True, 0.0, {})
     assert success_fn("CartPole-v1") is None
     assert success_fn("rlcompare/DynaMaze-v0")(True, 1.0, {"is_success": True})
+
+
+def test_effective_env_kwargs_spell_out_defaults_and_the_step_limit() -> None:
+    lake = effective_env_kwargs("FrozenLake-v1")
+    assert lake["is_slippery"] is True and lake["map_name"] == "4x4"
+    assert lake["max_episode_steps"] == 100 and "render_mode" not in lake
+    assert lake["reward_schedule"] == [1, 0, 0]  # as JSON stores the tuple
+    assert effective_env_kwargs("FrozenLake-v1", {"is_slippery": True, "map_name": "4x4"}) == lake
+    changed = effective_env_kwargs("FrozenLake-v1", {"is_slippery": False, "max_episode_steps": 7})
+    assert {k for k in lake if lake[k] != changed[k]} == {"is_slippery", "max_episode_steps"}
 
 
 @pytest.mark.parametrize("n_actions", [3, 5, 11])

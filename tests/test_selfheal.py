@@ -10,10 +10,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rlcompare
-from rlcompare.envs.make import make_env
+from rlcompare.envs.make import make_env, success_fn
 from rlcompare.envs.planning import policy_evaluation, value_iteration
 from rlcompare.envs.selfheal import (
     ACTIONS,
+    ENV_ID,
+    MAX_EPISODE_STEPS,
     SelfHealingEnv,
     decode_features,
     episode_domain_metrics,
@@ -33,7 +35,6 @@ from rlcompare.envs.selfheal_model import (
 )
 from rlcompare.errors import SpecError
 
-ENV_ID = "rlcompare/SelfHealing-v0"
 GAMMA = 0.95
 # Q-learning with Robbins-Monro step sizes 1 / n(s, a)^0.6: a constant step size leaves Q
 # too noisy in this very stochastic env for the greedy policy to settle (regret ~5-15 at 0.1).
@@ -46,7 +47,23 @@ def _runbook_actions() -> np.ndarray:
     return np.array([runbook_policy(s) for s in range(N_STATES)])
 
 
+def test_the_id_and_step_limit_are_the_registered_ones() -> None:
+    assert ENV_ID == "rlcompare/SelfHealing-v0"  # the public id notebooks and users type
+    assert gym.spec(ENV_ID).max_episode_steps == MAX_EPISODE_STEPS == 100
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:  # the service never terminates: only the time limit ends it
+        _, _, terminated, truncated, _ = env.step(0)
+        assert not terminated
+        steps += 1
+    assert steps == MAX_EPISODE_STEPS
+    assert success_fn(ENV_ID) is None  # no goal: an episode is never a success
+
+
 # -- the model -----------------------------------------------------------------------------------
+
+
 def test_model_is_a_well_formed_mdp():
     P, R, terminal, initial = SelfHealingEnv().transition_model()
     assert P.shape == (N_STATES, N_ACTIONS, N_STATES) and R.shape == (N_STATES, N_ACTIONS)

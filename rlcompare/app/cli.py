@@ -6,7 +6,6 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -39,29 +38,6 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
             raise SpecError(f"{flag} {item!r} is invalid; valid: NAME=VALUE")
         pairs[name] = value
     return pairs
-
-
-def _parse_json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _hparams_for(algo: str, raw: dict[str, str]) -> dict[str, Any]:
-    from rlcompare.errors import choices_text
-    from rlcompare.spec.registry import get_algorithm
-
-    table = get_algorithm(algo).params
-    parsed = {}
-    for name, text in raw.items():
-        if name not in table:
-            raise SpecError(
-                f"unknown hyperparameter {name!r} for algo {algo!r}; "
-                f"{choices_text(sorted(table), name)}"
-            )
-        parsed[name] = table[name].parse(text)
-    return parsed
 
 
 def cmd_algos(args: argparse.Namespace) -> int:
@@ -124,13 +100,15 @@ def summary_table(frame: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from rlcompare.spec.params import parse_literal, parse_params
+    from rlcompare.spec.registry import get_algorithm
     from rlcompare.spec.runspec import grid
     from rlcompare.sweeps.driver import sweep
 
     if (args.steps is None) == (args.episodes is None):
         raise SpecError("give exactly one of --steps / --episodes")
     seeds = parse_seeds(args.seeds)
-    env_kwargs = {k: _parse_json_or_text(v) for k, v in _pairs(args.env_set, "--env-set").items()}
+    env_kwargs = {k: parse_literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
     raw = _pairs(args.set, "--set")
     specs = []
     for algo in args.algo.split(","):
@@ -138,7 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             algo,
             args.env,
             seeds,
-            hparams=_hparams_for(algo, raw),
+            # The algorithm's own Param table parses the values; RunSpec validates them.
+            hparams=parse_params(get_algorithm(algo).params, raw, algo),
             env_kwargs=env_kwargs,
             steps=args.steps,
             episodes=args.episodes,
@@ -184,10 +163,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from rlcompare.app.suite import CHECK_OUTPUTS_FILE, run_suite
+    from rlcompare.app.suite import CHECK_OUTPUTS_FILE, SMOKE_PROFILE, run_suite
 
-    if args.record_check_outputs and args.profile != "smoke":
-        raise SpecError("--record-check-outputs records the smoke profile; valid: --profile smoke")
+    if args.record_check_outputs and args.profile != SMOKE_PROFILE:
+        raise SpecError(
+            f"--record-check-outputs records the {SMOKE_PROFILE} profile; valid: --profile "
+            f"{SMOKE_PROFILE}"
+        )
     return run_suite(
         profile=args.profile,
         only=args.only,
@@ -199,6 +181,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept importable for documentation and tests)."""
+    from rlcompare.app.suite import DEFAULT_PROFILE, PROFILES
+    from rlcompare.spec.runspec import EVAL_EPISODES
+    from rlcompare.sweeps.executors import EXECUTORS
+
     parser = argparse.ArgumentParser(prog="rlcompare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("algos", help="algorithms with their hyperparameters").set_defaults(fn=cmd_algos)
@@ -225,10 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="env kwarg (repeatable)",
     )
     run.add_argument("--eval-every", type=int)
-    run.add_argument("--eval-episodes", type=int, default=10)
+    run.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     run.add_argument("--experiment", default="default")
     run.add_argument("--store", required=True)
-    run.add_argument("--executor", default="process", choices=["serial", "process", "ray"])
+    run.add_argument("--executor", default="process", choices=EXECUTORS)
     run.add_argument("--workers", type=int)
     run.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -239,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(fn=cmd_show)
 
     suite = sub.add_parser("suite", help="execute the notebooks with papermill")
-    suite.add_argument("--profile", default="default", choices=["smoke", "default", "full"])
+    suite.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
     suite.add_argument("--only", nargs="*", default=None, metavar="NAME")
-    suite.add_argument("--executor", default=None, choices=["serial", "process", "ray"])
+    suite.add_argument("--executor", default=None, choices=EXECUTORS)
     suite.add_argument("--ray-address")
     suite.add_argument(
         "--record-check-outputs",

@@ -21,7 +21,11 @@ from rlcompare.errors import SpecError, choices_text
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 PROFILES_FILE = NOTEBOOKS / "profiles.yaml"
+# Profile names (each a section of PROFILES_FILE): smoke for CI, default for a 2-core machine,
+# full for a cluster.
 PROFILES = ("smoke", "default", "full")
+DEFAULT_PROFILE = "default"
+SMOKE_PROFILE = "smoke"
 KERNEL = "rlcompare"
 # Parameters the suite itself sets in every notebook (paths are absolute so that a copy of
 # a notebook executed elsewhere, e.g. under nbval in a temporary folder, writes where asked).
@@ -61,8 +65,8 @@ def default_dirs(profile: str) -> tuple[Path, Path]:
     check never overwrites the write-up's numbers or figures. ``RLCOMPARE_FIGURES`` overrides
     the figures folder."""
     data, figures = REPO / "data", Path(os.environ.get("RLCOMPARE_FIGURES", REPO / "figures"))
-    if profile == "smoke":
-        return data / "smoke", figures / "smoke"
+    if profile == SMOKE_PROFILE:
+        return data / SMOKE_PROFILE, figures / SMOKE_PROFILE
     return data, figures
 
 
@@ -136,7 +140,7 @@ def describe_failure(error: BaseException) -> str:
 
 
 def run_suite(
-    profile: str = "default",
+    profile: str = DEFAULT_PROFILE,
     only: Sequence[str] | None = None,
     executor: str | None = None,
     ray_address: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ class Param:
 
     Attributes:
         default: Value used when the spec does not set it.
-        kind: One of ``int, float, bool, str, int_list``.
+        kind: One of ``int, float, bool, str, int_list, float_or_str``.
         doc: One line on what it does.
         low: Smallest valid value (numbers), or None.
         high: Largest valid value (numbers), or None.
@@ -133,10 +133,40 @@ class Param:
                 return [int(v) for v in text.strip("[]()").split(",") if v.strip()]
             except ValueError:
                 return text
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
+        return parse_literal(text)
+
+
+def parse_literal(text: str) -> Any:
+    """A command-line value as JSON (``0.5``, ``true``, ``[64, 64]``), else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _check_names(table: Mapping[str, Param], names: Iterable[str], algo: str) -> None:
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        raise SpecError(
+            f"unknown hyperparameter {unknown[0]!r} for algo {algo!r}; "
+            f"{choices_text(sorted(table), unknown[0])}"
+        )
+
+
+def parse_params(table: Mapping[str, Param], texts: Mapping[str, str], algo: str) -> dict[str, Any]:
+    """Parses command-line values (``--set name=text``) into ``table``'s kinds.
+
+    Values are validated where every spec's are, by ``resolve_params`` when the RunSpec is
+    built (a list value is a sweep for ``grid``, as in Python).
+
+    Returns:
+        The given names only, parsed (defaults are left to the RunSpec).
+
+    Raises:
+        SpecError: an unknown name, with the valid names.
+    """
+    _check_names(table, texts, algo)
+    return {name: table[name].parse(text) for name, text in texts.items()}
 
 
 def resolve_params(
@@ -147,12 +177,7 @@ def resolve_params(
     Raises:
         SpecError: an unknown name (with the valid names) or an invalid value.
     """
-    unknown = sorted(set(given) - set(table))
-    if unknown:
-        raise SpecError(
-            f"unknown hyperparameter {unknown[0]!r} for algo {algo!r}; "
-            f"{choices_text(sorted(table), unknown[0])}"
-        )
+    _check_names(table, given, algo)
     resolved = {name: param.default for name, param in table.items()}
     for name, value in given.items():
         resolved[name] = table[name].validate(name, value, algo)

@@ -31,6 +31,10 @@ class FrozenDict(dict):
         return (FrozenDict, (dict(self),))
 
 
+# Greedy episodes per evaluation unless a spec says otherwise (the CLI's default too).
+EVAL_EPISODES = 10
+
+
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -63,7 +67,7 @@ class RunSpec:
     hparams: Mapping[str, Any] = field(default_factory=FrozenDict)
     env_kwargs: Mapping[str, Any] = field(default_factory=FrozenDict)
     eval_every: int | None = None
-    eval_episodes: int = 10
+    eval_episodes: int = EVAL_EPISODES
     experiment: str = "default"
 
     def __post_init__(self) -> None:
