@@ -57,11 +57,11 @@ def test_ppo_runs_on_classic_envs(env: str) -> None:
 def test_ppo_rows_follow_the_schema() -> None:
     result = rlcompare.run(
         RunSpec(
-            "ppo", "CartPole-v1", 0, steps=300, eval_every=100, eval_episodes=2, hparams=PPO_TINY
+            "ppo", "CartPole-v1", 0, steps=320, eval_every=100, eval_episodes=2, hparams=PPO_TINY
         )
     )
     frame = result.frame
-    assert list(evals(result)) == [0, 100, 200, 300]
+    assert list(evals(result)) == [0, 100, 200, 300, 320]
     lengths = frame[frame["metric"] == "episode_length"]
     assert lengths["episode"].tolist() == list(range(1, len(lengths) + 1))
     assert lengths["step"].tolist() == lengths["value"].cumsum().astype(int).tolist()

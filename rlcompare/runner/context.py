@@ -1,7 +1,7 @@
 """RunContext: what a trainer gets (spec, hyperparameters, seeds, envs) and how it records rows.
 
 Trainers write tidy rows only through ``log``/``log_episode``/``evaluate``, so every algorithm
-produces the same schema and follows the same evaluation protocol.
+produces the same schema; when to evaluate is :mod:`rlcompare.runner.protocol`'s.
 """
 
 from __future__ import annotations
@@ -14,36 +14,11 @@ import numpy as np
 import pandas as pd
 
 from rlcompare.envs.make import make_env, success_fn
+from rlcompare.runner.protocol import EvalSchedule
 from rlcompare.runner.schema import ENV_PREFIX, EPISODE_METRICS, HP_PREFIX
 from rlcompare.seeding import RunSeeds
 from rlcompare.spec.registry import get_algorithm
 from rlcompare.spec.runspec import RunSpec
-
-# Evaluations spread over a budget when eval_every is not given.
-DEFAULT_EVALS = 20
-
-
-class EvalSchedule:
-    """When to evaluate: at step 0, every ``eval_every`` env steps (or every k-th episode when
-    the budget is in episodes and eval_every is unset), and once at the end of training."""
-
-    def __init__(self, spec: RunSpec) -> None:
-        kind, amount = spec.budget
-        self.every_steps = spec.eval_every
-        self.every_episodes: int | None = None
-        if self.every_steps is None:
-            if kind == "steps":
-                self.every_steps = max(1, amount // DEFAULT_EVALS)
-            else:
-                self.every_episodes = max(1, amount // DEFAULT_EVALS)
-
-    def after_step(self, step: int) -> bool:
-        """Whether an evaluation is due once ``step`` env steps are done."""
-        return self.every_steps is not None and step % self.every_steps == 0
-
-    def after_episode(self, episodes_done: int) -> bool:
-        """Whether an evaluation is due once ``episodes_done`` episodes have finished."""
-        return self.every_episodes is not None and episodes_done % self.every_episodes == 0
 
 
 class RunContext:
@@ -53,7 +28,7 @@ class RunContext:
         spec: The validated RunSpec.
         hp: Resolved hyperparameters (defaults filled in).
         seeds: Named random streams of this run.
-        schedule: The evaluation schedule.
+        schedule: The evaluation schedule (:class:`rlcompare.runner.protocol.EvalSchedule`).
         status: ``"ok"`` until ``mark_diverged`` is called.
     """
 

@@ -37,6 +37,7 @@ from rlcompare.envs.datasets import Dataset
 from rlcompare.envs.make import env_info
 from rlcompare.errors import Diverged
 from rlcompare.runner.context import RunContext
+from rlcompare.runner.protocol import Protocol
 
 
 class Constant:
@@ -128,16 +129,18 @@ def train(ctx: RunContext) -> BCAgent:
     ctx.log(0, "demonstrator_return", dataset.mean_return)
     losses: list[torch.Tensor] = []
 
-    def evaluate(step: int) -> None:
+    def loss_since_last_evaluation() -> dict[str, float]:
         extra = {}
         if losses:
             extra["loss"] = float(torch.stack(losses).mean())
             losses.clear()
-        ctx.evaluate(step, agent.greedy_action, extra)
+        return extra
 
+    # Epochs play the part of episodes in the schedule (the module docstring).
+    protocol = Protocol(ctx, agent.greedy_action, loss_since_last_evaluation)
     step = 0
-    try:
-        evaluate(0)
+    with protocol.guard(lambda: step):
+        protocol.start()
         for step in range(1, total + 1):
             index = torch.as_tensor(next(batches), device=device)
             x = preprocess_obs(
@@ -152,13 +155,7 @@ def train(ctx: RunContext) -> BCAgent:
             loss.backward()
             policy.optimizer.step()
             losses.append(loss.detach())
-            epoch_done = step % per_epoch == 0
-            if ctx.schedule.after_step(step) or (
-                epoch_done and ctx.schedule.after_episode(step // per_epoch)
-            ):
-                evaluate(step)
-        evaluate(total)
-    except Diverged as reason:
-        ctx.mark_diverged(step, str(reason))
+            protocol.after(step, step // per_epoch)
+        protocol.finish(total)
     policy.set_training_mode(False)
     return agent

@@ -49,9 +49,10 @@ from rlcompare.algos.deep.replay import (
 from rlcompare.algos.exploration import Boltzmann
 from rlcompare.envs.datasets import Dataset
 from rlcompare.envs.make import env_info
-from rlcompare.errors import Diverged, SpecError
+from rlcompare.errors import SpecError
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
+from rlcompare.runner.protocol import Protocol
 from rlcompare.seeding import RunSeeds
 
 
@@ -239,16 +240,14 @@ def train_offline(ctx: RunContext) -> DQNAgent:
     ctx.log(0, "dataset_size", len(dataset))
     ctx.log(0, "demonstrator_return", dataset.mean_return)
     learner, hp = agent.learner, agent.hp
+    protocol = Protocol(ctx, agent.greedy_action, agent.eval_metrics)
     step = 0
-    try:
-        ctx.evaluate(0, agent.greedy_action, agent.eval_metrics())
+    with protocol.guard(lambda: step):
+        protocol.start()
         for step in range(1, budget + 1):
             learner.train(agent.buffer, 1, agent.beta(step))
             if step % hp["target_update_interval"] == 0:
                 learner.update_target(hp["tau"])
-            if ctx.schedule.after_step(step):
-                ctx.evaluate(step, agent.greedy_action, agent.eval_metrics())
-        ctx.evaluate(budget, agent.greedy_action, agent.eval_metrics())
-    except Diverged as reason:
-        ctx.mark_diverged(step, str(reason))
+            protocol.after(step)
+        protocol.finish(budget)
     return agent

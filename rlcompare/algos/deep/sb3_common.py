@@ -1,12 +1,22 @@
-"""Running Stable-Baselines3 models under our protocol, shared by ``sb3_dqn`` and ``ppo``.
+"""Running Stable-Baselines3 models under our protocol, shared by ``sb3_dqn``, ``ppo``, ``sac``.
 
-SB3 runs its own loop; ``ProtocolCallback`` makes it produce our rows: every finished
-training episode (``episode_return`` / ``episode_length`` at the cumulative env step), and
-greedy evaluations on the same schedule as ``loop.drive`` (step 0, every ``eval_every`` env
-steps or every k-th episode, the end). A due evaluation runs once any training at that step
-is done (SB3 trains between rollouts), as in ``loop.drive``. The budget is exact: the
-callback stops SB3 when the env steps (or episodes) are spent, and a partial last rollout
-is not trained on.
+SB3 runs its own loop; ``ProtocolCallback`` reports it to :class:`rlcompare.runner.protocol.
+Protocol` and makes it produce our rows: every finished training episode (``episode_return`` /
+``episode_length`` at the cumulative env step), and greedy evaluations by the protocol's rules
+(step 0, the schedule, the end; with n_envs > 1 an evaluation is due at the first vector step
+at or past a multiple). A due evaluation runs once any training at that step is done (SB3
+trains between rollouts), recorded at that step.
+
+The budget means what SB3 means by it:
+
+* ``steps=N``: exactly SB3's ``learn(total_timesteps=N)``. SB3 stops by itself and finishes
+  the rollout it is in, so the run ends at the first multiple of the rollout (PPO:
+  ``n_steps * n_envs``; off-policy: ``train_freq``) at or past N, with the last rollout
+  trained on like every other; the end evaluation is at the steps actually taken.
+* ``episodes=N``: SB3 has no episode budget of its own; the callback stops SB3 the way its
+  ``StopTrainingOnMaxEpisodes`` does, once N episodes have finished over all envs (the
+  partial last rollout is not trained on). Exactly N episodes are recorded: when several
+  envs finish on the vector step that reaches N, the first ones in env order count.
 
 SB3 draws from numpy's and torch's global generators, so these wrappers seed them through
 SB3's own ``seed`` argument, from the run's ``sb3`` stream; the training env is reset with
@@ -29,6 +39,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from rlcompare.algos.deep.common import ObsEncoder, schedule_horizon
 from rlcompare.errors import Diverged, SpecError
 from rlcompare.runner.context import RunContext
+from rlcompare.runner.protocol import Protocol
 
 Policy = Callable[[Any], Any]
 
@@ -146,34 +157,28 @@ def check_finite(module: torch.nn.Module, step: int) -> None:
 
 
 class ProtocolCallback(BaseCallback):
-    """Logs episodes, evaluates on the run's schedule and enforces the budget.
+    """Logs episodes, reports progress to the protocol and enforces an episodes budget.
 
     Args:
         ctx: The run context.
-        policy: Greedy ``obs -> action`` of the model being trained.
-        network: Module whose parameters must stay finite (checked at each evaluation).
+        protocol: The run's protocol (evaluates the model being trained).
     """
 
-    def __init__(self, ctx: RunContext, policy: Policy, network: torch.nn.Module) -> None:
+    def __init__(self, ctx: RunContext, protocol: Protocol) -> None:
         super().__init__(verbose=0)
         self.ctx = ctx
-        self.policy_fn = policy
-        self.network = network
-        self.kind, self.budget = ctx.spec.budget
+        self.protocol = protocol
+        kind, amount = ctx.spec.budget
+        self.max_episodes = amount if kind == "episodes" else None
         self.episodes = 0
         self.returns: np.ndarray | None = None
         self.lengths: np.ndarray | None = None
         self.pending: int | None = None
 
-    def evaluate(self, step: int) -> None:
-        """Evaluates the greedy policy now, recorded at ``step``."""
-        check_finite(self.network, step)
-        self.ctx.evaluate(step, self.policy_fn)
-
     def _flush(self) -> None:
         if self.pending is not None:
             step, self.pending = self.pending, None
-            self.evaluate(step)
+            self.protocol.evaluate(step)
 
     def _on_rollout_start(self) -> None:
         self._flush()  # after the training phase that ended the last rollout
@@ -188,25 +193,28 @@ class ProtocolCallback(BaseCallback):
         self.returns += rewards
         self.lengths += 1
         step = self.num_timesteps
-        previous = step - len(rewards)
-        due = False
         for index in np.flatnonzero(dones):
+            if self.episodes == self.max_episodes:
+                break  # envs after the one that reached the budget: not counted
             self.episodes += 1
             self.ctx.log_episode(step, self.episodes, self.returns[index], self.lengths[index])
             self.returns[index], self.lengths[index] = 0.0, 0
-            due = due or self.ctx.schedule.after_episode(self.episodes)
-        every = self.ctx.schedule.every_steps
-        if every is not None and step // every > previous // every:
-            due = True
-        spent = (step if self.kind == "steps" else self.episodes) >= self.budget
-        if due and not spent:
+        due = self.protocol.due(step, self.episodes)
+        if self.episodes == self.max_episodes:
+            return False  # SB3 stops here; the end evaluation follows
+        if due:
             self.pending = step
-        return not spent
+        return True
 
-    def finish(self) -> None:
-        """The final evaluation, at the env steps actually taken."""
-        self.pending = None
-        self.evaluate(self.model.num_timesteps)
+
+def learn_timesteps(ctx: RunContext, model: BaseAlgorithm, horizon: int) -> int:
+    """What to pass to SB3's ``learn``: the horizon its schedules span, which for a steps
+    budget is the budget itself. With an episodes budget the callback must stop SB3 first:
+    ``horizon`` (episodes x time limit) counts steps over all envs, which n envs in lockstep
+    can spend with fewer than the episodes finished, so SB3 gets n times as many."""
+    if ctx.spec.budget[0] == "steps":
+        return horizon
+    return min(horizon * model.n_envs, 2**62)
 
 
 def run_protocol(
@@ -222,24 +230,25 @@ def run_protocol(
         ctx: The run context.
         model: A freshly built SB3 model.
         policy: Its greedy ``obs -> action``.
-        network: Module whose parameters must stay finite.
+        network: Module whose parameters must stay finite (checked at each evaluation).
         total_timesteps: What SB3's progress-based schedules span (the run's horizon).
     """
-    callback = ProtocolCallback(ctx, policy, network)
-    step = 0
-    try:
-        check_finite(network, 0)
-        ctx.evaluate(0, policy)
-        model.learn(total_timesteps=total_timesteps, callback=callback, progress_bar=False)
-        step = model.num_timesteps
-        callback.finish()
-    except Diverged as reason:
-        ctx.mark_diverged(max(step, model.num_timesteps), str(reason))
-    except ValueError as error:
-        # torch.distributions rejects NaN logits / means: the policy diverged.
-        if "nan" not in str(error).lower():
-            raise
-        ctx.mark_diverged(model.num_timesteps, f"non-finite policy output: {error}")
+    protocol = Protocol(ctx, policy, check=lambda step: check_finite(network, step))
+    callback = ProtocolCallback(ctx, protocol)
+    with protocol.guard(lambda: model.num_timesteps):
+        protocol.start()
+        try:
+            model.learn(
+                total_timesteps=learn_timesteps(ctx, model, total_timesteps),
+                callback=callback,
+                progress_bar=False,
+            )
+        except ValueError as error:
+            # torch.distributions rejects NaN logits / means: the policy diverged.
+            if "nan" not in str(error).lower():
+                raise
+            raise Diverged(f"non-finite policy output: {error}") from error
+        protocol.finish(model.num_timesteps)
 
 
 class SB3Agent:

@@ -23,9 +23,10 @@ from rlcompare.envs.datasets import Dataset
 from rlcompare.envs.make import env_info
 from rlcompare.envs.model import Simulation, TabularMDP, model_or_none, sample_index
 from rlcompare.envs.planning import value_iteration
-from rlcompare.errors import SpecError
+from rlcompare.errors import Diverged, SpecError
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
+from rlcompare.runner.protocol import Protocol
 
 # Finished episodes the engine buffers before handing them to the context.
 EPISODE_BUFFER = 4096
@@ -179,18 +180,20 @@ def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
         every_steps=ctx.schedule.every_steps,
         every_episodes=ctx.schedule.every_episodes,
     )
-    ctx.evaluate(0, agent.greedy_action, agent.eval_metrics())
-    while True:
-        code, episodes = runner.advance()
-        ctx.log_episodes(*episodes)
-        if code == kernels.STOPPED_DIVERGED:
-            ctx.mark_diverged(runner.step, f"non-finite action value at step {runner.step}")
-            return agent
-        if code == kernels.DONE:
-            break
-        if code == kernels.EVALUATE:
-            ctx.evaluate(runner.step, agent.greedy_action, agent.eval_metrics())
-    ctx.evaluate(runner.step, agent.greedy_action, agent.eval_metrics())
+    protocol = Protocol(ctx, agent.greedy_action, agent.eval_metrics)
+    with protocol.guard(lambda: runner.step):
+        protocol.start()
+        while True:
+            # The engine stops at every step the schedule makes due (EVALUATE), and also
+            # when its episode buffer is full (FULL), where the protocol finds nothing due.
+            code, episodes = runner.advance()
+            ctx.log_episodes(*episodes)
+            if code == kernels.STOPPED_DIVERGED:
+                raise Diverged(f"non-finite action value at step {runner.step}")
+            if code == kernels.DONE:
+                break
+            protocol.after(runner.step, runner.episode)
+        protocol.finish(runner.step)
     return agent
 
 
@@ -235,16 +238,19 @@ def train_offline(ctx: RunContext) -> TabularAgent:
     valid = mdp.valid_actions if mdp is not None else None
     agent = TabularAgent.for_run(ctx, n_states, n_actions, valid, reference_for(ctx))
     every = ctx.schedule.every_steps or budget
+    protocol = Protocol(ctx, agent.greedy_action, agent.eval_metrics)
     step = 0
-    ctx.evaluate(0, agent.greedy_action, agent.eval_metrics())
-    while step < budget:
-        stop = min(budget, (step // every + 1) * every)
-        reached, diverged = kernels.run_offline(
-            agent.state, agent.cfg, agent.valid, *transitions, agent.rng, step, stop
-        )
-        step = int(reached)
-        if diverged:
-            ctx.mark_diverged(step, f"non-finite action value at update {step}")
-            return agent
-        ctx.evaluate(step, agent.greedy_action, agent.eval_metrics())
+    with protocol.guard(lambda: step):
+        protocol.start()
+        while step < budget:
+            stop = min(budget, (step // every + 1) * every)
+            reached, diverged = kernels.run_offline(
+                agent.state, agent.cfg, agent.valid, *transitions, agent.rng, step, stop
+            )
+            step = int(reached)
+            if diverged:
+                raise Diverged(f"non-finite action value at update {step}")
+            if step < budget:
+                protocol.after(step)
+        protocol.finish(step)
     return agent

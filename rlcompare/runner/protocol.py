@@ -1,0 +1,174 @@
+"""The one evaluation protocol, in the two forms a trainer can take.
+
+The rules, for every algorithm:
+
+1. **Step 0.** The greedy policy is evaluated before any training.
+2. **The schedule.** Every ``eval_every`` env steps; without ``eval_every``, every
+   ``budget // DEFAULT_EVALS`` env steps for a steps budget, or every ``episodes //
+   DEFAULT_EVALS`` finished training episodes for an episodes budget (at least 1).
+   Trainers whose step column counts something else (gradient steps offline, bc's epochs as
+   episodes) apply the same rule to their own counts.
+3. **What "due" means.** Progress is reported as (steps done, episodes done). An evaluation
+   is due when, since the previous report, either count reached or passed a multiple of its
+   interval. A loop that steps one env one step at a time reaches every multiple exactly; a
+   vector env of n envs (SB3) advances n steps at once and may finish several episodes at
+   once, and then passes a multiple without landing on it. Either way one evaluation runs,
+   however many multiples were passed, recorded at the step actually reached (the first one
+   at or past the multiple). Both forms below use this one rule (``EvalSchedule.due``).
+4. **The end.** One evaluation once training stops, at the steps actually taken.
+5. **Once per step.** A step that was just evaluated is not evaluated again (the end that
+   falls on a schedule step records one evaluation).
+6. **Divergence.** ``Diverged`` raised anywhere in training or evaluation stops the run; it
+   is recorded with ``mark_diverged`` at the step reached, its rows so far kept, and no end
+   evaluation runs.
+
+Forms:
+
+* ``rlcompare.runner.loop.drive(ctx, agent)``: the step-agent loop, for anything with
+  ``act``/``update``; built on ``Protocol`` (it lives in ``loop`` because it needs the
+  ``StepAgent`` shape of ``schema``, which names ``RunContext``, which holds the schedule).
+* ``Protocol``: for trainers that own their loop (SB3 models through a callback, offline
+  learners, the compiled tabular engine): ``start()``, then ``after(step, episodes)`` (or
+  ``due`` + ``evaluate`` when the evaluation must wait for a training phase), ``finish(step)``,
+  all inside ``with protocol.guard(...)``, the one place that turns ``Diverged`` into
+  ``mark_diverged``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from typing import Protocol as TypingProtocol
+
+from rlcompare.errors import Diverged
+from rlcompare.spec.runspec import RunSpec
+
+# Evaluations spread over a budget when eval_every is not given.
+DEFAULT_EVALS = 20
+
+Policy = Callable[[Any], Any]
+
+
+class EvalSchedule:
+    """When to evaluate between step 0 and the end (rule 2 of the module docstring).
+
+    Attributes:
+        every_steps: Evaluate every this many env steps (None: not by steps).
+        every_episodes: Evaluate every this many finished episodes (None: not by episodes).
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        kind, amount = spec.budget
+        self.every_steps: int | None = spec.eval_every
+        self.every_episodes: int | None = None
+        if self.every_steps is None:
+            if kind == "steps":
+                self.every_steps = max(1, amount // DEFAULT_EVALS)
+            else:
+                self.every_episodes = max(1, amount // DEFAULT_EVALS)
+
+    def due(self, steps: tuple[int, int], episodes: tuple[int, int] = (0, 0)) -> bool:
+        """Whether an evaluation is due on moving from ``(before, after)`` steps and episodes:
+        a multiple of an interval reached or passed (rule 3)."""
+        return _passes(steps, self.every_steps) or _passes(episodes, self.every_episodes)
+
+
+def _passes(moved: tuple[int, int], every: int | None) -> bool:
+    before, after = moved
+    return every is not None and after // every > before // every
+
+
+class Run(TypingProtocol):
+    """What the protocol needs of a run (``RunContext`` provides it)."""
+
+    spec: RunSpec
+    schedule: EvalSchedule
+
+    @property
+    def last_eval_step(self) -> int | None: ...
+
+    def evaluate(
+        self, step: int, policy: Policy, extra: Mapping[str, float] | None = None
+    ) -> float: ...
+
+    def mark_diverged(self, step: int, reason: str) -> None: ...
+
+
+class Protocol:
+    """The protocol for a trainer that owns its loop.
+
+    Args:
+        ctx: The run.
+        policy: Greedy ``obs -> action`` of the model being trained.
+        metrics: Extra metrics recorded with each evaluation (called once per evaluation; an
+            agent restarts its per-evaluation state there).
+        check: Called with the step before each evaluation; raises ``Diverged`` when the
+            model is no longer finite.
+    """
+
+    def __init__(
+        self,
+        ctx: Run,
+        policy: Policy,
+        metrics: Callable[[], Mapping[str, float]] | None = None,
+        check: Callable[[int], None] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.policy = policy
+        self.metrics = metrics
+        self.check = check
+        self._steps = 0
+        self._episodes = 0
+
+    def start(self) -> None:
+        """The evaluation at step 0."""
+        self.evaluate(0)
+
+    def due(self, step: int, episodes: int = 0) -> bool:
+        """Reports progress (``step`` env steps, ``episodes`` finished episodes) and says
+        whether an evaluation is due since the previous report (rule 3); evaluates nothing."""
+        moved = (self._steps, step), (self._episodes, episodes)
+        self._steps, self._episodes = step, episodes
+        return self.ctx.schedule.due(*moved)
+
+    def after(self, step: int, episodes: int = 0) -> bool:
+        """``due``, and the evaluation at ``step`` when it is. Returns whether it was due."""
+        if not self.due(step, episodes):
+            return False
+        self.evaluate(step)
+        return True
+
+    def evaluate(self, step: int) -> None:
+        """Evaluates the greedy policy now, recorded at ``step``, unless ``step`` was just
+        evaluated (rule 5)."""
+        if self.ctx.last_eval_step == step:
+            return
+        self._run_evaluation(step)
+
+    def finish(self, step: int) -> None:
+        """The evaluation at the end (rule 4).
+
+        The ``metrics`` hook runs even when ``step`` was just evaluated, so the returned agent
+        always ends with a fresh evaluation state (as every trainer did before this module).
+        """
+        if self.ctx.last_eval_step == step:
+            if self.metrics is not None:
+                self.metrics()
+            return
+        self._run_evaluation(step)
+
+    def _run_evaluation(self, step: int) -> None:
+        if self.check is not None:
+            self.check(step)
+        extra = self.metrics() if self.metrics is not None else None
+        self.ctx.evaluate(step, self.policy, extra)
+
+    @contextmanager
+    def guard(self, step: Callable[[], int]) -> Iterator[None]:
+        """Records a ``Diverged`` raised inside the block as the run's divergence at
+        ``step()`` (rule 6) and ends the block; the trainer continues after it."""
+        try:
+            yield
+        except Diverged as reason:
+            self.ctx.mark_diverged(step(), str(reason))
