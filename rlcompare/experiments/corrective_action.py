@@ -1,20 +1,14 @@
-"""Corrective actions on ``rlcompare/SelfHealing-v0``: fixed policies (the runbook, a planned
-optimum) scored like learners, runbook logs for offline learning, and per-state tables of
-which action each policy takes.
-
-Every policy here is an ``(S,)`` array of action indices over the env's discrete states (the
-symptom tuples). Exact values come from the model (``rlcompare.envs.planning``); simulated scores
-come from the one evaluation protocol (:meth:`rlcompare.runner.context.RunContext.evaluate`), so a
-fixed policy with seed ``k`` faces the very eval episodes a learner with seed ``k`` faces.
+"""Notebook 07: corrective action on ``rlcompare/SelfHealing-v0``, learned policies against
+the runbook. The spec grid from the notebook's parameters, the analysis (contenders, tables,
+headline numbers) and the multi-panel figures; the domain helpers (fixed policies, exact
+values, runbook logs, per-state tables) live in
+:mod:`rlcompare.experiments.corrective_policies` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,36 +16,56 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rlcompare.envs.datasets import as_policy, collect_demonstrations
-from rlcompare.envs.model import TabularMDP, tabular_mdp
-from rlcompare.envs.planning import policy_evaluation, value_iteration
-from rlcompare.envs.selfheal import (
-    ACTIONS,
-    FAULTS,
-    decode_features,
-    explain_state,
-    runbook_policy,
+from rlcompare.envs.model import tabular_mdp
+from rlcompare.envs.planning import value_iteration
+from rlcompare.experiments.common import eval_every, rows_of
+from rlcompare.experiments.corrective_policies import (
+    ENV_ID,
+    action_table,
+    agreement,
+    clean_observation,
+    evaluate_fixed,
+    policy_actions,
+    policy_values,
+    runbook_actions,
+    runbook_logs,
 )
-from rlcompare.envs.selfheal_model import N_STATES, build_model, decode_state
-from rlcompare.envs.selfheal_model import ModelParams as _ModelParams
-from rlcompare.errors import SpecError
-from rlcompare.runner.context import RunContext
-from rlcompare.spec.runspec import grid
+from rlcompare.runner.runs import run
+from rlcompare.spec.runspec import RunSpec, grid
 
-ENV_ID = "rlcompare/SelfHealing-v0"
-# The registered step limit of the env: the horizon of "share of time" in a state.
-HORIZON = 100
-# Metrics of the cost of running the eval protocol, meaningless for a policy that never trains.
-_COST_METRICS = ("wall_time_s", "env_steps_per_s")
+EXPERIMENT = "corrective"
+# Contenders in the order of every table and figure: the optimum first, the runbook last.
+ORDER = ["optimal", "q_learning", "dyna_q", "offline_q_learning", "dqn", "ppo", "bc", "runbook"]
+# Metrics of the head-to-head scoreboard, and the four of its figure.
+METRICS = ["eval_return", "time_to_recovery", "impaired_share", "action_cost", "policy_regret"]
+FIGURE_METRICS = ["eval_return", "time_to_recovery", "action_cost", "policy_regret"]
+ONLINE = ["q_learning", "dyna_q", "dqn", "ppo"]
+TABULAR_ONLINE = ["q_learning", "dyna_q"]
 
 __all__ = [
     "ENV_ID",
+    "FIGURE_METRICS",
+    "METRICS",
+    "ORDER",
+    "Specs",
     "action_table",
     "agreement",
+    "build_specs",
     "clean_observation",
     "contenders",
+    "coverage_table",
     "evaluate_fixed",
+    "exact_regret_by_rate",
+    "fault_rate_figure",
+    "fault_rate_tables",
+    "fixed_policies",
+    "frozen_policies",
+    "head_to_head",
+    "head_to_head_figure",
+    "headline",
     "interval_lines",
+    "learned_policies",
+    "learning_curves_figure",
     "policy_actions",
     "policy_values",
     "runbook_actions",
@@ -60,154 +74,127 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------------------ policies
-def runbook_actions() -> np.ndarray:
-    """(S,) the runbook's action in every discrete state (``runbook_policy``)."""
-    return np.array([runbook_policy(s) for s in range(N_STATES)], dtype=np.int64)
+# --------------------------------------------------------------------------------- spec grid
+class Specs(NamedTuple):
+    """The runs of notebook 07, in groups, and the logs the offline learners read."""
+
+    logs: dict[str, str]
+    """``{form: path}`` of the runbook logs with deviations (:func:`runbook_logs`)."""
+    runbook_only_logs: dict[str, str]
+    """``{"discrete": path}`` of the runbook's logs without deviations."""
+    q_learning: list[RunSpec]
+    dyna_q: list[RunSpec]
+    offline: list[RunSpec]
+    """Offline tabular Q-learning from the logs, pessimistic initial Q."""
+    dqn: list[RunSpec]
+    ppo: list[RunSpec]
+    bc: list[RunSpec]
+    rate: list[RunSpec]
+    """Q-learning at every fault rate (the runs at ``fault_rate`` are those of q_learning)."""
+    coverage: list[RunSpec]
+    """Offline Q-learning on runbook-only and deviating logs, with Q0 = 0 and pessimistic."""
+
+    @property
+    def compare(self) -> list[RunSpec]:
+        """The head-to-head contenders that train."""
+        return self.q_learning + self.dyna_q + self.offline + self.dqn + self.ppo + self.bc
+
+    @property
+    def all(self) -> list[RunSpec]:
+        """Every run to sweep (a spec may repeat across groups; the sweep runs it once)."""
+        return self.compare + self.rate + self.coverage
 
 
-def clean_observation(state: int, observation: str = "discrete") -> Any:
-    """The observation of ``state`` without noise: its index, or its features vector.
-
-    In the features form the time since the last corrective action is 0 after an action and
-    saturated (1) otherwise, the two cases the discrete state tells apart.
-    """
-    if observation == "discrete":
-        return int(state)
-    if observation != "features":
-        raise SpecError(f"observation = {observation!r} is invalid; valid: discrete, features")
-    error, latency, memory, deploy, acted = decode_state(state)
-    time = 0.0 if acted else 1.0
-    return np.array([error / 2, latency / 2, memory / 2, deploy, time], dtype=np.float32)
-
-
-def policy_actions(policy: Any, observation: str = "discrete") -> np.ndarray:
-    """(S,) the greedy action of ``policy`` in every discrete state.
-
-    Args:
-        policy: A trained agent, a RunResult, an SB3 model or a callable ``obs -> action``.
-        observation: The form the policy reads; features policies see the noiseless features
-            of each state (:func:`clean_observation`).
-    """
-    act = as_policy(policy)
-    return np.array(
-        [int(act(clean_observation(s, observation))) for s in range(N_STATES)], dtype=np.int64
-    )
-
-
-def _sweep(env_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every combination of the list values of ``env_kwargs`` (as ``rlcompare.grid``)."""
-    options = [v if isinstance(v, list) else [v] for v in env_kwargs.values()]
-    return [dict(zip(env_kwargs, combo, strict=True)) for combo in itertools.product(*options)]
-
-
-def _model(env_kwargs: Mapping[str, Any]) -> TabularMDP:
-    kwargs = {k: v for k, v in env_kwargs.items() if k not in ("observation", "feature_noise")}
-    return tabular_mdp(ENV_ID, **kwargs)
-
-
-def _check(policies: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    checked = {}
-    for name, actions in policies.items():
-        actions = np.asarray(actions)
-        if actions.shape != (N_STATES,) or not np.isin(actions, range(len(ACTIONS))).all():
-            raise SpecError(
-                f"policy {name!r} has shape {actions.shape}; valid: ({N_STATES},) action "
-                f"indices in 0..{len(ACTIONS) - 1}"
-            )
-        checked[str(name)] = actions.astype(np.int64)
-    return checked
-
-
-# ----------------------------------------------------------------------------- exact values
-def policy_values(
-    policies: Mapping[str, np.ndarray], gamma: float, **env_kwargs: Any
-) -> pd.DataFrame:
-    """Exact discounted value at the start of an incident, and the regret, of each policy.
-
-    List values in ``env_kwargs`` are swept (``fault_rate=[0.05, 0.1]``): each setting has its
-    own model and its own optimum, and the policies are held fixed across settings.
-
-    Returns:
-        One row per setting and policy, plus an ``optimal`` row per setting: the swept kwargs,
-        ``policy``, ``value`` (E over initial states of V^pi) and ``regret`` (V* - V^pi, >= 0).
-    """
-    policies = _check(policies)
-    records = []
-    for kwargs in _sweep(env_kwargs):
-        mdp = _model(kwargs)
-        solution = value_iteration(mdp, gamma)
-        optimum = float(mdp.initial @ solution.v)
-        records.append({**kwargs, "policy": "optimal", "value": optimum, "regret": 0.0})
-        for name, actions in policies.items():
-            value = float(mdp.initial @ policy_evaluation(mdp, actions, gamma))
-            regret = max(optimum - value, 0.0)
-            records.append({**kwargs, "policy": name, "value": value, "regret": regret})
-    return pd.DataFrame.from_records(records)
-
-
-# ------------------------------------------------------------------------- simulated scores
-def evaluate_fixed(
-    policies: Mapping[str, np.ndarray],
-    seeds: int | Iterable[int],
+def build_specs(
+    log_dir: str,
     *,
+    seeds: int,
+    deep_seeds: int,
     gamma: float,
-    env_kwargs: Mapping[str, Any] | None = None,
-    eval_episodes: int = 10,
-    experiment: str = "default",
-) -> pd.DataFrame:
-    """Tidy rows of fixed policies scored by the evaluation protocol of every run.
-
-    Each (policy, seed, env setting) is one "run" evaluated once at step 0: ``eval_return``,
-    the env's domain metrics (``time_to_recovery``, ``impaired_share``, ``action_cost``,
-    ``incidents``) and the exact ``policy_regret`` at ``gamma``. List values in
-    ``env_kwargs`` are swept. The eval episodes of seed ``k`` are those of every learner with
-    seed ``k`` on the same env setting (common random numbers).
-
-    Returns:
-        The tidy table (``algo`` is the policy's name, ``status`` is ``ok``).
-    """
-    policies = _check(policies)
-    specs = grid(
-        "random",
-        ENV_ID,
-        seeds,
-        env_kwargs=dict(env_kwargs or {}),
-        steps=1,
-        eval_episodes=eval_episodes,
-        experiment=experiment,
+    fault_rate: float,
+    fault_rates: Sequence[float],
+    steps: int,
+    tabular_hparams: Mapping[str, Any],
+    planning_steps: int,
+    log_episodes: int,
+    log_epsilon: float,
+    offline_steps: int,
+    pessimistic_q_init: float,
+    deep_steps: int,
+    dqn_hparams: Mapping[str, Any],
+    ppo_hparams: Mapping[str, Any],
+    bc_steps: int,
+    bc_hparams: Mapping[str, Any],
+    evals: int,
+    deep_evals: int,
+    eval_episodes: int,
+) -> Specs:
+    """The spec groups of notebook 07 from its parameters; writes the runbook logs to
+    ``log_dir`` first (once: a log already there is reused) since offline runs name them."""
+    env_kwargs = {"fault_rate": fault_rate}
+    features = {"observation": "features", "fault_rate": fault_rate}
+    tabular = {"gamma": gamma, **tabular_hparams}
+    protocol = {"eval_episodes": eval_episodes, "experiment": EXPERIMENT}
+    logs = runbook_logs(log_dir, episodes=log_episodes, epsilon=log_epsilon, env_kwargs=env_kwargs)
+    runbook_only = runbook_logs(
+        log_dir, episodes=log_episodes, epsilon=0.0, env_kwargs=env_kwargs, forms=["discrete"]
     )
-    frames = []
-    optima: dict[str, float] = {}
-    for spec in specs:
-        mdp = _model(spec.env_kwargs)
-        key = repr(sorted(spec.env_kwargs.items()))
-        if key not in optima:
-            optima[key] = float(mdp.initial @ value_iteration(mdp, gamma).v)
-        optimum = optima[key]
-        observation = spec.env_kwargs.get("observation", "discrete")
-        for name, actions in policies.items():
-            value = float(mdp.initial @ policy_evaluation(mdp, actions, gamma))
-            act = actions.__getitem__ if observation == "discrete" else _features_policy(actions)
-            ctx = RunContext(spec)
-            try:
-                ctx.evaluate(0, act, {"policy_regret": max(optimum - value, 0.0)})
-                frame = ctx.frame()
-            finally:
-                ctx.close()
-            frame = frame[~frame["metric"].isin(_COST_METRICS)]
-            frames.append(
-                frame.assign(
-                    algo=name,
-                    run_id=spec.run_id.replace("__random__", f"__{name}__", 1),
-                    status="ok",
-                )
-            )
-    return pd.concat(frames, ignore_index=True)
+
+    def tabular_grid(
+        algo: str,
+        hparams: Mapping[str, Any],
+        budget: int,
+        every: int,
+        settings: Mapping[str, Any] | None = None,
+    ) -> list[RunSpec]:
+        settings = env_kwargs if settings is None else settings
+        return grid(
+            algo, ENV_ID, seeds, hparams=dict(hparams), env_kwargs=dict(settings), steps=budget,
+            eval_every=every, **protocol,
+        )  # fmt: skip
+
+    def deep_grid(algo: str, hparams: Mapping[str, Any], budget: int) -> list[RunSpec]:
+        return grid(
+            algo, ENV_ID, deep_seeds, hparams=hparams, env_kwargs=features, steps=budget,
+            eval_every=eval_every(budget, deep_evals), **protocol,
+        )  # fmt: skip
+
+    every, offline_every = eval_every(steps, evals), eval_every(offline_steps, evals)
+    offline_hparams = {**tabular, "dataset": logs["discrete"], "q_init": pessimistic_q_init}
+    q_specs = tabular_grid("q_learning", tabular, steps, every)
+    other_rates = [rate for rate in fault_rates if rate != fault_rate]
+    coverage_hparams = {
+        **tabular,
+        "dataset": [runbook_only["discrete"], logs["discrete"]],
+        "q_init": [0.0, pessimistic_q_init],
+    }
+    return Specs(
+        logs=logs,
+        runbook_only_logs=runbook_only,
+        q_learning=q_specs,
+        dyna_q=tabular_grid("dyna_q", {**tabular, "planning_steps": planning_steps}, steps, every),
+        offline=tabular_grid("q_learning", offline_hparams, offline_steps, offline_every),
+        dqn=deep_grid("dqn", {"gamma": gamma, **dqn_hparams}, deep_steps),
+        ppo=deep_grid("ppo", {"gamma": gamma, **ppo_hparams}, deep_steps),
+        bc=deep_grid("bc", {"dataset": logs["features"], **bc_hparams}, bc_steps),
+        rate=q_specs
+        + tabular_grid("q_learning", tabular, steps, steps, {"fault_rate": other_rates}),
+        coverage=tabular_grid("q_learning", coverage_hparams, offline_steps, offline_steps),
+    )
 
 
-def _features_policy(actions: np.ndarray) -> Any:
-    return lambda obs: int(actions[decode_features(obs)])
+# ---------------------------------------------------------------------------------- analysis
+def fixed_policies(gamma: float, fault_rate: float) -> dict[str, np.ndarray]:
+    """``{"runbook": ..., "optimal": ...}``: the runbook and the optimal policy that value
+    iteration computes from the model at ``fault_rate``."""
+    solution = value_iteration(tabular_mdp(ENV_ID, fault_rate=fault_rate), gamma)
+    return {"runbook": runbook_actions(), "optimal": solution.policy}
+
+
+def frozen_policies(policies: Mapping[str, np.ndarray], fault_rate: float) -> dict[str, np.ndarray]:
+    """The runbook and the optimum of ``fault_rate``, held fixed across fault rates (the
+    optimum relabelled ``"optimal at <fault_rate>"``)."""
+    return {"runbook": policies["runbook"], f"optimal at {fault_rate}": policies["optimal"]}
 
 
 def contenders(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -255,145 +242,162 @@ def scoreboard(
     return board[["metric", *[c for c in board if c != "metric"]]]
 
 
-# ------------------------------------------------------------------------------ state tables
-def _visits(mdp: TabularMDP, actions: np.ndarray, horizon: int) -> np.ndarray:
-    """(S,) share of the first ``horizon`` steps spent in each state under ``actions``."""
-    chain = mdp.transitions[np.arange(N_STATES), actions]
-    dist, total = mdp.initial.copy(), np.zeros(N_STATES)
-    for _ in range(horizon):
-        total += dist
-        dist = dist @ chain
-    return total / horizon
-
-
-def action_table(
+def head_to_head(
+    frame: pd.DataFrame,
+    specs: Specs,
     policies: Mapping[str, np.ndarray],
+    *,
+    seeds: int,
     gamma: float,
-    top: int = 12,
-    impaired_only: bool = True,
-    horizon: int = HORIZON,
-    **env_kwargs: Any,
+    fault_rate: float,
+    eval_episodes: int,
 ) -> pd.DataFrame:
-    """In each of the ``top`` most visited observed states: what every policy does.
-
-    States are ranked by the share of time the optimal policy spends in them over an episode
-    of ``horizon`` steps (so the table covers what an on-call engineer sees most); with
-    ``impaired_only`` the healthy-looking states, where every sensible policy waits, are left
-    out.
-
-    Returns:
-        One row per state: ``state`` (index), ``symptoms`` (readable), ``likely_cause`` (the
-        most probable hidden fault with its probability), ``time_share``, ``optimal`` and one
-        column per policy (action names), then ``<policy>_cost`` per policy: Q*(s, optimal) -
-        Q*(s, its action), what its choice loses in discounted cost (0 when it agrees).
-    """
-    policies = _check(policies)
-    mdp = _model(env_kwargs)
-    solution = value_iteration(mdp, gamma)
-    posterior = build_model(_params(env_kwargs)).posterior
-    visits = _visits(mdp, solution.policy, horizon)
-    ranked = np.argsort(-visits, kind="stable")
-    if impaired_only:
-        ranked = ranked[build_model(_params(env_kwargs)).impaired[ranked]]
-    states = ranked[:top]
-    records = []
-    for s in states:
-        cause = int(np.argmax(posterior[s]))
-        record = {
-            "state": int(s),
-            "symptoms": explain_state(int(s)),
-            "likely_cause": f"{FAULTS[cause]} ({posterior[s, cause]:.0%})",
-            "time_share": float(visits[s]),
-            "optimal": ACTIONS[solution.policy[s]],
-        }
-        record.update({name: ACTIONS[actions[s]] for name, actions in policies.items()})
-        record.update(
-            {
-                # Below solver precision an agreeing action costs exactly nothing.
-                f"{name}_cost": _nonzero(solution.v[s] - solution.q[s, actions[s]])
-                for name, actions in policies.items()
-            }
-        )
-        records.append(record)
-    return pd.DataFrame.from_records(records)
+    """The contenders' rows: the trained runs of ``specs.compare`` and the fixed
+    ``policies`` scored on the same eval episodes seed for seed (:func:`contenders`)."""
+    fixed = evaluate_fixed(
+        policies,
+        seeds,
+        gamma=gamma,
+        env_kwargs={"fault_rate": fault_rate},
+        eval_episodes=eval_episodes,
+        experiment=EXPERIMENT,
+    )
+    return contenders(rows_of(frame, specs.compare), fixed)
 
 
-def _nonzero(gap: float) -> float:
-    return float(gap) if gap > 1e-6 else 0.0
+def learned_policies(specs: Specs, policies: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """(S,) actions of the greedy policies of Q-learning and offline Q-learning (seed 0,
+    retrained: same spec, same result) beside the runbook's."""
+    return {
+        "q_learning": policy_actions(run(specs.q_learning[0])),
+        "offline_q_learning": policy_actions(run(specs.offline[0])),
+        "runbook": policies["runbook"],
+    }
 
 
-def agreement(
-    policies: Mapping[str, np.ndarray],
+def coverage_table(
+    frame: pd.DataFrame, specs: Specs, log_epsilon: float, *, reps: int
+) -> pd.DataFrame:
+    """Final exact regret of offline Q-learning per kind of logs (``logs``: ``runbook only`` or
+    ``<log_epsilon> deviations``) and initial value ``hp.q_init``."""
+    from rlcompare.analysis import stats
+
+    table = stats.summary(
+        rows_of(frame, specs.coverage),
+        "policy_regret",
+        by=["hp.dataset", "hp.q_init"],
+        reps=reps,
+    )
+    kinds = {
+        specs.runbook_only_logs["discrete"]: "runbook only",
+        specs.logs["discrete"]: f"{log_epsilon:.0%} deviations",
+    }
+    return table.assign(logs=table["hp.dataset"].map(kinds))
+
+
+def fault_rate_tables(
+    frame: pd.DataFrame,
+    specs: Specs,
+    frozen: Mapping[str, np.ndarray],
+    *,
+    seeds: int,
     gamma: float,
-    horizon: int = HORIZON,
-    **env_kwargs: Any,
-) -> pd.Series:
-    """Share of its own time in which each policy takes an optimal action.
+    fault_rates: Sequence[float],
+    eval_episodes: int,
+    reps: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(regret, return)`` summaries by ``env.fault_rate`` and ``algo`` of Q-learning retrained
+    at each rate and of the ``frozen`` policies scored at each rate."""
+    from rlcompare.analysis import stats
 
-    Weighted by the policy's own state visits over ``horizon`` steps; an action counts as
-    optimal when its Q* is within 1e-6 of the best.
-    """
-    policies = _check(policies)
-    mdp = _model(env_kwargs)
-    solution = value_iteration(mdp, gamma)
-    best = solution.q >= solution.q.max(axis=1, keepdims=True) - 1e-6
-    return pd.Series(
-        {
-            name: float(_visits(mdp, actions, horizon) @ best[np.arange(N_STATES), actions])
-            for name, actions in policies.items()
-        },
-        name="agreement",
+    fixed = evaluate_fixed(
+        frozen,
+        seeds,
+        gamma=gamma,
+        env_kwargs={"fault_rate": list(fault_rates)},
+        eval_episodes=eval_episodes,
+        experiment=EXPERIMENT,
+    )
+    rates = contenders(rows_of(frame, specs.rate), fixed)
+    by = ["env.fault_rate", "algo"]
+    return (
+        stats.summary(rates, "policy_regret", by=by, reps=reps),
+        stats.summary(rates, "eval_return", by=by, reps=reps),
     )
 
 
-def _params(env_kwargs: Mapping[str, Any]) -> _ModelParams:
-    names = ("fault_rate", "compound_rate", "deploy_rate", "difficulty")
-    return _ModelParams(**{k: v for k, v in env_kwargs.items() if k in names})
+def exact_regret_by_rate(
+    frozen: Mapping[str, np.ndarray], gamma: float, fault_rates: Sequence[float]
+) -> pd.DataFrame:
+    """Exact regret of each frozen policy (columns) at each fault rate (rows)."""
+    table = policy_values(frozen, gamma, fault_rate=list(fault_rates))
+    return table.pivot(index="fault_rate", columns="policy", values="regret")
 
 
-# -------------------------------------------------------------------------------------- logs
-def runbook_logs(
-    directory: str | os.PathLike[str],
+def headline(
+    board: pd.DataFrame,
+    agree: pd.Series,
+    coverage: pd.DataFrame,
+    regret_by_rate: pd.DataFrame,
     *,
-    episodes: int,
-    epsilon: float,
-    seed: int = 0,
-    env_kwargs: Mapping[str, Any] | None = None,
-    forms: Iterable[str] = ("discrete", "features"),
-) -> dict[str, str]:
-    """Runbook logs in each observation form of ``forms``, saved once under names that carry
-    every setting.
+    steps: int,
+    deep_steps: int,
+    log_epsilon: float,
+    pessimistic_q_init: float,
+    runs: int,
+) -> dict[str, Any]:
+    """The notebook's headline numbers and the evidence sentences of the summary table.
 
-    The two logs share their seed, hence the hidden faults and the random deviations (a share
-    ``epsilon`` of actions is replaced by a uniformly random one, as when the on-call departs
-    from the runbook); in the features form the runbook reads noisy symptoms, so a few of its
-    actions differ. A file already there is reused: the same settings give the same data.
-
-    Returns:
-        ``{form: path}``: absolute paths of ``Dataset.save`` files.
+    Args:
+        board: :func:`scoreboard` of :data:`METRICS`.
+        agree: Share of optimal actions per policy (:func:`agreement`).
+        coverage: :func:`coverage_table`.
+        regret_by_rate: The regret table of :func:`fault_rate_tables`.
+        steps: Env steps of the tabular learners.
+        deep_steps: Env steps of the deep learners.
+        log_epsilon: Share of deviations in the logs.
+        pessimistic_q_init: Initial Q of the pessimistic offline learner.
+        runs: Number of distinct runs in the results.
     """
-    kwargs = dict(env_kwargs or {})
-    kwargs.pop("observation", None)
-    tag = "_".join(f"{k}{v}" for k, v in sorted(kwargs.items()))
-    paths = {}
-    for form in forms:
-        if form not in ("discrete", "features"):
-            raise SpecError(f"form {form!r} is invalid; valid: discrete, features")
-        name = f"runbook_{form}_eps{epsilon}_n{episodes}_seed{seed}{'_' + tag if tag else ''}.npz"
-        path = Path(directory) / name
-        if not path.is_file():
-            collect_demonstrations(
-                runbook_policy,
-                ENV_ID,
-                episodes=episodes,
-                seed=seed,
-                env_kwargs={**kwargs, "observation": form},
-                epsilon=epsilon,
-                source=f"runbook, epsilon={epsilon}",
-            ).save(path)
-        # Absolute: the path is part of the runs' identity, wherever the notebook runs from.
-        paths[form] = str(path.resolve())
-    return paths
+    iqm = board.set_index(["metric", "algo"])["iqm"]
+    ret, regret = iqm["eval_return"], iqm["policy_regret"]
+    offline = coverage.set_index(["logs", "hp.q_init"])["iqm"]
+    deviating = offline[(f"{log_epsilon:.0%} deviations", pessimistic_q_init)]
+    evidence = {
+        "Q-learning": f"corrective actions (SelfHealing): exact regret "
+        f"{regret['q_learning']:.2f} after {steps} steps vs runbook {regret['runbook']:.2f}; "
+        f"offline from runbook logs {deviating:.2f} (with deviations, pessimistic Q0) but "
+        f"{offline[('runbook only', 0.0)]:.1f} (runbook only, Q0 = 0); DQN on noisy features "
+        f"after {deep_steps} steps: return {ret['dqn']:.0f} vs runbook {ret['runbook']:.0f}, "
+        f"optimal {ret['optimal']:.0f}",
+        "Policy gradient (PPO)": f"corrective actions (SelfHealing): eval return "
+        f"{ret['ppo']:.0f} after {deep_steps} env steps vs runbook {ret['runbook']:.0f}, "
+        f"Q-learning {ret['q_learning']:.0f} after {steps}, optimal {ret['optimal']:.0f} (IQM)",
+        "Model-based (Dyna-Q)": f"corrective actions (SelfHealing, stochastic): exact regret "
+        f"{regret['dyna_q']:.2f} vs Q-learning {regret['q_learning']:.2f} after {steps} "
+        "steps; its deterministic last-seen model stalls it",
+        "Imitation (BC)": f"corrective actions (SelfHealing): BC on runbook logs returns "
+        f"{ret['bc']:.0f} vs the runbook's {ret['runbook']:.0f} and the optimum's "
+        f"{ret['optimal']:.0f} (IQM)",
+    }
+    kinds = zip(coverage["logs"], coverage["hp.q_init"], coverage["iqm"], strict=True)
+    by_rate = zip(
+        regret_by_rate["env.fault_rate"],
+        regret_by_rate["algo"],
+        regret_by_rate["iqm"],
+        strict=True,
+    )
+    return {
+        "eval_return_iqm": iqm["eval_return"].to_dict(),
+        "time_to_recovery_iqm": iqm["time_to_recovery"].to_dict(),
+        "action_cost_iqm": iqm["action_cost"].to_dict(),
+        "policy_regret_iqm": iqm["policy_regret"].to_dict(),
+        "optimal_action_share": agree.to_dict(),
+        "offline_regret_iqm": {f"{kind}/q_init={q_init}": value for kind, q_init, value in kinds},
+        "regret_by_fault_rate": {f"{rate}/{algo}": value for rate, algo, value in by_rate},
+        "runs": runs,
+        "evidence": evidence,
+    }
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -439,3 +443,57 @@ def interval_lines(
     ax.set_ylabel(ylabel or stat)
     ax.legend(title=hue, frameon=False)
     return fig, ax
+
+
+def head_to_head_figure(board: pd.DataFrame) -> tuple[Figure, np.ndarray]:
+    """2 x 2 panels of :data:`FIGURE_METRICS`: each contender's IQM with its 95% CI, from the
+    :func:`scoreboard`."""
+    from rlcompare.viz import plots
+
+    fig, axes = plt.subplots(2, 2, figsize=(7, 5.2), layout="constrained")
+    for ax, metric in zip(axes.flat, FIGURE_METRICS, strict=True):
+        rows = board[board["metric"] == metric].drop(columns="metric")
+        plots.interval_estimates(rows, "iqm", ax=ax)
+        ax.set_xlabel(f"{metric.replace('_', ' ')} (IQM)")
+        ax.use_sticky_edges = False  # exact (zero-width) intervals at the edge stay visible
+        ax.autoscale_view()
+    return fig, axes
+
+
+def learning_curves_figure(
+    compare: pd.DataFrame, board: pd.DataFrame, *, reps: int
+) -> tuple[Figure, np.ndarray]:
+    """Left: eval return of the online learners against env steps (log x), with the runbook
+    (dashed) and the optimum (dotted) as levels; right: exact regret of the tabular learners
+    (log y) against the runbook's."""
+    from rlcompare.viz import plots
+
+    online = compare[compare["algo"].isin(ONLINE) & (compare["step"] > 0)]
+    levels = board[board["algo"].isin(["runbook", "optimal"])].set_index(["metric", "algo"])
+    levels = levels["iqm"]
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), layout="constrained")
+    steps = sorted(set(online.loc[online["metric"] == "eval_return", "step"]))
+    plots.learning_curves(online, "eval_return", steps=steps, reps=reps, ax=axes[0])
+    tabular = online[online["algo"].isin(TABULAR_ONLINE)]
+    plots.learning_curves(tabular, "policy_regret", reps=reps, log_scale=True, ax=axes[1])
+    for ax, metric in zip(axes, ["eval_return", "policy_regret"], strict=True):
+        level = levels[(metric, "runbook")]
+        ax.axhline(level, color="0.3", linestyle="--", linewidth=1, label="runbook")
+        ax.legend(frameon=False)
+    optimal = levels[("eval_return", "optimal")]
+    axes[0].axhline(optimal, color="0.6", linestyle=":", linewidth=1, label="optimal")
+    axes[0].set_xscale("log")
+    axes[1].ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    axes[0].legend(frameon=False)
+    return fig, axes
+
+
+def fault_rate_figure(
+    regret_by_rate: pd.DataFrame, return_by_rate: pd.DataFrame
+) -> tuple[Figure, np.ndarray]:
+    """Regret (left) and eval return (right) against the fault rate (:func:`fault_rate_tables`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), layout="constrained")
+    interval_lines(regret_by_rate, "env.fault_rate", ylabel="Policy regret (IQM)", ax=axes[0])
+    interval_lines(return_by_rate, "env.fault_rate", ylabel="Eval return (IQM)", ax=axes[1])
+    axes[1].get_legend().remove()
+    return fig, axes

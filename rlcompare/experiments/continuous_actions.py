@@ -1,0 +1,159 @@
+"""Notebook 06: PPO on Pendulum's continuous torque against DQN on a grid of torques.
+
+DQN acts on ``rlcompare/DiscretePendulum-v0`` (the same dynamics with ``n_actions`` evenly
+spaced torques), the continuous learners on ``Pendulum-v1``; every agent gets the same budget
+and eval protocol. Agents are labelled ``"dqn, <n> torques"`` and ``"<algo>, continuous"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from rlcompare.analysis import stats
+from rlcompare.experiments.common import eval_every
+from rlcompare.spec.runspec import RunSpec, grid
+from rlcompare.viz import plots
+
+DISCRETE_ENV = "rlcompare/DiscretePendulum-v0"
+CONTINUOUS_ENV = "Pendulum-v1"
+EXPERIMENT = "pendulum"
+# Columns of the final-return table that the notebook shows.
+FINAL_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
+
+__all__ = [
+    "agent_label",
+    "agent_labels",
+    "build_specs",
+    "curves_figure",
+    "final_figure",
+    "final_table",
+    "headline",
+    "label_agents",
+    "order",
+    "threshold_table",
+]
+
+
+def build_specs(
+    *,
+    seeds: int,
+    steps: int,
+    n_actions: Sequence[int],
+    dqn_hparams: Mapping[str, Any],
+    continuous_algos: Sequence[str],
+    continuous_hparams: Mapping[str, Mapping[str, Any]],
+    evals: int,
+    eval_episodes: int,
+) -> list[RunSpec]:
+    """DQN on each torque grid of ``n_actions``, then each of ``continuous_algos`` on the
+    continuous torque (with its entry of ``continuous_hparams``), all on one protocol."""
+    protocol = {
+        "steps": steps,
+        "eval_every": eval_every(steps, evals),
+        "eval_episodes": eval_episodes,
+        "experiment": EXPERIMENT,
+    }
+    specs = grid(
+        "dqn",
+        DISCRETE_ENV,
+        seeds,
+        hparams=dict(dqn_hparams),
+        env_kwargs={"n_actions": list(n_actions)},
+        **protocol,
+    )
+    for algo in continuous_algos:
+        hparams = dict(continuous_hparams[algo])
+        specs += grid(algo, CONTINUOUS_ENV, seeds, hparams=hparams, **protocol)
+    return specs
+
+
+def agent_label(spec: RunSpec) -> str:
+    """``"dqn, 3 torques"`` for a DQN run (its grid is in the env), else ``"ppo, continuous"``."""
+    if spec.algo == "dqn":
+        return f"dqn, {spec.env_kwargs['n_actions']} torques"
+    return f"{spec.algo}, continuous"
+
+
+def agent_labels(specs: Sequence[RunSpec]) -> dict[str, str]:
+    """``run_id -> agent label`` of every spec (:func:`agent_label`)."""
+    return {spec.run_id: agent_label(spec) for spec in specs}
+
+
+def order(specs: Sequence[RunSpec]) -> list[str]:
+    """The agent labels in the order of the specs, each once."""
+    return list(dict.fromkeys(agent_labels(specs).values()))
+
+
+def label_agents(frame: pd.DataFrame, specs: Sequence[RunSpec]) -> pd.DataFrame:
+    """``frame`` with ``algo`` replaced by the agent label: DQN runs differ only in the env's
+    torque grid, and each grid is a contender of its own."""
+    return frame.assign(algo=frame["run_id"].map(agent_labels(specs)))
+
+
+def _in_order(table: pd.DataFrame, agents: Sequence[str]) -> pd.DataFrame:
+    return table.set_index("algo").loc[list(agents)].reset_index()
+
+
+def final_table(
+    frame: pd.DataFrame, agents: Sequence[str], *, final_evals: int, reps: int
+) -> pd.DataFrame:
+    """``stats.summary`` of each agent's mean over its last ``final_evals`` evaluations, one
+    row per agent in the order of ``agents``."""
+    return _in_order(stats.summary(frame, last=final_evals, reps=reps), agents)
+
+
+def threshold_table(frame: pd.DataFrame, agents: Sequence[str], threshold: float) -> pd.DataFrame:
+    """``stats.threshold_summary`` (runs reaching ``threshold``, Kaplan-Meier median) per agent
+    in the order of ``agents``."""
+    return _in_order(stats.threshold_summary(frame, threshold), agents)
+
+
+def curves_figure(frame: pd.DataFrame, threshold: float, *, reps: int) -> tuple[Figure, Axes]:
+    """Eval return against env steps per agent (IQM, 95% CI), the threshold dashed."""
+    fig, ax = plots.learning_curves(frame, reps=reps)
+    ax.axhline(threshold, color="0.4", linestyle="--", linewidth=1)
+    ax.legend(title=None, frameon=False, loc="lower right")
+    return fig, ax
+
+
+def final_figure(final: pd.DataFrame) -> tuple[Figure, Any]:
+    """Median, IQM and mean of the final return per agent, with CIs (:func:`final_table`)."""
+    columns = ["algo", "runs"]
+    columns += [f"{s}{p}" for s in ("median", "iqm", "mean") for p in ("", "_low", "_high")]
+    return plots.interval_estimates(final[columns])
+
+
+def headline(
+    final: pd.DataFrame, reached: pd.DataFrame, *, threshold: float, steps: int, runs: int
+) -> dict[str, Any]:
+    """The notebook's headline numbers and the evidence sentences of the summary table.
+
+    Args:
+        final: :func:`final_table`.
+        reached: :func:`threshold_table`.
+        threshold: The eval return of the steps-to-threshold section.
+        steps: Env steps per run.
+        runs: Number of distinct runs in the results.
+    """
+    final_iqm = final.set_index("algo")["iqm"]
+    dqn = [label for label in final["algo"] if label.startswith("dqn")]
+    grids = ", ".join(f"{final_iqm[label]:.0f} ({label.removeprefix('dqn, ')})" for label in dqn)
+    return {
+        "final_return_iqm": final_iqm.to_dict(),
+        "threshold": threshold,
+        "runs_reaching_threshold": reached.set_index("algo")["reached"].to_dict(),
+        "km_median_steps_to_threshold": reached.set_index("algo")["km_median_steps"].to_dict(),
+        "runs": runs,
+        "evidence": {
+            "Q-learning": f"Pendulum-v1, {steps} env steps: DQN over a torque grid scores "
+            + grids
+            + " (IQM of the final evaluations)",
+            "Policy gradient (PPO)": f"Pendulum-v1, {steps} env steps: PPO on the continuous "
+            f"torque scores {final_iqm['ppo, continuous']:.0f} (IQM of the final evaluations)",
+        },
+    }
