@@ -15,7 +15,8 @@ The rules, for every algorithm:
    once, and then passes a multiple without landing on it. Either way one evaluation runs,
    however many multiples were passed, recorded at the step actually reached (the first one
    at or past the multiple). Both forms below use this one rule (``EvalSchedule.due``).
-4. **The end.** One evaluation once training stops, at the steps actually taken.
+4. **The end.** One evaluation once training stops, at the steps actually taken: the budget
+   for our own loops; for SB3 models, where SB3's ``learn`` stops (see ``sb3_common``).
 5. **Once per step.** A step that was just evaluated is not evaluated again (the end that
    falls on a schedule step records one evaluation).
 6. **Divergence.** ``Diverged`` raised anywhere in training or evaluation stops the run; it
