@@ -23,6 +23,9 @@ from rlcompare.analysis.matrices import (
 )
 from rlcompare.runner import schema
 
+# The metric row a diverged run logs at its divergence step (RunContext.mark_diverged).
+DIVERGED_METRIC = "diverged"
+
 
 class CollapseResult(NamedTuple):
     """Output of :func:`collapse_rate`."""
@@ -31,6 +34,35 @@ class CollapseResult(NamedTuple):
     """One row per run: run columns, ``peak``, ``collapsed``, ``collapse_step``."""
     groups: pd.DataFrame
     """One row per group: group columns, ``runs``, ``collapsed``, ``share``."""
+
+
+# ------------------------------------------------------------------------ diverged runs
+def diverged_runs(df: pd.DataFrame) -> pd.Index:
+    """run_ids of diverged runs: ``status`` "diverged" or a ``diverged`` metric row."""
+    flagged = df["metric"] == DIVERGED_METRIC if "metric" in df else False
+    if schema.STATUS_COLUMN in df:
+        flagged = flagged | (df[schema.STATUS_COLUMN] == "diverged")
+    return pd.Index(df.loc[flagged, "run_id"].unique())
+
+
+def budget_ends(df: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Per run of ``rows`` (index run_id): the step its budget ends at, as far as the rows
+    tell: for a run that finished, its last step; for a diverged one, the largest last step
+    of the finished runs of its group (same identity, hp.* and env.* columns but the seed),
+    else of any finished run of the frame, else of any run."""
+    info = run_info(rows)
+    last = rows.groupby("run_id", sort=True)["step"].max()
+    diverged = info.index.isin(diverged_runs(df))
+    if not diverged.any():
+        return last
+    finished = last[~diverged]
+    fallback = finished.max() if len(finished) else last.max()
+    config = [c for c in info.columns if c not in ("seed", schema.STATUS_COLUMN)]
+    ends = last.copy()
+    keys = info[config].astype(str).agg("|".join, axis=1) if config else pd.Series("", info.index)
+    group_end = finished.groupby(keys[~diverged]).max()
+    ends[diverged] = keys[diverged].map(group_end).fillna(fallback).to_numpy()
+    return np.maximum(ends, last).astype(np.int64)
 
 
 # ------------------------------------------------------------------------ learning curves
@@ -44,12 +76,15 @@ def interpolate_curves(
 
     Runs evaluated at different steps aggregate correctly only on a common grid. Values at
     repeated steps are averaged first; nothing is extrapolated (NaN outside a run's range).
+    The default grid spans the steps every run that did not diverge covers: a diverged run
+    (``status`` "diverged" or a ``diverged`` row) stopped early because it failed, so it does
+    not cut the grid short for the others; it has NaN past its divergence.
 
     Args:
         df: Tidy results table.
         metric: Metric to interpolate.
         steps: Grid of env steps; by default ``num_points`` evenly spaced integer steps over
-            the range every run covers.
+            the range every run covers (every run that did not diverge, where there is one).
         num_points: Grid size when ``steps`` is None.
 
     Returns:
@@ -57,6 +92,8 @@ def interpolate_curves(
     """
     rows = metric_rows(df, metric).groupby(["run_id", "step"], sort=True)["value"].mean()
     spans = rows.reset_index().groupby("run_id")["step"].agg(["min", "max"])
+    finished = spans[~spans.index.isin(diverged_runs(df))]
+    spans = finished if len(finished) else spans
     if steps is None:
         low, high = spans["min"].max(), spans["max"].min()
         if high < low:
@@ -130,24 +167,47 @@ def aggregate_curves(
     return pd.DataFrame.from_records(records)
 
 
-def auc(df: pd.DataFrame, metric: str = "eval_return") -> pd.DataFrame:
+def auc(
+    df: pd.DataFrame, metric: str = "eval_return", higher_is_better: bool | None = None
+) -> pd.DataFrame:
     """Normalised area under each run's learning curve.
 
     The trapezoid area over env steps divided by the step span, i.e. the curve's average
     height; a run with a single recorded step gets that value.
 
+    A diverged run (``status`` "diverged" or a ``diverged`` row) is scored over its whole
+    budget, up to the step its group's finished runs reach (see :func:`budget_ends`), with
+    the stretch after its last value counted at the worst value it recorded (the lowest, or
+    the highest where lower is better). Stopping early must not pay: the area over the
+    steps it ran alone would drop the part of the budget where it had failed, and carrying
+    its last value forward would credit a broken learner with its pre-divergence score. The
+    worst value seen is a floor in the metric's own units that needs no known random or
+    worst score.
+
+    Args:
+        df: Tidy results table.
+        metric: Metric under the curve.
+        higher_is_better: Direction (which value is worst); by default from
+            ``rlcompare.runner.schema.higher_is_better``.
+
     Returns:
         One row per run: run columns and ``auc``.
     """
+    rows = metric_rows(df, metric)
+    higher = schema.higher_is_better(metric, higher_is_better)
+    ends = budget_ends(df, rows)
 
     def area(curve: pd.DataFrame) -> float:
         x, y = curve["step"].to_numpy(dtype=float), curve["value"].to_numpy(dtype=float)
+        end = float(ends[curve.name])
+        if end > x[-1]:
+            worst = np.nanmin(y) if higher else np.nanmax(y)
+            x, y = np.append(x, [x[-1], end]), np.append(y, [worst, worst])
         span = x[-1] - x[0]
         if span == 0:
             return float(y[-1])
         return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2) / span)
 
-    rows = metric_rows(df, metric)
     areas = rows.groupby("run_id", sort=True)[["step", "value"]].apply(area).rename("auc")
     return run_info(rows).join(areas).reset_index()
 
@@ -158,8 +218,23 @@ def steps_to_threshold(
     threshold: float,
     metric: str = "eval_return",
     higher_is_better: bool | None = None,
+    sustained: bool = False,
 ) -> pd.DataFrame:
     """The first step at which each run's ``metric`` reaches ``threshold``, with censoring.
+
+    With ``sustained=True`` a run reaches the threshold at the first evaluation from which
+    its metric stays at or beyond the threshold at every later evaluation of that run. Use
+    it where one evaluation can cross the threshold by luck: a greedy policy whose values
+    are all tied acts uniformly at random, so an untrained DeepSea agent of size N finds the
+    treasure in one eval episode with probability 2^-N and would count as solved at step 0.
+    A run that crossed and fell back is then "not yet" (censored) at its last step.
+
+    A diverged run (``status`` "diverged" or a ``diverged`` row) stopped because it failed,
+    not because its budget ran out; censoring it at its divergence step would treat the
+    failure as uninformative and flatter the algorithm. If it has not reached the threshold
+    it is censored at the end of its budget instead (the largest step of the finished runs
+    of its group, see :func:`budget_ends`), i.e. it did not reach it within the budget. With
+    ``sustained=True`` a diverged run never reaches the threshold: its metric did not stay.
 
     Args:
         df: Tidy results table.
@@ -167,19 +242,29 @@ def steps_to_threshold(
         metric: Metric to watch.
         higher_is_better: Direction; by default lower is better for
             ``q_error, policy_regret, td_error, wall_time_s`` and higher for the rest.
+        sustained: Count a run as reaching the threshold only from an evaluation on which
+            it stays there to the end of the run.
 
     Returns:
-        One row per run: run columns, ``reached`` (bool) and ``steps``: the first step at the
-        threshold, or, for a censored run (``reached`` False), its last observed step.
+        One row per run: run columns, ``reached`` (bool), ``diverged`` (bool) and ``steps``:
+        the first step at the threshold, or, for a censored run (``reached`` False), its
+        last observed step (a diverged run: its budget's end).
     """
     rows = metric_rows(df, metric)
     values = rows["value"]
     higher = schema.higher_is_better(metric, higher_is_better)
     hit = values >= threshold if higher else values <= threshold
+    diverged = rows["run_id"].isin(diverged_runs(df))
+    if sustained:
+        # A suffix of hits: reversed running minimum within each run (rows are in step order).
+        flags = hit.astype(np.int64)[::-1]
+        stays = flags.groupby(rows["run_id"][::-1], sort=False).cummin()[::-1]
+        hit = stays.astype(bool) & ~diverged
     first = rows[hit].groupby("run_id")["step"].min()
     out = run_info(rows)
     out["reached"] = out.index.isin(first.index)
-    out["steps"] = first.reindex(out.index).fillna(rows.groupby("run_id")["step"].max())
+    out["diverged"] = out.index.isin(diverged_runs(df))
+    out["steps"] = first.reindex(out.index).fillna(budget_ends(df, rows))
     return out.astype({"steps": np.int64}).reset_index()
 
 
@@ -200,8 +285,12 @@ def threshold_summary(
     metric: str = "eval_return",
     by: str | Sequence[str] = "algo",
     higher_is_better: bool | None = None,
+    sustained: bool = False,
 ) -> pd.DataFrame:
     """Per group: how many runs reached ``threshold`` and how fast.
+
+    Reaching, ``sustained`` and diverged runs follow :func:`steps_to_threshold`: a diverged
+    run that has not reached the threshold is censored at its budget's end.
 
     ``median_steps_reached`` is the median over runs that reached it (NaN when none did; it
     ignores censored runs, so it flatters groups that often fail). ``km_median_steps`` is the
@@ -213,7 +302,7 @@ def threshold_summary(
         km_median_steps``.
     """
     by = as_list(by)
-    runs = steps_to_threshold(df, threshold, metric, higher_is_better)
+    runs = steps_to_threshold(df, threshold, metric, higher_is_better, sustained)
     require_columns(runs, by)
     records = []
     for key, group in runs.groupby(by, sort=True, dropna=False):

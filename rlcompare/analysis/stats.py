@@ -33,6 +33,7 @@ from rlcompare.analysis.matrices import (
     seeded_global_rng,
 )
 from rlcompare.errors import choices_text
+from rlcompare.runner import schema
 
 
 class Estimate(NamedTuple):
@@ -132,18 +133,35 @@ def improvement_matrix(
     reps: int = 2000,
     random_state: int | None = 0,
     confidence: float = 0.95,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
-    """P(X > Y) with a CI for every ordered pair of algorithms (rliable).
+    """P(X better than Y) with a CI for every ordered pair of algorithms (rliable).
 
     The probability is averaged over the tasks both algorithms ran (Mann-Whitney U per task);
-    each algorithm's runs are resampled independently within tasks.
+    each algorithm's runs are resampled independently within tasks. "Better" follows the
+    metric's direction: P(X > Y) for ``eval_return``, P(X < Y) for ``policy_regret`` or
+    ``q_error``.
+
+    Args:
+        df: Tidy results table.
+        algos: Algorithms to compare (default: all present).
+        metric: Metric to score.
+        last: Final evaluations averaged per run.
+        reps: Bootstrap replications.
+        random_state: Seed for the bootstrap; None leaves NumPy's global RNG as it is.
+        confidence: Coverage of the intervals.
+        higher_is_better: Direction; by default from
+            ``rlcompare.runner.schema.higher_is_better`` (lower is better for ``q_error,
+            policy_regret, td_error, model_error, wall_time_s``).
 
     Returns:
         Columns ``algo_x, algo_y, probability, low, high`` (pairs with x != y).
     """
-    matrices = score_matrices(
-        final_scores(df, metric, last).set_index("run_id"), ["algo"], ["score"]
-    )
+    scores = final_scores(df, metric, last).set_index("run_id")
+    if not schema.higher_is_better(metric, higher_is_better):
+        # rliable counts X > Y as an improvement: negated scores make lower better.
+        scores["score"] = -scores["score"]
+    matrices = score_matrices(scores, ["algo"], ["score"])
     present = [key[0] for key in matrices]
     algos = present if algos is None else list(algos)
     for algo in algos:
@@ -192,12 +210,17 @@ def probability_of_improvement(
     reps: int = 2000,
     random_state: int | None = 0,
     confidence: float = 0.95,
+    higher_is_better: bool | None = None,
 ) -> Estimate:
-    """P(X_a > X_b): the chance a random run of ``a`` beats one of ``b``, with its CI.
+    """The chance a random run of ``a`` beats one of ``b``, with its CI: P(X_a > X_b) where
+    higher is better, P(X_a < X_b) where lower is (``policy_regret``, ``q_error``, ...).
 
-    Ties count one half. See :func:`improvement_matrix` for the estimator.
+    Ties count one half. See :func:`improvement_matrix` for the estimator and the direction
+    (``higher_is_better`` overrides the metric's).
     """
-    frame = improvement_matrix(df, [a, b], metric, last, reps, random_state, confidence)
+    frame = improvement_matrix(
+        df, [a, b], metric, last, reps, random_state, confidence, higher_is_better
+    )
     row = frame[(frame["algo_x"] == a) & (frame["algo_y"] == b)].iloc[0]
     return Estimate(float(row["probability"]), float(row["low"]), float(row["high"]))
 
