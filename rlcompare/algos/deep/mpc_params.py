@@ -1,0 +1,131 @@
+"""Hyperparameters, checks and registration of ``mpc`` (learned model + sampling planner).
+
+Imports neither torch nor the agent, so registering ``mpc`` keeps ``import rlcompare`` light:
+the trainer is named by its ``"module:function"`` string. The env reward functions below are
+written with tensor methods only, so they too need no torch import here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+
+from rlcompare.algos.deep.hparams import DEVICE_DOC, DEVICES, check_deep_spec
+from rlcompare.errors import SpecError
+from rlcompare.spec.params import Param
+from rlcompare.spec.registry import register_algorithm
+
+PLANNERS = ("cem", "mppi")
+
+MPC_PARAMS: dict[str, Param] = {
+    "planner": Param(
+        "cem", "str", "sampling planner: cem (elites refit) or mppi", choices=PLANNERS
+    ),
+    "horizon": Param(20, "int", "env steps each candidate action sequence plans ahead", low=1),
+    "population": Param(200, "int", "candidate action sequences per planner iteration", low=1),
+    "elites": Param(20, "int", "cem: best candidates the sampling distribution is refit to", low=1),
+    "iterations": Param(3, "int", "planner iterations per env step (resample, refit)", low=1),
+    "temperature": Param(
+        1.0,
+        "float",
+        "mppi: softmax temperature over predicted returns (in return units)",
+        low=0,
+        low_open=True,
+    ),
+    "init_std": Param(
+        0.5,
+        "float",
+        "std of the sampled actions in units of the Box half-width (cem: first iteration; "
+        "mppi: every iteration)",
+        low=0,
+        low_open=True,
+    ),
+    "ensemble_size": Param(3, "int", "dynamics models in the ensemble (1 = a single model)", low=1),
+    "hidden": Param((128, 128), "int_list", "hidden layer sizes of each model (SiLU)"),
+    "learning_rate": Param(1e-3, "float", "Adam step size of the model", low=0, low_open=True),
+    "model_batch_size": Param(64, "int", "transitions per model gradient step", low=1),
+    "model_epochs": Param(
+        5, "int", "passes over all transitions so far at each model training phase", low=1
+    ),
+    "train_every": Param(
+        200, "int", "env steps between model training phases (and one when random_steps end)", low=1
+    ),
+    "random_steps": Param(
+        200, "int", "env steps of uniformly random actions before planning starts", low=0
+    ),
+    "learned_reward": Param(
+        True,
+        "bool",
+        "learn the reward with the dynamics (False: the env's reward function from "
+        "ENV_REWARDS, where it has one)",
+    ),
+    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
+}
+
+
+def _pendulum_reward(obs: Any, action: Any) -> Any:
+    """Pendulum-v1's reward of (obs, torque) as gymnasium computes it from the state before
+    the step: atan2 already lies in [-pi, pi], so it is its own angle_normalize."""
+    theta = obs[..., 1].atan2(obs[..., 0])
+    torque = action[..., 0].clamp(-2.0, 2.0)
+    return -(theta.square() + 0.1 * obs[..., 2].square() + 0.001 * torque.square())
+
+
+# env id -> reward(obs (..., obs_dim), action in env units (..., act_dim)) -> (...), on torch
+# tensors; used by the planner when learned_reward = False.
+ENV_REWARDS: dict[str, Callable[[Any, Any], Any]] = {"Pendulum-v1": _pendulum_reward}
+
+
+def mpc_spaces(obs: gym.Space, act: gym.Space) -> str | None:
+    """Space check of ``mpc``: a Box observation (the model predicts its change) and a Box
+    action space (the planner samples continuous action sequences)."""
+    if not isinstance(act, gym.spaces.Box):
+        return (
+            f"needs a Box (continuous) action space, got {act}; the planner samples continuous "
+            "action sequences (use dqn or ppo for discrete actions)"
+        )
+    if not isinstance(obs, gym.spaces.Box):
+        return f"needs a Box observation space (the model predicts its change), got {obs}"
+    if not (all(math.isfinite(v) for v in act.low) and all(math.isfinite(v) for v in act.high)):
+        return f"needs a bounded Box action space (the planner samples within it), got {act}"
+    return None
+
+
+def check_mpc(hp: Mapping[str, Any]) -> None:
+    """Cross-parameter checks of ``mpc``."""
+    if hp["planner"] == "cem" and hp["elites"] > hp["population"]:
+        raise SpecError(
+            f"hyperparameter 'elites' of 'mpc' = {hp['elites']} is more than population = "
+            f"{hp['population']}; valid: 1 <= elites <= population"
+        )
+
+
+def check_mpc_spec(spec: Any) -> None:
+    """``learned_reward = False`` needs the env's reward function; the deep agents' checks."""
+    check_deep_spec(spec)
+    if not spec.resolved_hparams["learned_reward"] and spec.env not in ENV_REWARDS:
+        raise SpecError(
+            f"hyperparameter 'learned_reward' = False but env {spec.env!r} has no reward "
+            f"function in rlcompare.algos.deep.mpc_params.ENV_REWARDS; valid: learned_reward = "
+            f"True, or an env with one: {', '.join(sorted(ENV_REWARDS))}"
+        )
+
+
+MPC_SUMMARY = "MPC: learned ensemble dynamics + CEM/MPPI sampling planner (Box actions)"
+
+
+def register_mpc() -> None:
+    """Registers ``mpc``; registering it again (a re-imported module) is a no-op."""
+    register_algorithm(
+        "mpc",
+        trainer="rlcompare.algos.deep.mpc:train",
+        params=MPC_PARAMS,
+        summary=MPC_SUMMARY,
+        spaces=mpc_spaces,
+        check_params=check_mpc,
+        check_spec=check_mpc_spec,
+        family="deep",
+    )
