@@ -12,7 +12,9 @@ from typing import Any
 from rlcompare import envs as envs  # registers the rlcompare/ env ids
 from rlcompare.errors import CorruptResultError, Diverged, SpecError, StoreError
 from rlcompare.runner.runs import RunResult, run, run_batch
-from rlcompare.spec.registry import algorithms
+from rlcompare.runner.schema import StepAgent as Agent
+from rlcompare.spec.params import Param
+from rlcompare.spec.registry import algorithms, register_algorithm
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.versions import VERSION as __version__  # noqa: F401
 
@@ -47,14 +49,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Agent",
     "CorruptResultError",
     "Diverged",
+    "Param",
     "RunResult",
     "RunSpec",
     "SpecError",
     "StoreError",
     "algorithms",
     "grid",
+    "register_algorithm",
     "run",
     "run_batch",
     *sorted(_LAZY),

@@ -60,7 +60,7 @@ def test_a_raising_run_is_recorded_failed_and_the_rest_complete(
 def _kill_one_worker_when_busy(stop: threading.Event, killed: list[int]) -> None:
     while not stop.is_set() and not killed:
         for process in psutil.process_iter(["pid", "cmdline"]):
-            if "ray::execute_task" in " ".join(process.info["cmdline"] or []):
+            if "ray::execute_packed" in " ".join(process.info["cmdline"] or []):
                 time.sleep(0.3)  # let it get into the run
                 os.kill(process.info["pid"], signal.SIGKILL)
                 killed.append(process.info["pid"])

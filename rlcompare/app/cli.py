@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -179,6 +180,18 @@ def cmd_suite(args: argparse.Namespace) -> int:
     )
 
 
+def use_plugins(modules: Sequence[str]) -> None:
+    """Imports ``modules`` here and names them in the environment, so that notebook kernels
+    and worker processes started from this command import them too."""
+    from rlcompare.spec.registry import PLUGINS_ENV, load_plugins
+
+    if not modules:
+        return
+    load_plugins(modules)
+    known = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m]
+    os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*known, *modules]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept importable for documentation and tests)."""
     from rlcompare.app.suite import DEFAULT_PROFILE, PROFILES
@@ -186,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     from rlcompare.sweeps.executors import EXECUTORS
 
     parser = argparse.ArgumentParser(prog="rlcompare", description=__doc__)
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (it registers algorithms or envs); repeatable",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("algos", help="algorithms with their hyperparameters").set_defaults(fn=cmd_algos)
     sub.add_parser("envs", help="featured environments").set_defaults(fn=cmd_envs)
@@ -242,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlcompare`` command."""
     args = build_parser().parse_args(argv)
     try:
+        use_plugins(args.plugin)
         return args.fn(args)
     except (SpecError, StoreError) as error:
         print(f"rlcompare: error: {error}", file=sys.stderr)

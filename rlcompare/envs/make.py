@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -47,9 +48,26 @@ class EnvInfo:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raises SpecError if ``env_id`` is not a registered gymnasium id."""
+    """Raises SpecError if ``env_id`` is not a registered gymnasium id. The form
+    ``"module:Env-v0"`` imports ``module`` first (as ``gym.make`` does), so any process that
+    knows the id string alone, a worker included, can build the env."""
     if not isinstance(env_id, str):
         raise SpecError(f"env must be a gymnasium id string, got {env_id!r}")
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise SpecError(
+                f"env {env_id!r}: module {module!r} does not import ({error}); valid: "
+                "'module:EnvName-v0' with a module that registers EnvName-v0 on import"
+            ) from error
+        if name not in gym.registry:
+            raise SpecError(
+                f"env {env_id!r}: module {module!r} registers no env {name!r}; valid: an id "
+                "the module registers with gymnasium.register"
+            )
+        return
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -59,12 +77,18 @@ def check_env_id(env_id: str) -> None:
         )
 
 
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """gymnasium's EnvSpec of ``env_id``, the ``"module:Env-v0"`` form included."""
+    check_env_id(env_id)
+    return gym.spec(env_id.partition(":")[2] if ":" in env_id else env_id)
+
+
 # Constructor arguments that change how an env is shown, not what it does.
 _NOT_SETTINGS = ("self", "render_mode")
 
 
 def _constructor_parameters(env_id: str) -> list[inspect.Parameter]:
-    entry = gym.spec(env_id).entry_point
+    entry = env_spec(env_id).entry_point
     creator = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     return [
         p for p in inspect.signature(creator).parameters.values() if p.name not in _NOT_SETTINGS
@@ -85,7 +109,7 @@ def effective_env_kwargs(
     """Every setting the env is built with: constructor defaults, then the registered kwargs
     and step limit, then ``env_kwargs``; values as JSON would store them (tuples as lists), so
     ``{}`` and the defaults spelled out compare equal."""
-    spec = gym.spec(env_id)
+    spec = env_spec(env_id)
     settings: dict[str, Any] = {
         p.name: p.default
         for p in _constructor_parameters(env_id)
@@ -148,11 +172,14 @@ def _terminated_success(terminated: bool, reward: float, info: Mapping[str, Any]
     return terminated
 
 
-def _info_success(terminated: bool, reward: float, info: Mapping[str, Any]) -> bool:
-    return bool(info.get("is_success", False))
+def _info_success(terminated: bool, reward: float, info: Mapping[str, Any]) -> bool | None:
+    # None: the env did not say (it has no goal, or reports none at this episode's end).
+    reported = info.get("is_success")
+    return None if reported is None else bool(reported)
 
 
-SuccessFn = Callable[[bool, float, Mapping[str, Any]], bool]
+# (terminated, reward, final info) -> reached the goal; None when the env does not say.
+SuccessFn = Callable[[bool, float, Mapping[str, Any]], bool | None]
 
 # How to tell that an episode reached the goal, for envs that have one. Our own envs put
 # ``is_success`` in the final info (the Stable-Baselines3 convention).
@@ -165,11 +192,12 @@ _SUCCESS_BY_PREFIX: dict[str, SuccessFn] = {
 
 
 def success_fn(env_id: str) -> SuccessFn | None:
-    """The goal test of ``env_id``, or None when the env has no goal (CartPole, Pendulum)."""
-    if env_id.startswith("rlcompare/"):
-        # SelfHealing never terminates: an incident handled is not an episode won.
-        return None if env_id == SELFHEALING_ID else _info_success
+    """The goal test of ``env_id``: the table above for gymnasium's envs with a goal, else
+    the ``is_success`` entry of the final info (Stable-Baselines3's convention) for any env,
+    ours and users' alike; None for an env that has no goal by design."""
+    if env_id == SELFHEALING_ID:
+        return None  # SelfHealing never terminates: an incident handled is not an episode won
     for prefix, fn in _SUCCESS_BY_PREFIX.items():
         if env_id.startswith(prefix):
             return fn
-    return None
+    return _info_success

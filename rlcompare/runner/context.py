@@ -122,11 +122,11 @@ class RunContext:
             self._eval_env = make_env(self.spec.env, self.spec.env_kwargs, eval=True)
         # Envs with domain metrics (time to recovery, ...) compute them from the step infos.
         domain = getattr(self._eval_env.unwrapped, "episode_metrics", None)
-        returns, successes, domain_rows = [], [], []
+        returns, successes, domain_rows = [], [], []  # success None: the env did not say
         for index in range(self.spec.eval_episodes):
             seed = self.seeds.int_seed("eval") if index == 0 else None
             obs, _ = self._eval_env.reset(seed=seed)
-            total, done, success, infos = 0.0, False, False, []
+            total, done, success, infos = 0.0, False, None, []
             while not done:
                 obs, reward, terminated, truncated, info = self._eval_env.step(policy(obs))
                 total += float(reward)
@@ -141,8 +141,8 @@ class RunContext:
                 domain_rows.append(domain(infos))
         mean_return = float(np.mean(returns))
         self.log(step, "eval_return", mean_return)
-        if self._success is not None:
-            self.log(step, "success_rate", float(np.mean(successes)))
+        if any(success is not None for success in successes):
+            self.log(step, "success_rate", float(np.mean([bool(s) for s in successes])))
         for metric in domain_rows[0] if domain_rows else ():
             values = [row[metric] for row in domain_rows if np.isfinite(row[metric])]
             self.log(step, metric, float(np.mean(values)) if values else float("nan"))

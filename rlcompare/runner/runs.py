@@ -100,12 +100,32 @@ def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[R
     return [result for result in results if result is not None]
 
 
+def _failed(spec: RunSpec, error: str) -> RunResult:
+    """A run that could not even start (its context failed to build): no rows, the reason."""
+    meta = {
+        "run_id": spec.run_id,
+        "spec": spec.to_dict(),
+        "status": "failed",
+        "reason": error,
+        **environment_metadata(),
+    }
+    return RunResult(spec, pd.DataFrame(), None, "failed", meta)
+
+
 def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunResult]:
-    contexts = [RunContext(spec) for spec in specs]
-    algorithm = contexts[0].algorithm
-    if algorithm.family == "deep":
-        _pin_torch_threads()
+    # Building a context resolves the algorithm and env, which a worker may lack: inside the
+    # failure handling, so one bad spec is one failed run, never an aborted sweep.
     try:
+        contexts = [RunContext(spec) for spec in specs]
+    except Exception:
+        if not catch_errors:
+            raise
+        error = traceback.format_exc()
+        return [_failed(spec, error) for spec in specs]
+    algorithm = contexts[0].algorithm
+    try:
+        if algorithm.family == "deep":
+            _pin_torch_threads()
         if algorithm.batch_trainer is not None and len(specs) > 1:
             agents = list(algorithm.load(batch=True)(contexts))
         else:

@@ -44,7 +44,13 @@ def higher_is_better(metric: str, override: bool | None = None) -> bool:
 
 
 class StepAgent(Protocol):
-    """What the loop needs of an agent: choose, learn from a transition, act greedily."""
+    """What the loop needs of an agent: choose, learn from a transition, act greedily.
+
+    Public as ``rlcompare.Agent``. A registered agent class is built as
+    ``Agent(observation_space, action_space, hparams, rng)``: the resolved hyperparameters as a
+    mapping and a numpy Generator from the run's own seed streams (use no other randomness,
+    so that the same seed gives the same run).
+    """
 
     def act(self, obs: Any, step: int) -> Any:
         """The behaviour action at env step ``step`` (exploration included)."""

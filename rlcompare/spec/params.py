@@ -19,7 +19,8 @@ class Param:
 
     Attributes:
         default: Value used when the spec does not set it.
-        kind: One of ``int, float, bool, str, int_list, float_or_str``.
+        kind: One of ``int, float, bool, str, int_list, float_or_str`` (or the type itself:
+            ``int``, ``float``, ``bool``, ``str``).
         doc: One line on what it does.
         low: Smallest valid value (numbers), or None.
         high: Largest valid value (numbers), or None.
@@ -40,6 +41,11 @@ class Param:
     nullable: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.kind, type) and self.kind.__name__ in _KINDS:
+            # Param(0.5, float) reads as well as Param(0.5, "float").
+            object.__setattr__(self, "kind", self.kind.__name__)
+        if isinstance(self.choices, list):
+            object.__setattr__(self, "choices", tuple(self.choices))
         if self.kind not in _KINDS:
             raise ValueError(f"Param kind {self.kind!r} unknown; valid: {', '.join(_KINDS)}")
 

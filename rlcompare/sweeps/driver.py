@@ -6,6 +6,7 @@ filesystem and an interrupted sweep loses only the runs in flight.
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ def sweep(
     resume: bool = True,
     progress: bool = True,
     metrics: Sequence[str] | None = None,
+    imports: Sequence[str] = (),
     **executor_options: Any,
 ) -> pd.DataFrame:
     """Runs every spec not yet stored and returns the tidy rows of all of them.
@@ -50,6 +52,8 @@ def sweep(
         progress: Show a progress bar (always off when the ``CI`` env var is set).
         metrics: Return only rows of these metrics (every row is stored either way); see
             :func:`rlcompare.load_results`.
+        imports: Modules every worker imports before running (for definitions that register
+            themselves on import; definitions made in ``__main__`` travel without this).
         **executor_options: Passed to the executor (``address`` for Ray).
 
     Returns:
@@ -66,6 +70,7 @@ def sweep(
 
         import_ray()
     metric_filter(metrics)  # a bad value fails here, before any training
+    _check_imports(imports)
     specs = list({spec.run_id: spec for spec in _checked(specs)}.values())
     workers = workers or os.cpu_count() or 1
     statuses = stored_statuses(store)
@@ -83,7 +88,8 @@ def sweep(
         tasks = plan_tasks(pending, workers)
         bar = _progress_bar(len(pending), progress)
         try:
-            for output in DISPATCH[executor](tasks, workers, **executor_options):
+            dispatch = DISPATCH[executor](tasks, workers, imports=imports, **executor_options)
+            for output in dispatch:
                 for frame, metadata in output:
                     write_run(store, frame, metadata)
                     if metadata["status"] == "failed":
@@ -105,3 +111,16 @@ def _checked(specs: Sequence[RunSpec]) -> list[RunSpec]:
         if not isinstance(spec, RunSpec):
             raise SpecError(f"sweep takes RunSpecs (see rlcompare.grid), got {spec!r}")
     return specs
+
+
+def _check_imports(imports: Sequence[str]) -> None:
+    if isinstance(imports, str):
+        raise SpecError(f"imports = {imports!r}; valid: a list of module names")
+    for module in imports:
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise SpecError(
+                f"imports: module {module!r} does not import here ({type(error).__name__}: "
+                f"{error}); valid: modules importable by the driver and every worker"
+            ) from error

@@ -40,18 +40,18 @@ def connect(address: str | None, workers: int) -> Any:
 
 
 def run_on_ray(
-    tasks: list[Any],
-    execute: Callable[[Any], Any],
+    tasks: list[tuple[Any, bytes]],
+    execute: Callable[[Any, bytes], Any],
     *,
     workers: int,
     address: str | None = None,
     max_retries: int = 2,
     cpus_per_task: float = 1,
 ) -> Iterator[Any]:
-    """Yields ``execute(task)`` for every task, in completion order."""
+    """Yields ``execute(specs, definitions)`` for every packed task, in completion order."""
     ray = connect(address, workers)
     remote = ray.remote(num_cpus=cpus_per_task, max_retries=max_retries)(execute)
-    pending = {remote.remote(task): task for task in tasks}
+    pending = {remote.remote(specs, definitions): specs for specs, definitions in tasks}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:

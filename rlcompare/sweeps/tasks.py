@@ -1,16 +1,28 @@
 """Tasks: the unit an executor runs. Runs that differ only in seed go in one task (a seed
-batch trained by one call); every other run is a task of its own."""
+batch trained by one call); every other run is a task of its own.
+
+A task sent to another process travels as a :class:`Shipment`, pickled with cloudpickle: its
+specs, the definitions of its algorithms and envs, and the modules to import first. A worker
+therefore needs no registration of its own: agents, trainers and envs defined in a script's
+or a notebook's ``__main__`` travel by value, everything importable by reference.
+"""
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
+import gymnasium as gym
 import pandas as pd
 
+from rlcompare.envs.make import env_spec
+from rlcompare.errors import SpecError
 from rlcompare.runner.runs import run_batch, seed_batch_key
-from rlcompare.spec.registry import get_algorithm
+from rlcompare.spec.registry import Algorithm, algorithm_definitions, get_algorithm, install
 from rlcompare.spec.runspec import RunSpec
 
 # Upper bound on seeds trained in lock-step in one task.
@@ -52,3 +64,52 @@ def failed_output(specs: Task, reason: str) -> TaskOutput:
         )
         for s in specs
     ]
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """What a fresh worker needs to run a task: its algorithms, envs and modules to import."""
+
+    algorithms: tuple[Algorithm, ...]
+    envs: tuple[gym.envs.registration.EnvSpec, ...]
+    imports: tuple[str, ...] = ()
+
+
+def pack(task: Task, imports: Sequence[str] = (), executor: str = "process") -> bytes:
+    """The definitions a task needs, as bytes for a worker; SpecError (before any training)
+    when one cannot be sent, naming the algorithm and what works instead."""
+    algos = tuple(algorithm_definitions(spec.algo for spec in task))
+    envs = tuple(env_spec(env_id) for env_id in dict.fromkeys(spec.env for spec in task))
+    try:
+        return cloudpickle.dumps(Definitions(algos, envs, tuple(imports)))
+    except Exception as error:  # cloudpickle raises whatever the unpicklable object raises
+        names = ", ".join(sorted({a.name for a in algos}))
+        raise SpecError(
+            f"algo {names} (env {task[0].env!r}) cannot be sent to {executor} workers: "
+            f"{type(error).__name__}: {error}; valid: executor='serial', or an agent/trainer "
+            "that holds no open file, lock or socket"
+        ) from error
+
+
+def install_definitions(blob: bytes) -> None:
+    """Imports the modules, and registers the envs and algorithms, of packed definitions."""
+    definitions: Definitions = cloudpickle.loads(blob)
+    for module in definitions.imports:
+        importlib.import_module(module)
+    for registered in definitions.envs:
+        if registered.id not in gym.registry:
+            gym.registry[registered.id] = registered
+    for algorithm in definitions.algorithms:
+        install(algorithm)
+
+
+def execute_packed(specs: Task, definitions: bytes) -> TaskOutput:
+    """:func:`execute_task` in a worker process, after installing the task's definitions; a
+    worker that cannot install them records the task's runs as failed, with the reason."""
+    try:
+        install_definitions(definitions)
+    except Exception as error:
+        return failed_output(
+            specs, f"worker could not load the task: {type(error).__name__}: {error}"
+        )
+    return execute_task(specs)
