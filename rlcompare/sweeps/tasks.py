@@ -19,7 +19,7 @@ import cloudpickle
 import gymnasium as gym
 import pandas as pd
 
-from rlcompare.envs.make import env_spec
+from rlcompare.envs.make import check_env_id, env_spec
 from rlcompare.errors import SpecError
 from rlcompare.runner.runs import run_batch, seed_batch_key
 from rlcompare.spec.registry import Algorithm, algorithm_definitions, get_algorithm, install
@@ -73,15 +73,17 @@ class Definitions:
     algorithms: tuple[Algorithm, ...]
     envs: tuple[gym.envs.registration.EnvSpec, ...]
     imports: tuple[str, ...] = ()
+    env_ids: tuple[str, ...] = ()
 
 
 def pack(task: Task, imports: Sequence[str] = (), executor: str = "process") -> bytes:
     """The definitions a task needs, as bytes for a worker; SpecError (before any training)
     when one cannot be sent, naming the algorithm and what works instead."""
     algos = tuple(algorithm_definitions(spec.algo for spec in task))
-    envs = tuple(env_spec(env_id) for env_id in dict.fromkeys(spec.env for spec in task))
+    env_ids = tuple(dict.fromkeys(spec.env for spec in task))
+    envs = tuple(env_spec(env_id) for env_id in env_ids)
     try:
-        return cloudpickle.dumps(Definitions(algos, envs, tuple(imports)))
+        return cloudpickle.dumps(Definitions(algos, envs, tuple(imports), env_ids))
     except Exception as error:  # cloudpickle raises whatever the unpicklable object raises
         names = ", ".join(sorted({a.name for a in algos}))
         raise SpecError(
@@ -99,6 +101,8 @@ def install_definitions(blob: bytes) -> None:
     for registered in definitions.envs:
         if registered.id not in gym.registry:
             gym.registry[registered.id] = registered
+    for env_id in definitions.env_ids:
+        check_env_id(env_id)  # a "module:Env-v0" id imports its module here, as make will
     for algorithm in definitions.algorithms:
         install(algorithm)
 
@@ -109,7 +113,6 @@ def execute_packed(specs: Task, definitions: bytes) -> TaskOutput:
     try:
         install_definitions(definitions)
     except Exception as error:
-        return failed_output(
-            specs, f"worker could not load the task: {type(error).__name__}: {error}"
-        )
+        # One line naming what the worker lacks (a SpecError already names it and the fix).
+        return failed_output(specs, f"worker could not load the task: {error}")
     return execute_task(specs)
