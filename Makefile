@@ -29,14 +29,14 @@ browser:
 		|| echo "chromium not installed: the report's browser test skips outside CI"
 
 test: venv browser
-	$(BIN)/ruff check rlcompare tests benchmarks notebooks
+	$(BIN)/ruff check rlcompare tests benchmarks notebooks examples
 	$(BIN)/python -m pytest -q
 
 suite: venv
 	$(BIN)/rlcompare suite --profile $(PROFILE)
 
 lint: venv
-	$(BIN)/ruff check rlcompare tests benchmarks notebooks
+	$(BIN)/ruff check rlcompare tests benchmarks notebooks examples
 	$(BIN)/ruff format --check rlcompare tests benchmarks
 
 bench: venv
