@@ -156,6 +156,9 @@ def test_suite_reports_failing_and_dead_notebooks_and_runs_the_rest(
     assert "2 notebook(s) failed: 01_raises, 02_dies" in err
     assert (data / "ran").read_text() == "yes"  # the suite went on after both failures
     assert (data / "executed" / "default" / "01_raises.ipynb").exists()
+    index = (data / "executed" / "default" / "index.html").read_text()
+    assert 'href="03_fine.html"' in index, "the report links every executed notebook"
+    assert (data / "executed" / "default" / "03_fine.html").exists()
 
 
 @pytest.fixture(scope="module")

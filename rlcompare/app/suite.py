@@ -3,7 +3,9 @@
 Parameters come from one profiles file (``notebooks/profiles.yaml``); executed copies go to
 ``data/executed/<profile>/`` so ``notebooks/`` stays output-free. Unknown parameter names are
 an error before anything runs (papermill itself only warns). A failing notebook is reported
-with its name, cell and error, its executed copy kept, and the suite carries on.
+with its name, cell and error, its executed copy kept, and the suite carries on. At the end
+the suite writes the figure gallery and the HTML report: a self-contained page per executed
+notebook and ``data/executed/<profile>/index.html`` to send to a co-author.
 """
 
 from __future__ import annotations
@@ -198,6 +200,10 @@ def run_suite(
 
     gallery = write_gallery(figures_dir)
     print(f"[suite] gallery: {gallery}")
+    from rlcompare.viz.html_report import write_report
+
+    report = write_report(executed_dir, figures_dir, profile, names=sorted(notebook_names(directory)))
+    print(f"[suite] report: {report}")
     if failures:
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
