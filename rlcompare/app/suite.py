@@ -202,7 +202,9 @@ def run_suite(
     print(f"[suite] gallery: {gallery}")
     from rlcompare.viz.html_report import write_report
 
-    report = write_report(executed_dir, figures_dir, profile, names=sorted(notebook_names(directory)))
+    report = write_report(
+        executed_dir, figures_dir, profile, names=sorted(notebook_names(directory))
+    )
     print(f"[suite] report: {report}")
     if failures:
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
