@@ -442,3 +442,29 @@ def test_figures_return_figure_and_axes_without_saving(tmp_path, monkeypatch):
     assert ax3.get_ylim() == (0, 800)
     assert list(tmp_path.iterdir()) == []
     plt.close("all")
+
+
+def test_sample_efficiency_curves_split_by_family():
+    names = ["dqn", "double_dueling", "prioritized", "n_step_3", "no_target", "no_replay"]
+    names += ["sb3_dqn", "ppo", "mine"]
+    rows = [
+        (f"{env}{name}{seed}", name, env, step, "eval_return", float(step + seed + i))
+        for i, name in enumerate(names)
+        for env in ("A", "B")
+        for seed in range(2)
+        for step in (0, 10, 20)
+    ]
+    frame = tidy(rows).assign(seed=[r[0][-1] for r in rows])
+    fig, axes = sample_efficiency.learning_curves_figure(frame, reps=20)
+    assert axes.shape == (4, 2), "variants, ablations, peers, others x two envs"
+    panels = [{line.get_label() for line in ax.get_lines()} for ax in axes[:, 0]]
+    assert panels == [
+        {"dqn", "double_dueling", "prioritized", "n_step_3"},
+        {"dqn", "no_target", "no_replay"},
+        {"dqn", "sb3_dqn", "ppo"},
+        {"mine"},
+    ]
+    assert all(ax.get_legend() is None for ax in axes.flat)
+    (legend,) = fig.legends
+    assert sorted(t.get_text() for t in legend.get_texts()) == sorted(names)
+    plt.close("all")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -30,9 +31,17 @@ TAUS = [i / 20 for i in range(21)]
 COLLAPSE_FRACTION = 0.5
 COLLAPSE_SOLVED = 0.9
 
+# Families of contenders drawn in panels of their own, each with plain DQN as reference.
+FAMILIES = {
+    "variants": ("dqn", "double_dueling", "prioritized", "n_step_3"),
+    "ablations": ("dqn", "no_target", "no_replay"),
+    "peers": ("dqn", "sb3_dqn", "ppo"),
+}
+
 FINAL_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
 
 __all__ = [
+    "FAMILIES",
     "FINAL_COLUMNS",
     "SampleEfficiencySpecs",
     "collapse",
@@ -190,9 +199,41 @@ def headline(
 
 
 # ------------------------------------------------------------------------------- figures
-def learning_curves_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
-    """Eval return against env steps, one panel per env, one line per contender."""
-    return plots.facets(plots.learning_curves, frame, col="env", reps=reps)
+def learning_curves_figure(
+    frame: pd.DataFrame, reps: int, families: Mapping[str, Sequence[str]] = FAMILIES
+) -> tuple[Figure, np.ndarray]:
+    """Eval return against env steps: a row of panels per family of contenders (each with
+    plain DQN as the reference line), a column per env, one shared legend outside.
+
+    Eight lines in one panel cover one another; a family holds at most four. Contenders in
+    no family get a row of their own ("others").
+    """
+    present = list(dict.fromkeys(frame["algo"]))
+    listed = {name for members in families.values() for name in members}
+    rows = {
+        family: [name for name in members if name in present]
+        for family, members in families.items()
+    }
+    rows = {family: names for family, names in rows.items() if len(names) > 1}
+    others = [name for name in present if name not in listed]
+    if others:
+        rows["others"] = others
+    envs = list(dict.fromkeys(frame["env"]))
+    fig, axes = plt.subplots(
+        len(rows),
+        len(envs),
+        figsize=(2.8 * len(envs) + 1.2, 2.2 * len(rows)),
+        layout="constrained",
+        squeeze=False,
+        sharex="col",
+    )
+    for row, (family, names) in zip(axes, rows.items(), strict=True):
+        for ax, env in zip(row, envs, strict=True):
+            subset = frame[(frame["env"] == env) & frame["algo"].isin(names)]
+            plots.learning_curves(subset, reps=reps, ax=ax)
+            ax.set_title(f"{env} · {family}")
+    plots.figure_legend(fig, list(axes.flat), title="algo")
+    return fig, axes
 
 
 def threshold_figure(reached: pd.DataFrame) -> tuple[Figure, np.ndarray]:

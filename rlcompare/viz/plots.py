@@ -363,6 +363,7 @@ def scaling(
 
 __all__ = [
     "algo_colors",
+    "figure_legend",
     "episode_curves",
     "facets",
     "grid_values",
