@@ -1,0 +1,144 @@
+"""Notebook 08: your own algorithm against ours, under one protocol and one set of statistics.
+
+Two ways in, each a line in the notebook: a plugin file that registers an agent
+(``examples/q_lambda.py``: Watkins's Q(lambda), compared with Q-learning and SARSA on the
+tabular envs), and any Stable-Baselines3 class registered by name (A2C, compared with PPO and
+our DQN on CartPole). Nothing here knows the contenders: it sweeps whatever names it is given.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rlcompare.analysis import stats
+from rlcompare.errors import SpecError
+from rlcompare.experiments.common import grid_per_budget, keyed
+from rlcompare.spec import registry
+from rlcompare.spec.runspec import RunSpec
+from rlcompare.viz import plots
+
+FINAL_COLUMNS = ["env", "algo", "runs", "iqm", "iqm_low", "iqm_high", "mean"]
+
+__all__ = [
+    "FINAL_COLUMNS",
+    "YourAlgorithmSpecs",
+    "curves_figure",
+    "final",
+    "headline",
+    "load_plugin",
+    "specs",
+]
+
+
+def load_plugin(path: str | os.PathLike[str]) -> list[str]:
+    """Imports the Python file ``path`` (a plugin that registers algorithms, like
+    ``examples/q_lambda.py``) and returns the names of the algorithms it defines.
+
+    The module is registered under its file's stem, so re-running the notebook cell finds the
+    same definitions (the registry accepts the same definition twice). A file loaded by path
+    is importable nowhere else, so its definitions reach worker processes by value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"plugin file {str(path)!r} does not exist; valid: a .py file")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None  # a .py file always has a loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    cloudpickle.register_pickle_by_value(module)
+    return [name for name in registry.algorithms() if _defined_in(name, path.stem)]
+
+
+def _defined_in(name: str, module: str) -> bool:
+    algorithm = registry.get_algorithm(name)
+    target = algorithm.agent or algorithm.trainer
+    return getattr(target, "__module__", None) == module
+
+
+class YourAlgorithmSpecs(NamedTuple):
+    """The notebook's two sweeps."""
+
+    tabular: list[RunSpec]
+    deep: list[RunSpec]
+
+
+def specs(
+    *,
+    tabular_algos: Sequence[str],
+    tabular_steps: Mapping[str, int],
+    tabular_hparams: Mapping[str, Any],
+    seeds: int,
+    evals: int,
+    eval_episodes: int,
+    deep_algos: Mapping[str, Mapping[str, Any]],
+    deep_steps: Mapping[str, int],
+    deep_seeds: int,
+    deep_evals: int,
+    deep_eval_episodes: int,
+) -> YourAlgorithmSpecs:
+    """Tabular contenders (shared hyperparameters) on each env of ``tabular_steps`` with its
+    budget, and deep contenders (each with its own hyperparameters) on ``deep_steps``."""
+    tabular = grid_per_budget(
+        list(tabular_algos),
+        tabular_steps,
+        seeds,
+        evals,
+        hparams=dict(tabular_hparams),
+        eval_episodes=eval_episodes,
+        experiment="your_algorithm",
+    )
+    deep: list[RunSpec] = []
+    for algo, hparams in deep_algos.items():
+        deep += grid_per_budget(
+            algo,
+            deep_steps,
+            deep_seeds,
+            deep_evals,
+            hparams=dict(hparams),
+            eval_episodes=deep_eval_episodes,
+            experiment="your_algorithm",
+        )
+    return YourAlgorithmSpecs(tabular, deep)
+
+
+def final(frame: pd.DataFrame, reps: int) -> pd.DataFrame:
+    """Final eval return per env and contender: IQM over seeds with its 95% CI, and the mean."""
+    return stats.summary(frame, metric="eval_return", by=["env", "algo"], reps=reps)[FINAL_COLUMNS]
+
+
+def curves_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
+    """Eval return against env steps, a panel per env, a line per contender."""
+    return plots.facets(plots.learning_curves, frame, col="env", reps=reps)
+
+
+def headline(
+    tabular_final: pd.DataFrame, deep_final: pd.DataFrame, plugin: str, sb3: str
+) -> dict[str, Any]:
+    """Final IQMs of both comparisons, and evidence sentences for the summary table."""
+    tab = tabular_final.set_index(["env", "algo"])["iqm"]
+    deep = deep_final.set_index(["env", "algo"])["iqm"]
+
+    def listing(table: pd.Series) -> str:
+        return ", ".join(f"{env} {algo} {value:.1f}" for (env, algo), value in table.items())
+
+    return {
+        "tabular_final_iqm": keyed(tabular_final, ["env", "algo"], "iqm"),
+        "deep_final_iqm": keyed(deep_final, ["env", "algo"], "iqm"),
+        "evidence": {
+            "Q-learning": f"a plugin agent ({plugin}) against ours, final eval return IQM: "
+            + listing(tab),
+            "Policy gradient (PPO)": f"{sb3} registered by class against ours, final eval "
+            "return IQM: " + listing(deep),
+        },
+    }
