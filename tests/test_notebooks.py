@@ -43,6 +43,7 @@ def test_every_listed_notebook_exists() -> None:
         "05_logs_vs_imitation",
         "06_continuous_actions",
         "07_corrective_action",
+        "08_your_algorithm",
     }
     assert set(NAMES) == expected
     assert NAMES[-1] == "00_summary"
