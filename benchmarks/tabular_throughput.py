@@ -1,17 +1,21 @@
 """Tabular throughput: the obvious gymnasium loop against rlcompare's engine.
 
 Both run epsilon-greedy Q-learning (alpha 0.1, gamma 0.99, epsilon 0.1, random tie-breaking)
-on FrozenLake-v1 (4x4, slippery). Prints env steps per CPU-second (``time.process_time``)
-for each, their ratio, the end-to-end rate of ``rlcompare.run_batch`` (rows, evaluations
-and the tidy table included) and the memory of 1,024 seeds on Taxi-v4.
+on FrozenLake-v1 (4x4, slippery). Prints the CPU model, env steps per CPU-second
+(``time.process_time``) for each, their ratio, the end-to-end rate of ``rlcompare.run_batch``
+(rows, evaluations and the tidy table included), the end-to-end rate of a serial
+``rlcompare.sweep`` with the default evaluation settings (store writes and the loaded
+table included) beside the naive loop, and the memory of 1,024 seeds on Taxi-v4.
 
-    python benchmarks/tabular_throughput.py [--quick]
+    python benchmarks/tabular_throughput.py [--quick] [--seeds 256 --steps 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import tempfile
 import time
 import tracemalloc
 
@@ -97,6 +101,32 @@ def end_to_end(seeds: int, steps: int) -> float:
     return seeds * steps / (time.process_time() - began)
 
 
+def sweep_end_to_end(seeds: int, steps: int) -> float:
+    """Env steps per CPU-second of a serial ``rlcompare.sweep`` of ``seeds`` Q-learning runs
+    of ``steps`` steps, default evaluation settings (``eval_every``, ``eval_episodes``), into
+    a fresh store; the returned table is loaded as part of the sweep."""
+    specs = [
+        rlcompare.RunSpec("q_learning", ENV, seed, steps=steps, hparams=HPARAMS)
+        for seed in range(seeds)
+    ]
+    # Compiled code loaded outside the timing, as in ``engine``.
+    rlcompare.run(rlcompare.RunSpec("q_learning", ENV, 0, steps=100, hparams=HPARAMS))
+    with tempfile.TemporaryDirectory() as store:
+        began = time.process_time()
+        rlcompare.sweep(specs, store, executor="serial", progress=False)
+        return seeds * steps / (time.process_time() - began)
+
+
+def cpu_model() -> str:
+    """lscpu's 'Model name' (absolute rates depend on it)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown"
+    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
+    return names[0] if names else "unknown"
+
+
 def max_rss_mib() -> float:
     """The process's peak resident memory (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -122,8 +152,11 @@ def taxi_memory(seeds: int, steps: int) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
+    parser.add_argument("--seeds", type=int, default=32, help="seeds of the sweep line")
+    parser.add_argument("--steps", type=int, default=100_000, help="steps per sweep run")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    print(f"CPU: {cpu_model()}")
     arrays, traced, rss = taxi_memory(1024, 10_000 // scale)
     naive = naive_loop(100_000 // scale)
     fast = engine(65, 1_000_000 // scale)
@@ -134,6 +167,14 @@ def main() -> None:
     print(
         f"{ENV}: run_batch end to end   {full:14,.0f} env steps / CPU-s (64 seeds, rows "
         "and evaluations included)"
+    )
+    sweep_seeds = max(1, args.seeds // scale)
+    swept = sweep_end_to_end(sweep_seeds, args.steps)
+    naive_again = naive_loop(100_000 // scale)
+    print(
+        f"{ENV}: sweep end to end      {swept:14,.0f} env steps / CPU-s ({sweep_seeds} seeds x "
+        f"{args.steps:,} steps, default eval, serial); naive loop beside it "
+        f"{naive_again:,.0f}: {swept / naive_again:,.0f} x"
     )
     print(
         f"Taxi-v4, 1,024 seeds: agent arrays {arrays:.1f} MiB, traced peak {traced:.1f} MiB, "

@@ -1,5 +1,6 @@
-"""Ground truth from a TabularMDP: value iteration (Q*, V*, an optimal policy) and exact
-policy evaluation, plus the two model-based metrics of tabular runs.
+"""Ground truth from a TabularMDP: value iteration (Q*, V*, an optimal policy), exact
+policy evaluation (discounted, and undiscounted within a time limit), plus the model-based
+metrics of tabular runs.
 
 Terminal states have value 0. Only ``mdp.valid_actions`` count as choices. With gamma = 1
 the MDP must be episodic enough for values to be finite (cliff walking is; a continuing
@@ -234,9 +235,49 @@ def policy_regret(mdp: TabularMDP, solution: Solution, q: np.ndarray) -> float:
     """V*(s0) - V^greedy(s0), exact, averaged over the initial distribution; the greedy
     policy of ``q`` breaks ties uniformly. ``inf`` when, with gamma = 1, it can end in a loop
     with a negative mean reward (see :func:`policy_evaluation`)."""
-    v = policy_evaluation(mdp, greedy_policy(q, mdp.valid_actions), solution.gamma)
+    return regret_of_policy(mdp, solution, greedy_policy(q, mdp.valid_actions))
+
+
+def regret_of_policy(mdp: TabularMDP, solution: Solution, policy: np.ndarray) -> float:
+    """V*(s0) - V^policy(s0), exact, averaged over the initial distribution, for ``policy``
+    (S actions, or S x A probabilities); see :func:`policy_regret`."""
+    v = policy_evaluation(mdp, policy, solution.gamma)
     start = mdp.initial > 0
     gap = solution.v[start] - v[start]
     regret = float(np.dot(mdp.initial[start], gap))
     # Values agree to solver precision for an optimal policy; a regret is never negative.
     return max(regret, 0.0) if np.isfinite(regret) else regret
+
+
+def finite_horizon_values(mdp: TabularMDP, policy: np.ndarray, horizon: int) -> np.ndarray:
+    """(S,) expected undiscounted return of ``policy`` (S actions, or S x A probabilities)
+    from each state within ``horizon`` steps, as a time limit cuts episodes: backward
+    dynamic programming ``V_h = r_pi + P_pi V_{h-1}``, ``V_0 = 0``, terminal states worth 0.
+
+    Raises:
+        ValueError: ``horizon`` below 1, or a policy of the wrong shape.
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon = {horizon!r} is invalid; valid: an int >= 1")
+    chain, reward = _policy_chain(mdp, _as_probabilities(mdp, policy))
+    values = np.zeros(mdp.n_states)
+    for _ in range(int(horizon)):
+        updated = reward + chain @ values
+        # A fixed point stays one: every later step would give the same values.
+        if np.array_equal(updated, values):
+            break
+        values = updated
+    return values
+
+
+def expected_return(mdp: TabularMDP, policy: np.ndarray, horizon: int) -> float:
+    """Expected undiscounted return of ``policy`` within ``horizon`` steps from the initial
+    distribution (see :func:`finite_horizon_values`)."""
+    return float(np.dot(mdp.initial, finite_horizon_values(mdp, policy, horizon)))
+
+
+def expected_greedy_return(mdp: TabularMDP, q: np.ndarray, horizon: int) -> float:
+    """``expected_return`` of the greedy policy of ``q`` over valid actions, ties shared
+    uniformly (the tabular agents' evaluation policy: a uniform pick among tied actions at
+    every step)."""
+    return expected_return(mdp, greedy_policy(q, mdp.valid_actions), horizon)

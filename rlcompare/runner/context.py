@@ -7,7 +7,7 @@ produces the same schema; when to evaluate is :mod:`rlcompare.runner.protocol`'s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -139,16 +139,53 @@ class RunContext:
             successes.append(success)
             if domain is not None:
                 domain_rows.append(domain(infos))
+        reported = any(success is not None for success in successes)
+        return self.log_evaluation(
+            step,
+            np.asarray(returns, dtype=np.float64),
+            np.array([bool(s) for s in successes]) if reported else None,
+            domain_rows,
+            extra,
+            began,
+        )
+
+    def log_evaluation(
+        self,
+        step: int,
+        returns: np.ndarray,
+        successes: np.ndarray | None = None,
+        domain_rows: Sequence[Mapping[str, float]] = (),
+        extra: Mapping[str, float] | None = None,
+        began: float | None = None,
+    ) -> float:
+        """Records one evaluation from its episodes' results, as ``evaluate`` does: for
+        engines that run the eval episodes themselves (the compiled tabular engine).
+
+        Args:
+            step: Env step the evaluation is recorded at.
+            returns: (eval_episodes,) undiscounted return of each episode.
+            successes: (eval_episodes,) bool, whether each reached the goal; None when the
+                env does not say.
+            domain_rows: The env's ``episode_metrics`` of each episode (empty: none).
+            extra: Further metrics of this evaluation.
+            began: ``time.perf_counter()`` when the evaluation began (its time is excluded
+                from ``env_steps_per_s``); None: now.
+
+        Returns:
+            The mean eval return.
+        """
+        self._last_eval_step = step
         mean_return = float(np.mean(returns))
         self.log(step, "eval_return", mean_return)
-        if any(success is not None for success in successes):
-            self.log(step, "success_rate", float(np.mean([bool(s) for s in successes])))
+        if successes is not None:
+            self.log(step, "success_rate", float(np.mean(successes)))
         for metric in domain_rows[0] if domain_rows else ():
             values = [row[metric] for row in domain_rows if np.isfinite(row[metric])]
             self.log(step, metric, float(np.mean(values)) if values else float("nan"))
         for metric, value in (extra or {}).items():
             self.log(step, metric, value)
-        self._eval_seconds += time.perf_counter() - began
+        if began is not None:
+            self._eval_seconds += time.perf_counter() - began
         self.log_cost(step)
         return mean_return
 

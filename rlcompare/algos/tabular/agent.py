@@ -9,7 +9,7 @@ same evaluation metrics.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,25 +25,70 @@ from rlcompare.algos.tabular.rules import (
     new_state,
 )
 from rlcompare.envs.model import TabularMDP
-from rlcompare.envs.planning import Solution, policy_regret, q_error
+from rlcompare.envs.planning import (
+    Solution,
+    expected_return,
+    greedy_policy,
+    q_error,
+    regret_of_policy,
+)
 from rlcompare.errors import Diverged
 from rlcompare.runner.context import RunContext
 from rlcompare.seeding import RunSeeds
 
+# Greedy policies whose exact values a Reference keeps (a sweep's seeds share one Reference,
+# and their greedy policies repeat from evaluation to evaluation).
+POLICY_CACHE_SIZE = 4096
+
 
 @dataclass(frozen=True)
 class Reference:
-    """The model and its solution at the run's gamma, for ``q_error`` and ``policy_regret``."""
+    """The model, its solution at the run's gamma and the eval time limit: what
+    ``q_error``, ``policy_regret`` and ``expected_eval_return`` need.
+
+    Attributes:
+        mdp: The env's model.
+        solution: Q* and V* at the run's gamma; None when they are not finite (then only
+            ``expected_eval_return`` is recorded).
+        horizon: The eval env's time limit (``max_episode_steps`` or EVAL_STEP_CAP); None:
+            no ``expected_eval_return``.
+    """
 
     mdp: TabularMDP
-    solution: Solution
+    solution: Solution | None
+    horizon: int | None = None
+    # Exact values per greedy policy (its tie mask's bytes): the same greedy policy is
+    # evaluated once, not at every evaluation of every seed.
+    _values: dict[bytes, tuple[float, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def metrics(self, q: np.ndarray) -> dict[str, float]:
-        """``q_error`` and ``policy_regret`` of action values ``q`` (S x A)."""
-        return {
-            "q_error": q_error(self.mdp, self.solution, q),
-            "policy_regret": policy_regret(self.mdp, self.solution, q),
-        }
+        """``q_error``, ``policy_regret`` and ``expected_eval_return`` of action values
+        ``q`` (S x A), those the reference can give."""
+        policy = greedy_policy(q, self.mdp.valid_actions)
+        key = policy.tobytes()
+        values = self._values.get(key)
+        if values is None:
+            regret = (
+                regret_of_policy(self.mdp, self.solution, policy)
+                if self.solution is not None
+                else float("nan")
+            )
+            expected = (
+                expected_return(self.mdp, policy, self.horizon)
+                if self.horizon is not None
+                else float("nan")
+            )
+            if len(self._values) >= POLICY_CACHE_SIZE:
+                self._values.clear()
+            values = self._values[key] = (regret, expected)
+        regret, expected = values
+        metrics: dict[str, float] = {}
+        if self.solution is not None:
+            metrics["q_error"] = q_error(self.mdp, self.solution, q)
+            metrics["policy_regret"] = regret
+        if self.horizon is not None:
+            metrics["expected_eval_return"] = expected
+        return metrics
 
 
 def make_config(algo: str, hp: Mapping[str, Any]) -> TabularConfig:
@@ -157,12 +202,18 @@ class TabularAgent:
         ties = np.flatnonzero(row == row.max())
         if ties.size == 1:
             return int(ties[0])
+        return int(ties[self.tie_stream().integers(ties.size)])
+
+    def tie_stream(self) -> np.random.Generator:
+        """The ``eval_ties`` generator ``greedy_action`` draws its tie-breaks from (the
+        engine's evaluation draws from the same one)."""
         if self._ties is None:
             self._ties = self._seeds.rng("eval_ties")
-        return int(ties[self._ties.integers(ties.size)])
+        return self._ties
 
     def eval_metrics(self) -> dict[str, float]:
-        """``q_error`` and ``policy_regret`` (with a model), ``td_error`` (mean |TD error| of
+        """``q_error``, ``policy_regret`` and ``expected_eval_return`` (with a model; see
+        ``Reference``), ``td_error`` (mean |TD error| of
         the updates since the previous call, when there were any). Called once before each
         evaluation: it also restarts the tie-breaking stream, so equal values give equal
         evaluations."""

@@ -20,6 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 from numba.extending import register_jitable
+from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 from rlcompare.algos import exploration
 from rlcompare.algos.tabular import rules
@@ -166,6 +167,94 @@ def _run_segment(
     return code, written
 
 
+def _greedy(q: np.ndarray, valid: np.ndarray, s: int, ties: Any) -> int:
+    """``TabularAgent.greedy_action``: an argmax of q[s, .] over valid actions (invalid ones
+    count as -inf), a tie broken by ``ties.integers(number tied)`` (drawn only on a tie)."""
+    best = -np.inf
+    n_best = 0
+    first = 0
+    for a in range(q.shape[1]):
+        value = q[s, a] if valid[s, a] else -np.inf
+        if value > best:
+            best, n_best, first = value, 1, a
+        elif value == best:
+            n_best += 1
+    if n_best == 1:
+        return first
+    # numpy's Generator.integers(n_best), scalar case (numba's own integers allocates).
+    k = np.int64(buffered_bounded_lemire_uint32(ties.bit_generator, np.uint32(n_best - 1)))
+    for a in range(q.shape[1]):
+        value = q[s, a] if valid[s, a] else -np.inf
+        if value == best:
+            if k == 0:
+                return a
+            k -= 1
+    return first
+
+
+register_jitable(_nrt=False, inline="never")(_greedy)
+
+
+def _run_evaluation(
+    q: np.ndarray,
+    valid: np.ndarray,
+    sim: Simulation,
+    max_steps: int,
+    env_rng: Any,
+    ties: Any,
+    success: np.ndarray,
+    success_any: bool,
+    out_returns: np.ndarray,
+    out_lengths: np.ndarray,
+    out_success: np.ndarray,
+    out_states: np.ndarray,
+    out_actions: np.ndarray,
+) -> int:
+    """Greedy evaluation episodes, one per entry of ``out_returns``; mirrors
+    ``RunContext.evaluate`` on the env that ``sim`` simulates, draw for draw.
+
+    ``env_rng`` is the eval env's generator just after its seeded reset was due (the first
+    draw is the first episode's start); ``max_steps`` its time limit (> 0). ``success``
+    (S x A x K) bool says whether outcome k of (s, a) reaches the goal: with ``success_any``
+    an episode succeeds when any of its transitions does (our envs' ``is_success`` "so
+    far"), otherwise when its last transition terminates and does (toy_text's tests).
+    Writes each episode's return, length and success; with ``out_states`` of nonzero size
+    also every step's (state, action) into ``out_states`` / ``out_actions``, episode after
+    episode. Returns the number of steps written there.
+    """
+    n_states = sim.terminal.shape[0]
+    record = out_states.shape[0] > 0
+    written = 0
+    for episode in range(out_returns.shape[0]):
+        s = sample_index(sim.initial_cdf, n_states, env_rng.random())
+        total = 0.0
+        length = 0
+        succeeded = False
+        while True:
+            a = _greedy(q, valid, s, ties)
+            if record:
+                out_states[written], out_actions[written] = s, a
+                written += 1
+            k = sample_outcome(sim.cdf, sim.count, s, a, env_rng.random())
+            s_next = sim.next_state[s, a, k]
+            r = sim.reward[s, a, k]
+            if sim.reward_std[s, a] > 0.0:
+                r = r + sim.reward_std[s, a] * env_rng.standard_normal()
+            terminated = sim.terminal[s_next]
+            total += r
+            length += 1
+            if success_any:
+                succeeded = succeeded or success[s, a, k]
+            else:
+                succeeded = terminated and success[s, a, k]
+            s = s_next
+            if terminated or length >= max_steps:
+                break
+        out_returns[episode], out_lengths[episode] = total, length
+        out_success[episode] = succeeded
+    return written
+
+
 def _run_offline(
     st: TabularState,
     cfg: TabularConfig,
@@ -204,4 +293,5 @@ def _run_offline(
 
 
 run_segment = _jit(_run_segment)
+run_evaluation = _jit(_run_evaluation)
 run_offline = _jit(_run_offline)

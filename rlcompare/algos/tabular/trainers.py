@@ -19,6 +19,7 @@ import numpy as np
 
 from rlcompare.algos.tabular import kernels
 from rlcompare.algos.tabular.agent import Reference, TabularAgent
+from rlcompare.algos.tabular.evaluation import EngineEvaluation, eval_plan
 from rlcompare.envs.datasets import Dataset
 from rlcompare.envs.make import env_info
 from rlcompare.envs.model import Simulation, TabularMDP, model_or_none, sample_index
@@ -26,31 +27,32 @@ from rlcompare.envs.planning import value_iteration
 from rlcompare.errors import Diverged, SpecError
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
-from rlcompare.runner.protocol import Protocol
+from rlcompare.runner.protocol import Protocol, Run
 
 # Finished episodes the engine buffers before handing them to the context.
 EPISODE_BUFFER = 4096
 
 
 @functools.lru_cache(maxsize=32)
-def _reference(env_id: str, kwargs_json: str, gamma: float) -> Reference | str:
-    mdp = model_or_none(env_id, json.loads(kwargs_json))
+def _reference(env_id: str, kwargs_json: str, gamma: float) -> tuple[Reference | None, str]:
+    kwargs = json.loads(kwargs_json)
+    mdp = model_or_none(env_id, kwargs)
     if mdp is None:
-        return "the env has no model"
+        return None, "the env has no model"
+    horizon = eval_plan(env_id, kwargs, mdp).limit
     try:
-        return Reference(mdp, value_iteration(mdp, gamma))
+        return Reference(mdp, value_iteration(mdp, gamma), horizon), ""
     except ValueError as error:
-        return str(error)
+        return Reference(mdp, None, horizon), str(error)
 
 
 def reference_for(ctx: RunContext) -> Reference | None:
-    """Q* of the run's env at the run's gamma (cached); None, noted in the run's metadata,
-    when the env has no model or its values are not finite."""
+    """The env's model with Q* at the run's gamma and the eval time limit (cached); None
+    when the env has no model. Skipped metrics are noted in the run's metadata."""
     kwargs = json.dumps(dict(ctx.spec.env_kwargs), sort_keys=True, default=str)
-    found = _reference(ctx.spec.env, kwargs, float(ctx.hp["gamma"]))
-    if isinstance(found, str):
-        ctx.extra_metadata["model_metrics"] = f"q_error and policy_regret skipped: {found}"
-        return None
+    found, why = _reference(ctx.spec.env, kwargs, float(ctx.hp["gamma"]))
+    if found is None or found.solution is None:
+        ctx.extra_metadata["model_metrics"] = f"q_error and policy_regret skipped: {why}"
     return found
 
 
@@ -166,6 +168,13 @@ class ModelRunner:
         return int(code), (steps, episodes, returns, lengths)
 
 
+def _engine_run(ctx: RunContext, agent: TabularAgent, mdp: TabularMDP) -> Run:
+    """The run the protocol evaluates: in the engine where it replays the eval env (the
+    same rows, far less time), else the gymnasium eval env of ``RunContext.evaluate``."""
+    plan = eval_plan(ctx.spec.env, ctx.spec.env_kwargs, mdp)
+    return EngineEvaluation(ctx, agent, mdp, plan) if plan.engine else ctx
+
+
 def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
     """The engine path: same rows as ``train_steps`` on the real env, far less time."""
     agent = TabularAgent.for_run(
@@ -180,7 +189,7 @@ def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
         every_steps=ctx.schedule.every_steps,
         every_episodes=ctx.schedule.every_episodes,
     )
-    protocol = Protocol(ctx, agent.greedy_action, agent.eval_metrics)
+    protocol = Protocol(_engine_run(ctx, agent, mdp), agent.greedy_action, agent.eval_metrics)
     with protocol.guard(lambda: runner.step):
         protocol.start()
         while True:
