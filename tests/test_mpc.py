@@ -56,7 +56,6 @@ def _hp(**overrides) -> dict:
 
 
 def test_the_learned_model_of_a_linear_system_steers_it_to_the_target() -> None:
-    torch.manual_seed(0)  # nothing may depend on it: every stream comes from RunSeeds
     env = DoubleIntegrator()
     hp = _hp(
         hidden=(32, 32),

@@ -16,10 +16,11 @@ plan through it at every step.
   ``ensemble_size`` alone (PETS' TS-infinity with one particle: model disagreement explores,
   and a step costs one model forward per candidate); termination is not modelled.
 - The greedy (evaluation) action is the planner's first action on the mean model (the members'
-  predictions averaged at every step), with the planner noise reseeded to a fixed seed at every
-  call, so it depends only on the observation, the model and the evaluation's warm start
-  (reset at the start of every evaluation). Before the model has been trained it is the middle
-  of the action Box.
+  predictions averaged at every step: ``ensemble_size`` times the forwards of a behaviour
+  step, so evaluation episodes dominate a run's cost), with the planner noise reseeded to a
+  fixed seed at every call, so it depends only on the observation, the model and the
+  evaluation's warm start (reset at the start of every evaluation). Before the model has been
+  trained it is the middle of the action Box.
 
 Metrics at each evaluation: ``model_loss`` (mean squared error in normalised units over the
 last training epoch) and ``planning_ms`` (wall milliseconds per behaviour planning call since
