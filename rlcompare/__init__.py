@@ -35,6 +35,7 @@ _LAZY = {
     "stats": "rlcompare.analysis.stats",
     "plots": "rlcompare.viz.plots",
     "curves": "rlcompare.analysis.curves",
+    "register_sb3": "rlcompare.algos.deep.sb3_generic",
 }
 
 

@@ -65,3 +65,23 @@ def test_sac_rejects_bad_hyperparameters(hparams: dict, named: str) -> None:
 def test_sac_needs_continuous_actions() -> None:
     with pytest.raises(SpecError, match="Box"):
         rlcompare.RunSpec("sac", "CartPole-v1", 0, steps=10)
+
+
+def test_sac_greedy_action_is_sb3s_deterministic_prediction() -> None:
+    # The generic SB3 trainer picks the actor's mean action for every SAC policy.
+    spec = rlcompare.RunSpec(
+        "sac",
+        "Pendulum-v1",
+        0,
+        steps=64,
+        eval_every=64,
+        eval_episodes=1,
+        hparams={"learning_starts": 32, "net_arch": [16], "batch_size": 16},
+    )
+    result = rlcompare.run(spec)
+    model = result.agent.model
+    model.observation_space.seed(0)
+    for _ in range(10):
+        obs = model.observation_space.sample()
+        expected = model.predict(obs, deterministic=True)[0]
+        np.testing.assert_allclose(result.agent.greedy_action(obs), expected, rtol=1e-5, atol=1e-6)

@@ -10,6 +10,9 @@ is a ``"module:function"`` string loaded when a run starts.
 - ``ppo`` (:mod:`rlcompare.algos.deep.ppo`): Stable-Baselines3's PPO; optional BC warm start.
 - ``bc`` (:mod:`rlcompare.algos.deep.bc`): behavioral cloning of a Dataset into an SB3 policy.
 - ``sac`` (:mod:`rlcompare.algos.deep.sac`): Stable-Baselines3's SAC (Box actions).
+
+``sb3_dqn``, ``ppo`` and ``sac`` are registered by ``register_sb3`` (any SB3 class,
+:mod:`rlcompare.algos.deep.sb3_generic`) with their own tables and the generic trainer.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from rlcompare.algos.deep.hparams import (
     check_sb3_dqn,
 )
 from rlcompare.algos.deep.sac_params import SAC_PARAMS, check_sac
+from rlcompare.algos.deep.sb3_generic import register_sb3
 from rlcompare.spec.registry import register_algorithm
 
-# name, summary, hyperparameters, trainer module, space check, cross-parameter check
+# name, summary, hyperparameters, trainer module, space check, cross-parameter check; in
+# registration order (plot colours follow it)
 _DEEP = (
     (
         "dqn",
@@ -72,10 +77,29 @@ _DEEP = (
     ),
 )
 
+# The Stable-Baselines3 classes behind the SB3 built-ins (their trainers: SB3Trainer hooks).
+_SB3_CLASSES = {
+    "sb3_dqn": "stable_baselines3:DQN",
+    "ppo": "stable_baselines3:PPO",
+    "sac": "stable_baselines3:SAC",
+}
+
 for name, summary, params, module, spaces, check in _DEEP:
+    trainer = f"rlcompare.algos.deep.{module}:train"
+    if name in _SB3_CLASSES:
+        register_sb3(
+            name,
+            _SB3_CLASSES[name],
+            params=params,
+            summary=summary,
+            spaces=spaces,
+            check_params=check,
+            trainer=trainer,
+        )
+        continue
     register_algorithm(
         name,
-        trainer=f"rlcompare.algos.deep.{module}:train",
+        trainer=trainer,
         params=params,
         summary=summary,
         spaces=spaces,

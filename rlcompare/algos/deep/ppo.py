@@ -3,7 +3,9 @@
 Hyperparameters are SB3's own names and defaults (``PPO.__init__`` and the policy's
 ``net_arch``, ``activation_fn``, ``ortho_init``, ``log_std_init``), validated before training;
 ``device`` defaults to cpu (reproducible) instead of SB3's auto. Works on Discrete and Box
-action spaces. ``n_envs`` > 1 collects with a DummyVecEnv.
+action spaces. ``n_envs`` > 1 collects with a DummyVecEnv. Built and run by the generic SB3
+trainer (:class:`rlcompare.algos.deep.sb3_generic.SB3Trainer`) with two hooks: the policy
+kwargs below and the warm start.
 
 Warm start from behavioral cloning: train ``bc``, save its policy with
 ``result.agent.save_policy(path)``, and run ``ppo`` with ``warm_start=path`` and the same
@@ -20,15 +22,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
 
-from rlcompare.algos.deep.learner import resolve_device
-from rlcompare.algos.deep.sb3_common import (
-    SB3Agent,
-    actor_policy,
-    make_vec_env,
-    run_protocol,
-    seed_model_env,
-    total_timesteps,
-)
+from rlcompare.algos.deep.sb3_generic import SB3Trainer
 from rlcompare.envs.make import env_info
 from rlcompare.errors import SpecError
 from rlcompare.runner.context import RunContext
@@ -97,48 +91,14 @@ def load_warm_start(path: str, policy: torch.nn.Module, identity: dict) -> None:
         raise SpecError(f"warm_start policy does not fit: missing {stray}, unexpected {unexpected}")
 
 
-def build_model(ctx: RunContext) -> PPO:
-    """The SB3 PPO of the spec, seeded from the run's ``sb3`` stream."""
-    hp = ctx.hp
-    info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
-    if hp["use_sde"] and not isinstance(info.action_space, gym.spaces.Box):
-        raise SpecError(
-            f"hyperparameter 'use_sde' = True needs a Box action space; env {ctx.spec.env!r} "
-            f"has {info.action_space}; valid: use_sde = False"
-        )
-    model = PPO(
-        "MlpPolicy",
-        make_vec_env(ctx, hp["n_envs"]),
-        learning_rate=hp["learning_rate"],
-        n_steps=hp["n_steps"],
-        batch_size=hp["batch_size"],
-        n_epochs=hp["n_epochs"],
-        gamma=hp["gamma"],
-        gae_lambda=hp["gae_lambda"],
-        clip_range=hp["clip_range"],
-        clip_range_vf=hp["clip_range_vf"],
-        normalize_advantage=hp["normalize_advantage"],
-        ent_coef=hp["ent_coef"],
-        vf_coef=hp["vf_coef"],
-        max_grad_norm=hp["max_grad_norm"],
-        use_sde=hp["use_sde"],
-        sde_sample_freq=hp["sde_sample_freq"],
-        target_kl=hp["target_kl"],
-        policy_kwargs=policy_kwargs(hp),
-        seed=ctx.seeds.int_seed("sb3"),
-        device=resolve_device(hp["device"]),
-    )
-    seed_model_env(ctx, model)
-    if hp["warm_start"] is not None:
-        identity = policy_identity(hp, info.observation_space, info.action_space)
-        load_warm_start(hp["warm_start"], model.policy, identity)
-    return model
+def warm_start(ctx: RunContext, model: PPO) -> None:
+    """Loads the ``warm_start`` policy's actor, if any, into the freshly built model."""
+    path = ctx.hp["warm_start"]
+    if path is not None:
+        info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
+        identity = policy_identity(ctx.hp, info.observation_space, info.action_space)
+        load_warm_start(path, model.policy, identity)
 
 
-def train(ctx: RunContext) -> SB3Agent:
-    """Trainer of ``ppo``."""
-    model = build_model(ctx)
-    info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
-    policy = actor_policy(model.policy, info.observation_space, info.action_space)
-    run_protocol(ctx, model, policy, model.policy, total_timesteps(ctx))
-    return SB3Agent(model, policy)
+# The trainer of ``ppo``: the generic SB3 trainer with PPO's policy kwargs and warm start.
+train = SB3Trainer("stable_baselines3:PPO", policy_kwargs=policy_kwargs, after_build=warm_start)

@@ -1,4 +1,5 @@
-"""Running Stable-Baselines3 models under our protocol, shared by ``sb3_dqn``, ``ppo``, ``sac``.
+"""Running Stable-Baselines3 models under our protocol, for every SB3 algorithm (``ppo``,
+``sac``, ``sb3_dqn`` and those of ``register_sb3``: :mod:`rlcompare.algos.deep.sb3_generic`).
 
 SB3 runs its own loop; ``ProtocolCallback`` reports it to :class:`rlcompare.runner.protocol.
 Protocol` and makes it produce our rows: every finished training episode (``episode_return`` /
@@ -33,8 +34,11 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.sac.policies import SACPolicy
 
 from rlcompare.algos.deep.common import ObsEncoder, schedule_horizon
 from rlcompare.errors import Diverged, SpecError
@@ -147,6 +151,38 @@ def actor_policy(policy: Any, observation_space: gym.Space, action_space: gym.Sp
         return np.clip(out.reshape(action_space.shape), action_space.low, action_space.high)
 
     return act
+
+
+def mean_action(model: BaseAlgorithm) -> Policy:
+    """``obs -> action`` of a SAC policy: the deterministic actor output (its mean action,
+    squashed) in the env's action units."""
+    policy = model.policy
+
+    def act(obs: Any) -> np.ndarray:
+        with torch.no_grad():
+            tensor = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(1, -1)
+            scaled = policy.actor(tensor.to(policy.device), deterministic=True)[0]
+        return policy.unscale_action(scaled.cpu().numpy())
+
+    return act
+
+
+def greedy_policy(
+    model: BaseAlgorithm, observation_space: gym.Space, action_space: gym.Space
+) -> Policy:
+    """The greedy ``obs -> action`` of an SB3 model, by its policy's type: an actor-critic's
+    actor alone, a DQN's Q-network, a SAC actor's mean; any other policy through SB3's own
+    ``predict(obs, deterministic=True)`` (slower, always correct)."""
+    policy = model.policy
+    if isinstance(policy, ActorCriticPolicy):
+        return actor_policy(policy, observation_space, action_space)
+    if isinstance(policy, DQNPolicy):
+        return q_policy(policy, observation_space)
+    if isinstance(policy, SACPolicy):
+        return mean_action(model)
+    if isinstance(action_space, gym.spaces.Discrete):
+        return lambda obs: int(model.predict(obs, deterministic=True)[0])
+    return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
 def check_finite(module: torch.nn.Module, step: int) -> None:
