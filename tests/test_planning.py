@@ -189,3 +189,33 @@ def test_gamma_one_closed_classes_by_their_mean_reward() -> None:
     mdp = TabularMDP.from_transitions(table, start, n_states=6, n_actions=1)
     values = rlcompare.policy_evaluation(mdp, np.zeros(6, np.int64), 1.0)
     assert np.isnan(values[[0, 1, 2, 5]]).all() and values[3] == 0.0 and values[4] == 0.0
+
+
+def test_finite_horizon_return_by_hand() -> None:
+    from rlcompare.envs.planning import expected_return, finite_horizon_values
+
+    mdp = stay_or_quit()
+    # Staying pays 1 per step until the limit; quitting pays 5 once; half-half: V_h =
+    # 0.5 * (1 + V_{h-1}) + 0.5 * 5, so V_1 = 3, V_2 = 4.5, V_3 = 5.25.
+    assert expected_return(mdp, np.array([0, 0]), 7) == pytest.approx(7.0)
+    assert expected_return(mdp, np.array([1, 0]), 7) == pytest.approx(5.0)
+    np.testing.assert_allclose(finite_horizon_values(mdp, np.full((2, 2), 0.5), 3), [5.25, 0.0])
+    with pytest.raises(ValueError, match="horizon"):
+        expected_return(mdp, np.array([0, 0]), 0)
+
+
+@pytest.mark.parametrize("env", ["FrozenLake-v1", "Taxi-v4"])
+def test_dense_and_sparse_policy_values_agree(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlcompare.envs import planning
+
+    mdp = rlcompare.tabular_mdp(env)
+    policy = planning.greedy_policy(np.round(rlcompare.value_iteration(mdp, 0.9).q))
+    values = {}
+    for dense in (10**6, 0):
+        monkeypatch.setattr(planning, "DENSE_STATES", dense)
+        values[dense] = (
+            planning.policy_evaluation(mdp, policy, 0.9),
+            planning.finite_horizon_values(mdp, policy, 50),
+        )
+    for fast, slow in zip(values[10**6], values[0], strict=True):
+        np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9)

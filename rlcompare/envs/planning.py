@@ -20,6 +20,9 @@ from scipy.sparse.csgraph import connected_components
 
 from rlcompare.envs.model import TabularMDP
 
+# Up to this many states, policy values use dense arrays (faster than sparse ones there).
+DENSE_STATES = 256
+
 
 @dataclass(frozen=True)
 class Solution:
@@ -208,6 +211,8 @@ def policy_evaluation(mdp: TabularMDP, policy: np.ndarray, gamma: float) -> np.n
     """
     gamma = _check_gamma(gamma)
     probs = _as_probabilities(mdp, policy)
+    if gamma < 1.0 and mdp.n_states <= DENSE_STATES:
+        return _dense_policy_evaluation(mdp, probs, gamma)
     chain, reward = _policy_chain(mdp, probs)
     n = mdp.n_states
     values = np.zeros(n)
@@ -221,6 +226,18 @@ def policy_evaluation(mdp: TabularMDP, policy: np.ndarray, gamma: float) -> np.n
         block = chain[index][:, index]
         system = sp.identity(index.size, format="csc") - gamma * block.tocsc()
         values[index] = np.atleast_1d(spla.spsolve(system, reward[index]))
+    return values
+
+
+def _dense_policy_evaluation(mdp: TabularMDP, probs: np.ndarray, gamma: float) -> np.ndarray:
+    """``policy_evaluation`` for gamma < 1 on a small MDP: one dense solve over the
+    non-terminal states (values are finite, so no recurrent-class analysis is needed)."""
+    index = np.flatnonzero(~mdp.terminal)
+    values = np.zeros(mdp.n_states)
+    if index.size:
+        chain = np.einsum("sa,sat->st", probs[index], mdp.transitions[index][:, :, index])
+        reward = (probs[index] * mdp.rewards[index]).sum(axis=1)
+        values[index] = np.linalg.solve(np.identity(index.size) - gamma * chain, reward)
     return values
 
 
@@ -259,7 +276,16 @@ def finite_horizon_values(mdp: TabularMDP, policy: np.ndarray, horizon: int) -> 
     """
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon = {horizon!r} is invalid; valid: an int >= 1")
-    chain, reward = _policy_chain(mdp, _as_probabilities(mdp, policy))
+    probs = _as_probabilities(mdp, policy)
+    if mdp.n_states <= DENSE_STATES:
+        # Small chains: a dense matrix-vector product costs a fraction of a sparse one's
+        # overhead, and the DP runs up to a thousand of them.
+        chain = np.einsum("sa,sat->st", probs, mdp.transitions)
+        chain[mdp.terminal] = 0.0
+        reward = (probs * mdp.rewards).sum(axis=1)
+        reward[mdp.terminal] = 0.0
+    else:
+        chain, reward = _policy_chain(mdp, probs)
     values = np.zeros(mdp.n_states)
     for _ in range(int(horizon)):
         updated = reward + chain @ values

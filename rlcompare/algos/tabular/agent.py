@@ -136,6 +136,7 @@ class TabularAgent:
         self._seeds = seeds
         self._pending = NO_ACTION
         self._ties: np.random.Generator | None = None
+        self._ties_start: dict[str, Any] | None = None
 
     @classmethod
     def for_run(
@@ -222,8 +223,17 @@ class TabularAgent:
         if count > 0:
             metrics["td_error"] = float(sum_abs / count)
         self.state.td_stats[:] = 0.0
-        self._ties = self._seeds.rng("eval_ties")
+        self._restart_ties()
         return metrics
+
+    def _restart_ties(self) -> None:
+        """The ``eval_ties`` stream from its start (restoring its first state is a fraction
+        of the cost of deriving the stream again, at every evaluation)."""
+        if self._ties_start is None:
+            self._ties = self._seeds.rng("eval_ties")
+            self._ties_start = self._ties.bit_generator.state
+        elif self._ties is not None:
+            self._ties.bit_generator.state = self._ties_start
 
     def predict(self, obs: Any, deterministic: bool = True) -> tuple[int, None]:
         """Stable-Baselines3-style greedy prediction (for ``collect_demonstrations``)."""

@@ -192,11 +192,18 @@ class EngineEvaluation:
         self.sim = mdp.simulation
         self.plan = plan
         self._limit = plan.limit
-        self._eval_seed = ctx.seeds.int_seed("eval")
+        # The generator gymnasium's reset(seed=...) gives the eval env, restored to its first
+        # state at every evaluation (cheaper than building it again).
+        self._env_rng = np.random.default_rng(ctx.seeds.int_seed("eval"))
+        self._env_start = self._env_rng.bit_generator.state
         # Outcome tables of envs without a goal: never read (success_any False, all False).
         self._success = (
             plan.success if plan.success is not None else np.zeros((1, 1, 1), dtype=bool)
         )
+
+    def _restarted_env_rng(self) -> np.random.Generator:
+        self._env_rng.bit_generator.state = self._env_start
+        return self._env_rng
 
     @property
     def last_eval_step(self) -> int | None:
@@ -226,8 +233,7 @@ class EngineEvaluation:
             self.agent.valid,
             self.sim,
             self._limit,
-            # The generator gymnasium's reset(seed=...) gives the eval env.
-            np.random.default_rng(self._eval_seed),
+            self._restarted_env_rng(),
             self.agent.tie_stream(),
             self._success,
             self.plan.success_any,
