@@ -56,7 +56,10 @@ def test_a_dataset_of_the_same_env_settings_is_accepted(
         env_kwargs={"is_slippery": False},
         hparams={"dataset": deterministic_lake_logs},
     )
-    assert spec.resolved_hparams["dataset"] == deterministic_lake_logs
+    # The spec holds the logs' content identity, the one recorded in the file.
+    identity = rlcompare.Dataset.load(deterministic_lake_logs).content_id
+    assert identity.startswith("sha256:")
+    assert spec.resolved_hparams["dataset"] == identity
 
 
 def test_explicit_defaults_match_a_dataset_logged_without_kwargs(tmp_path: Path) -> None:

@@ -22,12 +22,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
-from rlcompare.envs.datasets import check_logged_on
+from rlcompare.envs.datasets import check_logged_on, resolve_dataset
 from rlcompare.errors import SpecError, choices_text
 from rlcompare.spec.params import Param
 
@@ -333,17 +332,23 @@ def any_spaces(obs: gym.Space, act: gym.Space) -> str | None:
 
 
 def dataset_matches_env(spec: Any) -> None:
-    """A ``dataset`` hyperparameter names an existing file logged on the spec's env with the
-    spec's env settings (shared by every algorithm that learns from a dataset)."""
+    """A ``dataset`` hyperparameter names an existing, unaltered Dataset file (or an identity
+    this process resolved) logged on the spec's env with the spec's env settings (shared by
+    every algorithm that learns from a dataset).
+
+    The spec's resolved hyperparameters then hold the dataset's content identity
+    (``"sha256:..."``) instead of its path, so its run id does not depend on where the file
+    lives, and the sweep ships the data to workers by that identity.
+    """
     dataset = spec.resolved_hparams.get("dataset")
     if dataset is None:
         return
-    if not Path(dataset).is_file():
-        raise SpecError(
-            f"hyperparameter 'dataset' = {dataset!r}: no such file; valid: a path written by "
-            "rlcompare.Dataset.save, or None"
-        )
-    check_logged_on(dataset, spec.env, spec.env_kwargs)
+    identity = resolve_dataset(dataset)
+    check_logged_on(dataset, spec.env, spec.env_kwargs)  # its error names the file
+    if identity != dataset:
+        # RunSpec is frozen; its resolved hyperparameters are derived data it owns.
+        resolved = type(spec.resolved_hparams)({**spec.resolved_hparams, "dataset": identity})
+        object.__setattr__(spec, "_resolved", resolved)
 
 
 def check_offline(spec: Any) -> None:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
+from rlcompare.envs.datasets import dataset_bytes
 from rlcompare.sweeps.tasks import (
     Task,
     TaskOutput,
@@ -24,6 +25,7 @@ from rlcompare.sweeps.tasks import (
     execute_task,
     failed_output,
     pack,
+    task_datasets,
 )
 
 # A task whose worker process died is tried this many times in all before it is recorded failed.
@@ -93,8 +95,18 @@ def _ray(
 ) -> Iterator[TaskOutput]:
     from rlcompare.sweeps.ray_executor import run_on_ray
 
-    packed = [(task, pack(task, imports, "ray")) for task in tasks]
-    yield from run_on_ray(packed, execute_packed, workers=workers, **options)
+    # Datasets go into Ray's object store once per sweep, not inside every task.
+    packed = [(task, pack(task, imports, "ray", with_datasets=False)) for task in tasks]
+    needs = {id(task): task_datasets(task) for task in tasks}
+    blobs = {ref: dataset_bytes(ref) for refs in needs.values() for ref in refs}
+    yield from run_on_ray(
+        packed,
+        execute_packed,
+        workers=workers,
+        datasets=blobs,
+        needs=lambda task: needs[id(task)],
+        **options,
+    )
 
 
 DISPATCH: dict[str, Callable[..., Iterator[TaskOutput]]] = {

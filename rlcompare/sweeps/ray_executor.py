@@ -1,15 +1,17 @@
 """The Ray executor: one Ray task per sweep task, results streamed back to the driver.
 
 Connection follows Ray's conventions: an explicit ``address``, else ``RAY_ADDRESS``, else a
-local cluster started with ``workers`` CPUs. Workers never touch the store, so no shared
-filesystem is needed. A worker that dies is retried by Ray (``max_retries``); after that the
-task's runs are recorded as failed with the reason.
+local cluster started with ``workers`` CPUs. Workers never touch the store or the driver's
+files: the datasets a sweep learns from are put in Ray's object store once per sweep and
+each task gets references to the ones it needs, so no shared filesystem is needed. A worker
+that dies is retried by Ray (``max_retries``); after that the task's runs are recorded as
+failed with the reason. ``resources`` pins tasks to nodes that offer a custom resource.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rlcompare.errors import SpecError
@@ -30,6 +32,8 @@ def import_ray() -> Any:
 def connect(address: str | None, workers: int) -> Any:
     """Initialises Ray once per driver process (reusing an existing connection)."""
     ray = import_ray()
+    if ray.is_initialized() and address and not _connected_to(ray, address):
+        ray.shutdown()  # asked for another cluster than the one this process is attached to
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
@@ -39,19 +43,76 @@ def connect(address: str | None, workers: int) -> Any:
     return ray
 
 
+def _connected_to(ray: Any, address: str) -> bool:
+    """Whether this process's Ray connection is to the cluster at ``address``."""
+    if address == "auto":
+        return True
+    try:
+        current = ray.get_runtime_context().gcs_address
+    except Exception:  # an old Ray without it: keep the connection, as before
+        return True
+    return address.removeprefix("ray://") == current
+
+
+def _check_resources(resources: Any) -> None:
+    """Refuses a ``resources`` option that is not a mapping of name -> positive amount."""
+    if resources is None:
+        return
+    if not isinstance(resources, Mapping) or not all(
+        isinstance(name, str)
+        and not isinstance(amount, bool)
+        and isinstance(amount, (int, float))
+        and amount > 0
+        for name, amount in resources.items()
+    ):
+        raise SpecError(
+            f"resources = {resources!r} is invalid; valid: a mapping of custom resource name "
+            '-> positive amount, e.g. {"far": 1}'
+        )
+
+
 def run_on_ray(
     tasks: list[tuple[Any, bytes]],
-    execute: Callable[[Any, bytes], Any],
+    execute: Callable[..., Any],
     *,
     workers: int,
     address: str | None = None,
     max_retries: int = 2,
     cpus_per_task: float = 1,
+    resources: Mapping[str, float] | None = None,
+    datasets: Mapping[str, bytes] | None = None,
+    needs: Callable[[Any], Sequence[str]] | None = None,
 ) -> Iterator[Any]:
-    """Yields ``execute(specs, definitions)`` for every packed task, in completion order."""
+    """Yields ``execute(specs, definitions, dataset_ids, *dataset_bytes)`` for every packed
+    task, in completion order.
+
+    Args:
+        tasks: ``(specs, packed definitions)`` pairs.
+        execute: The function each Ray task runs.
+        workers: CPUs of a local cluster started here (when no address is given).
+        address: Ray cluster address (default: ``RAY_ADDRESS``, else a local cluster).
+        max_retries: Times Ray retries a task whose worker died.
+        cpus_per_task: CPUs each task reserves.
+        resources: Custom resources each task reserves (``{"gpu_node": 1}`` pins tasks to
+            nodes started with ``--resources='{"gpu_node": ...}'``).
+        datasets: ``content identity -> file bytes`` of every dataset of the sweep; each is
+            put in the object store once.
+        needs: The identities of the datasets a task's specs learn from.
+    """
+    _check_resources(resources)
     ray = connect(address, workers)
-    remote = ray.remote(num_cpus=cpus_per_task, max_retries=max_retries)(execute)
-    pending = {remote.remote(specs, definitions): specs for specs, definitions in tasks}
+    remote = ray.remote(
+        num_cpus=cpus_per_task, max_retries=max_retries, resources=dict(resources or {})
+    )(execute)
+    refs = {identity: ray.put(blob) for identity, blob in (datasets or {}).items()}
+
+    def submit(specs: Any, definitions: bytes) -> Any:
+        ids = tuple(needs(specs)) if needs is not None else ()
+        # Top-level ObjectRef arguments reach the worker as the bytes they point to, fetched
+        # once per node from the object store.
+        return remote.remote(specs, definitions, ids, *(refs[i] for i in ids))
+
+    pending = {submit(specs, definitions): specs for specs, definitions in tasks}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:

@@ -1,16 +1,22 @@
 """Tasks: the unit an executor runs. Runs that differ only in seed go in one task (a seed
 batch trained by one call); every other run is a task of its own.
 
-A task sent to another process travels as a :class:`Shipment`, pickled with cloudpickle: its
-specs, the definitions of its algorithms and envs, and the modules to import first. A worker
-therefore needs no registration of its own: agents, trainers and envs defined in a script's
-or a notebook's ``__main__`` travel by value, everything importable by reference.
+A task sent to another process travels with its :class:`Definitions`, pickled with
+cloudpickle: the definitions of its algorithms and envs, the modules to import first, and (for
+the process executor) the bytes of the datasets its runs learn from. A worker therefore needs
+no registration of its own and no shared filesystem: agents, trainers and envs defined in a
+script's or a notebook's ``__main__`` travel by value, everything importable by reference,
+and datasets by content identity (the Ray executor puts each dataset in its object store
+once per sweep and passes the reference with each task).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import os
+import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +25,7 @@ import cloudpickle
 import gymnasium as gym
 import pandas as pd
 
+from rlcompare.envs.datasets import dataset_bytes, is_content_id, provide_datasets
 from rlcompare.envs.make import check_env_id, env_spec
 from rlcompare.errors import SpecError
 from rlcompare.runner.runs import run_batch, seed_batch_key
@@ -32,9 +39,21 @@ Task = list[RunSpec]
 TaskOutput = list[tuple[pd.DataFrame, dict[str, Any]]]
 
 
+def worker_node() -> dict[str, str]:
+    """Where this process runs: ``hostname`` and ``pid``, and Ray's ``ray_node_id`` inside a
+    Ray worker (recorded in each run's metadata, so a sweep can say which nodes ran it)."""
+    node = {"hostname": socket.gethostname(), "pid": str(os.getpid())}
+    ray = sys.modules.get("ray")  # only a Ray worker has it imported; never import it here
+    if ray is not None and ray.is_initialized():
+        node["ray_node_id"] = ray.get_runtime_context().get_node_id()
+    return node
+
+
 def execute_task(specs: Task) -> TaskOutput:
-    """Runs one task (a seed batch or a single run) in whatever process it lands in."""
-    return [(r.frame, r.metadata) for r in run_batch(specs, catch_errors=True)]
+    """Runs one task (a seed batch or a single run) in whatever process it lands in; each
+    run's metadata records the ``node`` it ran on."""
+    node = worker_node()
+    return [(r.frame, {**r.metadata, "node": node}) for r in run_batch(specs, catch_errors=True)]
 
 
 def plan_tasks(specs: Sequence[RunSpec], workers: int) -> list[Task]:
@@ -66,24 +85,44 @@ def failed_output(specs: Task, reason: str) -> TaskOutput:
     ]
 
 
+def task_datasets(task: Task) -> tuple[str, ...]:
+    """Content identities of the datasets a task's runs learn from (in first-use order)."""
+    found = (spec.resolved_hparams.get("dataset") for spec in task)
+    return tuple(dict.fromkeys(ref for ref in found if is_content_id(ref)))
+
+
 @dataclass(frozen=True)
 class Definitions:
-    """What a fresh worker needs to run a task: its algorithms, envs and modules to import."""
+    """What a fresh worker needs to run a task: its algorithms, envs, modules to import, and
+    the datasets it carries (``(content identity, file bytes)`` pairs)."""
 
     algorithms: tuple[Algorithm, ...]
     envs: tuple[gym.envs.registration.EnvSpec, ...]
     imports: tuple[str, ...] = ()
     env_ids: tuple[str, ...] = ()
+    datasets: tuple[tuple[str, bytes], ...] = ()
 
 
-def pack(task: Task, imports: Sequence[str] = (), executor: str = "process") -> bytes:
+def pack(
+    task: Task,
+    imports: Sequence[str] = (),
+    executor: str = "process",
+    with_datasets: bool = True,
+) -> bytes:
     """The definitions a task needs, as bytes for a worker; SpecError (before any training)
-    when one cannot be sent, naming the algorithm and what works instead."""
+    when one cannot be sent, naming the algorithm and what works instead.
+
+    With ``with_datasets`` the bytes of every dataset the task learns from go inside; the
+    Ray executor passes False and ships them once per sweep through its object store.
+    """
     algos = tuple(algorithm_definitions(spec.algo for spec in task))
     env_ids = tuple(dict.fromkeys(spec.env for spec in task))
     envs = tuple(env_spec(env_id) for env_id in env_ids)
+    datasets = (
+        tuple((ref, dataset_bytes(ref)) for ref in task_datasets(task)) if with_datasets else ()
+    )
     try:
-        return cloudpickle.dumps(Definitions(algos, envs, tuple(imports), env_ids))
+        return cloudpickle.dumps(Definitions(algos, envs, tuple(imports), env_ids, datasets))
     except Exception as error:  # cloudpickle raises whatever the unpicklable object raises
         names = ", ".join(sorted({a.name for a in algos}))
         raise SpecError(
@@ -96,6 +135,8 @@ def pack(task: Task, imports: Sequence[str] = (), executor: str = "process") -> 
 def install_definitions(blob: bytes) -> None:
     """Imports the modules, and registers the envs and algorithms, of packed definitions."""
     definitions: Definitions = cloudpickle.loads(blob)
+    # getattr: definitions packed by an older driver carry no datasets.
+    provide_datasets(getattr(definitions, "datasets", ()))
     for module in definitions.imports:
         importlib.import_module(module)
     for registered in definitions.envs:
@@ -107,10 +148,15 @@ def install_definitions(blob: bytes) -> None:
         install(algorithm)
 
 
-def execute_packed(specs: Task, definitions: bytes) -> TaskOutput:
-    """:func:`execute_task` in a worker process, after installing the task's definitions; a
-    worker that cannot install them records the task's runs as failed, with the reason."""
+def execute_packed(
+    specs: Task, definitions: bytes, dataset_ids: Sequence[str] = (), *dataset_blobs: bytes
+) -> TaskOutput:
+    """:func:`execute_task` in a worker process, after installing the task's definitions and
+    the datasets shipped beside them (``dataset_ids[i]`` names ``dataset_blobs[i]``; Ray
+    resolves the object references it was given into these bytes); a worker that cannot
+    install them records the task's runs as failed, with the reason."""
     try:
+        provide_datasets(zip(dataset_ids, dataset_blobs, strict=True))
         install_definitions(definitions)
     except Exception as error:
         # One line naming what the worker lacks (a SpecError already names it and the fix).

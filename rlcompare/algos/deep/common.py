@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlcompare.envs.datasets import Dataset, check_logged_on
+from rlcompare.envs.datasets import Dataset, check_logged_on, load_dataset
 from rlcompare.envs.make import env_info
 from rlcompare.errors import SpecError
 
@@ -132,10 +132,10 @@ def schedule_horizon(spec: Any) -> int:
 
 
 def load_matching_dataset(ctx: Any) -> Dataset:
-    """Loads ``hp['dataset']``, checked (again: the file may have changed since the spec was
-    built) to be logged on the spec's env with its settings."""
+    """Loads ``hp['dataset']`` (a content identity: what the task carried, else the driver's
+    catalogue) and checks it was logged on the spec's env with its settings."""
+    dataset = load_dataset(ctx.hp["dataset"])
     check_logged_on(ctx.hp["dataset"], ctx.spec.env, ctx.spec.env_kwargs)
-    dataset = Dataset.load(ctx.hp["dataset"])
     if len(dataset) == 0:
         raise SpecError(f"dataset {ctx.hp['dataset']!r} is empty; valid: at least 1 transition")
     return dataset
