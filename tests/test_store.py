@@ -92,3 +92,22 @@ def test_failed_run_can_be_replaced_by_a_retry(store: Path) -> None:
     assert read_metadata(run_path(store, result.spec.run_id))["status"] == "failed"
     write_run(store, result.frame, result.metadata)
     assert read_metadata(run_path(store, result.spec.run_id))["status"] == "ok"
+
+
+def test_loading_many_runs_equals_concatenating_each_run(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from rlcompare.store.results import load_results, read_metadata, stored_runs
+
+    specs = rlcompare.grid(["q_learning", "random"], "FrozenLake-v1", seeds=2, steps=200)
+    specs += rlcompare.grid(
+        "q_learning", "FrozenLake-v1", seeds=1, steps=100, hparams={"alpha": 0.5}
+    )
+    rlcompare.sweep(specs, tmp_path, executor="serial", progress=False)
+    each = [
+        pq.read_table(path).to_pandas().assign(status=read_metadata(path)["status"])
+        for path in stored_runs(tmp_path)
+    ]
+    expected = pd.concat(each, ignore_index=True, sort=False)
+    pd.testing.assert_frame_equal(load_results(tmp_path), expected, check_exact=True)
+    assert load_results(tmp_path)["hp.alpha"].isna().any(), "random's rows lack q_learning's hp"
