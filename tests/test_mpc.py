@@ -25,6 +25,8 @@ from rlcompare.seeding import RunSeeds
 def _registered() -> None:
     # Until rlcompare.algos.deep registers it with the built-ins; a second call is a no-op.
     register_mpc()
+    # As every deep run (rlcompare.run pins it too); agents built here bypass run().
+    torch.set_num_threads(1)
 
 
 class DoubleIntegrator(gym.Env):
