@@ -6,7 +6,14 @@ store; wall times are measured side by side in one process and printed with spee
 relative to serial, and Ray's overhead per task (Ray wall time minus process wall time,
 divided by the number of tasks). On 2 cores expect at most 2x.
 
-    python benchmarks/sweep_scaling.py [--quick] [--workers N]
+With ``--two-node`` it also measures Ray with two nodes on this machine, as
+``tests/test_multinode.py`` starts them (a head with no CPUs and a second node in its own
+mount namespace, which sees none of the driver's files, every task pinned to it), beside a
+one-node Ray cluster: on one machine this shows the overhead of the second node (object
+transfers, remote scheduling), not a speed-up. Both are timed on the grid and on tiny tasks
+(0 training steps' worth of work), whose wall time per task is the per-task overhead.
+
+    python benchmarks/sweep_scaling.py [--quick] [--workers N] [--two-node]
 """
 
 from __future__ import annotations
@@ -44,10 +51,19 @@ def grid(quick: bool) -> list[rlcompare.RunSpec]:
     return tabular + deep
 
 
-def timed(specs: list[rlcompare.RunSpec], executor: str, workers: int, root: Path) -> float:
+def tiny(count: int = 40) -> list[rlcompare.RunSpec]:
+    """Runs that do almost no work, one task each: their wall time is dispatch overhead."""
+    return rlcompare.grid(
+        "random", "FrozenLake-v1", count, steps=10, eval_episodes=1, experiment="tiny"
+    )
+
+
+def timed(
+    specs: list[rlcompare.RunSpec], executor: str, workers: int, root: Path, **options: object
+) -> float:
     began = time.perf_counter()
     frame = rlcompare.sweep(
-        specs, root / executor, executor=executor, workers=workers, progress=False
+        specs, root / executor, executor=executor, workers=workers, progress=False, **options
     )
     elapsed = time.perf_counter() - began
     if frame["run_id"].nunique() != len(specs) or frame.attrs["failed"]:
@@ -59,7 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small budgets")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--two-node", action="store_true", help="also Ray on two nodes")
     args = parser.parse_args()
+    if args.two_node:
+        two_nodes(grid(args.quick), args.workers)
+        return
     specs = grid(args.quick)
     tasks = len(plan_tasks(specs, args.workers))
     import ray
@@ -76,6 +96,51 @@ def main() -> None:
         print(f"{executor:>8}: {seconds:7.1f} s wall   speedup vs serial {speedup:4.2f}x")
     overhead = (times["ray"] - times["process"]) / tasks
     print(f"Ray overhead vs process pool: {overhead * 1000:+.0f} ms per task")
+
+
+def two_nodes(specs: list[rlcompare.RunSpec], workers: int) -> None:
+    """One-node Ray beside two-node Ray (tasks pinned to the second node), grid and tiny."""
+    import importlib.util
+
+    import ray
+
+    test = Path(__file__).resolve().parent.parent / "tests" / "test_multinode.py"
+    module_spec = importlib.util.spec_from_file_location("test_multinode", test)
+    multinode = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+    module_spec.loader.exec_module(multinode)  # type: ignore[union-attr]
+    results: dict[str, dict[str, float]] = {}
+    sweeps = {"grid": specs, "tiny": tiny()}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        results["ray, 1 node"] = {
+            name: timed(todo, "ray", workers, root / f"one-{name}") for name, todo in sweeps.items()
+        }
+        ray.shutdown()
+        cluster = multinode.Cluster(root)
+        os.environ.update({k: v for k, v in cluster.env.items() if k.startswith("RAY_")})
+        try:
+            cluster.start_head()
+            cluster.start_far()
+            cluster.wait_for_far()
+            pinned = {"address": cluster.address, "resources": {"far": 1}}
+            results["ray, 2 nodes"] = {
+                name: timed(todo, "ray", workers, root / f"two-{name}", **pinned)
+                for name, todo in sweeps.items()
+            }
+        finally:
+            ray.shutdown()
+            cluster.stop()
+    print(f"{len(specs)} grid runs; {len(sweeps['tiny'])} tiny tasks; {workers} worker CPUs")
+    print("One machine: the second node adds overhead; this is not a speed-up measurement.")
+    for setup, times in results.items():
+        per_task = times["tiny"] / len(sweeps["tiny"]) * 1000
+        print(
+            f"{setup:>13}: grid {times['grid']:7.1f} s   tiny {times['tiny']:6.2f} s "
+            f"= {per_task:6.1f} ms per task"
+        )
+    extra = (results["ray, 2 nodes"]["tiny"] - results["ray, 1 node"]["tiny"]) / len(sweeps["tiny"])
+    print(f"second-node overhead: {extra * 1000:+.1f} ms per task")
 
 
 if __name__ == "__main__":

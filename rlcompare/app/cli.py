@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -126,7 +127,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             eval_episodes=args.eval_episodes,
             experiment=args.experiment,
         )
-    options = {"address": args.ray_address} if args.ray_address else {}
+    options: dict[str, Any] = {"address": args.ray_address} if args.ray_address else {}
+    if args.ray_resources:
+        try:
+            options["resources"] = json.loads(args.ray_resources)
+        except ValueError as error:
+            raise SpecError(
+                f"--ray-resources {args.ray_resources!r} is not JSON ({error}); valid: e.g. "
+                "'{\"far\": 1}'"
+            ) from None
     frame = sweep(
         specs,
         args.store,
@@ -137,10 +146,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if len(frame):
         print(summary_table(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(node_report(args.store, [spec.run_id for spec in specs]))
     failed = frame.attrs.get("failed", {})
     for run_id, reason in failed.items():
         print(f"FAILED {run_id}: {reason.strip().splitlines()[-1]}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def node_report(store: str, run_ids: Sequence[str]) -> str:
+    """``runs per node: <host> [ray node <id>] <n>, ...``, from each stored run's metadata
+    (runs stored before nodes were recorded count as ``unknown``)."""
+    from rlcompare.store.results import read_metadata, run_path
+
+    counts: dict[str, int] = {}
+    for run_id in dict.fromkeys(run_ids):
+        try:
+            node = read_metadata(run_path(store, run_id)).get("node") or {}
+        except Exception:  # a run that was not stored (its failure is reported below)
+            continue
+        name = node.get("hostname", "unknown")
+        if node.get("ray_node_id"):
+            name += f" (ray node {node['ray_node_id'][:12]})"
+        counts[name] = counts.get(name, 0) + 1
+    return "runs per node: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -237,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="process", choices=EXECUTORS)
     run.add_argument("--workers", type=int)
     run.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    run.add_argument(
+        "--ray-resources",
+        help="custom Ray resources each task needs, as JSON (e.g. '{\"far\": 1}')",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=cmd_run)
 
