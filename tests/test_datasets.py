@@ -84,3 +84,54 @@ def test_a_dataset_of_another_env_is_refused_when_the_spec_is_built(
 ) -> None:
     with pytest.raises(SpecError, match=r"logged on env 'FrozenLake-v1'.*'FrozenLake8x8-v1'"):
         RunSpec(algo, "FrozenLake8x8-v1", 0, steps=10, hparams={"dataset": deterministic_lake_logs})
+
+
+def test_the_same_logs_in_another_folder_give_the_same_run_id(tmp_path: Path) -> None:
+    logs = rlcompare.collect_demonstrations(lambda obs: 1, LAKE, steps=30, seed=0)
+    first, moved = logs.save(tmp_path / "a" / "logs.npz"), logs.save(tmp_path / "b" / "x.npz")
+    ids = [
+        RunSpec("q_learning", LAKE, 0, steps=5, hparams={"dataset": str(path)}).run_id
+        for path in (first, moved)
+    ]
+    assert ids[0] == ids[1]
+    other = rlcompare.collect_demonstrations(lambda obs: 2, LAKE, steps=30, seed=0)
+    other_id = RunSpec(
+        "q_learning", LAKE, 0, steps=5, hparams={"dataset": str(other.save(tmp_path / "c.npz"))}
+    ).run_id
+    assert other_id != ids[0]
+
+
+def test_an_altered_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    path = tmp_path / "logs.npz"
+    rlcompare.collect_demonstrations(lambda obs: 1, LAKE, steps=30, seed=0).save(path)
+    with np.load(path) as data:
+        members = {name: data[name] for name in data.files}
+    members["rewards"] = members["rewards"] + 1.0  # edited, metadata kept
+    np.savez_compressed(path, **members)
+    with pytest.raises(SpecError, match=rf"{path.name}.*altered"):
+        RunSpec("q_learning", LAKE, 0, steps=5, hparams={"dataset": str(path)})
+    # A file saved before content ids (no content_id in its metadata) is hashed on first use.
+    meta = json.loads(str(members["meta"]))
+    meta.pop("content_id")
+    members["meta"] = np.array(json.dumps(meta))
+    np.savez_compressed(path, **members)
+    spec = RunSpec("q_learning", LAKE, 0, steps=5, hparams={"dataset": str(path)})
+    assert spec.resolved_hparams["dataset"].startswith("sha256:")
+
+
+def test_a_worker_loads_shipped_bytes_without_the_file(tmp_path: Path) -> None:
+    from rlcompare.envs import datasets
+
+    logs = rlcompare.collect_demonstrations(lambda obs: 3, LAKE, steps=25, seed=1)
+    blob = logs.save(tmp_path / "gone.npz").read_bytes()
+    (tmp_path / "gone.npz").unlink()
+    unknown = "sha256:" + "0" * 64
+    with pytest.raises(SpecError, match="did not travel with this task"):
+        datasets.load_dataset(unknown)
+    datasets.provide_datasets([(logs.content_id, blob)])
+    loaded = datasets.load_dataset(logs.content_id)
+    assert loaded.content_id == logs.content_id and len(loaded) == 25
