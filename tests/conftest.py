@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 os.environ.setdefault("CI", "1")  # progress bars off
 REPO = Path(__file__).resolve().parents[1]
 
-WALL_METRICS = ("wall_time_s", "env_steps_per_s")
+WALL_METRICS = ("wall_time_s", "env_steps_per_s", "planning_ms")
 
 
 def run_python(

@@ -105,7 +105,7 @@ def test_every_built_in_is_declared_the_same_way() -> None:
         families.setdefault(algorithm.family, []).append(name)
     assert families["baseline"] == ["random"]
     assert {"q_learning", "sarsa", "dyna_q"} <= set(families["tabular"])
-    assert {"dqn", "sb3_dqn", "ppo", "bc", "sac"} == set(families["deep"])
+    assert {"dqn", "sb3_dqn", "ppo", "bc", "sac", "mpc"} == set(families["deep"])
     # Every algorithm that learns from a dataset checks it when the spec is built.
     takes_dataset = [n for n in rlcompare.algorithms() if "dataset" in get_algorithm(n).params]
     assert {"q_learning", "dqn", "bc"} <= set(takes_dataset)

@@ -31,7 +31,17 @@ ENV_PREFIX = "env."
 # Rows of every finished training episode (with ``episode`` set).
 EPISODE_METRICS = ("episode_return", "episode_length")
 # Metrics where a smaller value is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"q_error", "policy_regret", "td_error", "model_error", "wall_time_s"})
+LOWER_IS_BETTER = frozenset(
+    {
+        "q_error",
+        "policy_regret",
+        "td_error",
+        "model_error",
+        "model_loss",
+        "planning_ms",
+        "wall_time_s",
+    }
+)
 
 STATUSES = ("ok", "diverged", "failed")
 # Statuses a sweep treats as done (a failed run is retried by the next sweep).

@@ -28,6 +28,7 @@ from rlcompare.algos.deep.hparams import (
     check_ppo,
     check_sb3_dqn,
 )
+from rlcompare.algos.deep.mpc_params import register_mpc
 from rlcompare.algos.deep.sac_params import SAC_PARAMS, check_sac
 from rlcompare.algos.deep.sb3_generic import register_sb3
 from rlcompare.spec.registry import register_algorithm
@@ -107,3 +108,6 @@ for name, summary, params, module, spaces, check in _DEEP:
         check_spec=check_deep_spec,
         family="deep",
     )
+
+# The learned-model planner declares itself beside its hyperparameter table.
+register_mpc()
