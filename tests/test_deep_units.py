@@ -19,7 +19,7 @@ from rlcompare.algos.deep.hparams import (
     PPO_PARAMS,
     SB3_DQN_PARAMS,
 )
-from rlcompare.algos.deep.learner import DQNLearner, FlatAdam
+from rlcompare.algos.deep.learner import DQNLearner, FlatAdam, _first_and_inverse
 from rlcompare.algos.deep.network import QNetwork
 from rlcompare.algos.deep.replay import (
     NStepAccumulator,
@@ -174,6 +174,32 @@ def test_sum_tree_batched_and_single_updates_agree_with_sums() -> None:
     parents = np.arange(1, batched.leaves)
     tree = batched.tree
     np.testing.assert_array_equal(tree[parents], tree[2 * parents] + tree[2 * parents + 1])
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 500])
+def test_first_and_inverse_is_np_unique(size: int) -> None:
+    # The fixed-target path scores rows in np.unique's order: the order is part of the result.
+    indices = np.random.default_rng(size).integers(0, max(2, size // 3), size=size)
+    _, first, inverse = np.unique(indices, return_index=True, return_inverse=True)
+    mine_first, mine_inverse = _first_and_inverse(indices)
+    np.testing.assert_array_equal(mine_first, first)
+    np.testing.assert_array_equal(mine_inverse, inverse)
+
+
+def test_phase_sample_gathers_the_same_transitions_as_sample() -> None:
+    encoder = ObsEncoder(gym.spaces.Box(-1.0, 1.0, (2, 3), dtype=np.float32))
+    phased = ReplayBuffer(50, encoder, np.random.default_rng(3))
+    plain = ReplayBuffer(50, encoder, np.random.default_rng(3))
+    rng = np.random.default_rng(0)
+    for i in range(80):  # wraps around the ring
+        obs, next_obs = rng.random((2, 3)), rng.random((2, 3))
+        for buffer in (phased, plain):
+            buffer.add(obs, i % 3, float(i), next_obs, 0.5 + i / 200)
+    for steps in (1, 4, 1):  # reused arrays, then new sizes
+        got, want = phased.sample_phase(steps, 8), plain.sample(steps * 8)
+        for name in ("obs", "actions", "rewards", "next_obs", "discounts", "indices"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        assert got.obs.shape == (steps * 8, 6) and got.weights is None
 
 
 def test_prioritized_replay_prefers_large_td_errors() -> None:

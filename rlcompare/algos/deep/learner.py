@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcompare.algos.deep.network import QNetwork
+from rlcompare.algos.deep.network import QNetwork, Workspace
 from rlcompare.algos.deep.replay import Batch, ReplayBuffer
 from rlcompare.errors import Diverged, SpecError
 from rlcompare.seeding import RunSeeds
@@ -31,6 +31,47 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise SpecError("device = 'cuda' but torch sees no CUDA device; valid: cpu, auto")
     return torch.device(name)
+
+
+class _PhaseSpace:
+    """Per-row columns of one training phase (rows = its gradient steps x batch size).
+
+    ``sums`` rows hold |TD error|, the weighted Huber loss and Q(s, a) of every row, laid out
+    so that one reduction sums all three; ``q`` is a view of its last row.
+    """
+
+    def __init__(self, rows: int, n_actions: int) -> None:
+        self.sums = np.zeros((3, rows), dtype=np.float32)
+        self.q = self.sums[2]
+        self.td = np.zeros(rows, dtype=np.float32)
+        self.clipped = np.zeros(rows, dtype=np.float32)
+        self.weights = np.ones(rows, dtype=np.float32)
+        self.weighted = False
+        self.target = np.zeros(rows, dtype=np.float32)
+        self.grad_chosen = np.zeros(rows, dtype=np.float32)
+        self._flat: dict[int, np.ndarray] = {}
+        self.n_actions = n_actions
+
+    def flat_index(self, n: int) -> np.ndarray:
+        """Offsets (n,) of each row's first Q-value in a flattened (n, n_actions) array."""
+        offsets = self._flat.get(n)
+        if offsets is None:
+            offsets = self._flat[n] = np.arange(n, dtype=np.int64) * self.n_actions
+        return offsets
+
+
+def _first_and_inverse(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(indices, return_index=True, return_inverse=True)[1:]``, without its
+    overheads: the first position of each distinct value (in sorted order) and, per entry,
+    the rank of its value among the distinct ones."""
+    order = np.argsort(indices, kind="stable")
+    ordered = indices[order]
+    new = np.empty(len(indices), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    inverse = np.empty(len(indices), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new], inverse
 
 
 class FlatAdam:
@@ -118,9 +159,9 @@ class DQNLearner:
         self._one_np = self._one.numpy()
         self._acting: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._acting_key: tuple[bool, int] | None = None
-        self._td = torch.empty(0, device=device)
-        self._q = torch.empty(0, device=device)
-        self._w = torch.empty(0, device=device)
+        # Preallocated arrays: per phase size (rows) and per batch size (activations).
+        self._spaces: dict[int, _PhaseSpace] = {}
+        self._work: dict[int, Workspace] = {}
         self.gradient_steps = 0
         self.reset_stats()
 
@@ -171,46 +212,68 @@ class DQNLearner:
         Raises:
             Diverged: the loss or a Q-value became non-finite.
         """
-        rows = steps * self.batch_size
-        if len(self._td) < rows:
-            # Per-sample TD errors, Q(s, a) and IS weights of the phase, as (rows, 1) columns.
-            self._td = torch.empty(rows, 1, device=self.device)
-            self._q = torch.empty(rows, 1, device=self.device)
-            self._w = torch.ones(rows, 1, device=self.device)
-        self._grad_q = torch.zeros(rows, self.net.n_actions, device=self.device)
         phase = buffer.sample_phase(steps, self.batch_size)
         if phase is None:
+            rows = steps * self.batch_size
+            space = self._phase_space(rows)
             offset = 0
             for _ in range(steps):
                 batch = buffer.sample(self.batch_size, beta)
                 end = offset + len(batch.actions)
-                obs, actions, rewards, next_obs, discounts, weights = self._tensors(batch)
-                target = self._bootstrap(next_obs, rewards, discounts)
-                td = self._step(obs, actions, target, weights, slice(offset, end))
+                obs, _, rewards, next_obs, discounts, _ = self._tensors(batch)
+                target = self._bootstrap(next_obs, rewards, discounts).cpu().numpy().ravel()
+                td = self._step(obs, batch.actions, target, batch.weights, offset, space)
                 if batch.weights is not None:
-                    buffer.update_priorities(batch.indices, td.abs().view(-1).cpu().numpy())
+                    buffer.update_priorities(batch.indices, np.abs(td))
                 offset = end
         else:
-            obs, actions, rewards, next_obs, discounts, _ = self._tensors(phase)
-            per_step = len(phase.actions) // steps
+            rows = len(phase.actions)
+            space = self._phase_space(rows)
+            obs, _, rewards, next_obs, discounts, _ = self._tensors(phase)
+            per_step = rows // steps
             fixed = self.use_target and not self.net.noisy and not self.double
-            targets = None
-            if fixed:
-                # Each distinct slot's next observation is scored once (the target net is
-                # fixed during the phase); early on, when the buffer is small, most repeat.
-                _, first, inverse = np.unique(phase.indices, return_index=True, return_inverse=True)
-                values = self._next_values(next_obs[self._index(first)])[self._index(inverse)]
-                targets = values.view(-1, 1).mul_(discounts).add_(rewards)
+            targets = self._fixed_targets(phase, next_obs, space) if fixed else None
             for k in range(steps):
-                part = slice(k * per_step, (k + 1) * per_step)
-                target = (
-                    targets[part]
-                    if targets is not None
-                    else self._bootstrap(next_obs[part], rewards[part], discounts[part])
-                )
-                self._step(obs[part], actions[part], target, None, part)
+                start, end = k * per_step, (k + 1) * per_step
+                if targets is None:
+                    target = self._bootstrap(
+                        next_obs[start:end], rewards[start:end], discounts[start:end]
+                    )
+                    target_np = target.cpu().numpy().ravel()
+                else:
+                    target_np = targets[start:end]
+                self._step(obs[start:end], phase.actions[start:end], target_np, None, start, space)
             offset = steps * per_step
-        self._record(offset)
+        self._record(offset, space)
+
+    def _phase_space(self, rows: int) -> _PhaseSpace:
+        space = self._spaces.get(rows)
+        if space is None:
+            space = self._spaces[rows] = _PhaseSpace(rows, self.net.n_actions)
+        return space
+
+    def _fixed_targets(
+        self, phase: Batch, next_obs: torch.Tensor, space: _PhaseSpace
+    ) -> np.ndarray:
+        """The phase's bootstrap targets (rows,) from the fixed target net.
+
+        Each distinct slot's next observation is scored once (the target net is fixed during
+        the phase); early on, when the buffer is small, most repeat. The rows go through the
+        net in the order of their slots (as ``np.unique`` orders them): a matrix product's
+        rows can round differently with the rows around them, so the order is part of the
+        result.
+        """
+        first, inverse = _first_and_inverse(phase.indices)
+        if self.device.type == "cpu":
+            unique_obs = torch.from_numpy(np.take(phase.next_obs, first, axis=0))
+        else:
+            unique_obs = next_obs[self._index(first)]
+        values = self._next_values(unique_obs).cpu().numpy()
+        targets = space.target
+        np.take(values, inverse, out=targets)
+        np.multiply(targets, phase.discounts, out=targets)
+        np.add(targets, phase.rewards, out=targets)
+        return targets
 
     def _tensors(self, batch: Batch) -> tuple[torch.Tensor, ...]:
         """Obs (B, dim), actions (B, 1), rewards, next obs, discounts, weights (B, 1) or None."""
@@ -234,25 +297,44 @@ class DQNLearner:
     def _step(
         self,
         obs: torch.Tensor,
-        actions: torch.Tensor,
-        target: torch.Tensor,
-        weights: torch.Tensor | None,
-        rows: slice,
-    ) -> torch.Tensor:
-        """One gradient step on a batch (targets (B, 1)); records its TD errors, Q(s, a) and
-        weights at ``rows`` of the phase's columns and returns the TD errors (B, 1)."""
+        actions: np.ndarray,
+        target: np.ndarray,
+        weights: np.ndarray | None,
+        offset: int,
+        space: _PhaseSpace,
+    ) -> np.ndarray:
+        """One gradient step on a batch (targets (B,)); records its TD errors, Q(s, a) and
+        weights at rows ``offset:offset + B`` of the phase and returns the TD errors (B,).
+
+        The loss's few per-row operations run in numpy on views of the torch tensors (each
+        one an exact IEEE operation, so the same bits as torch's, at a fraction of the
+        dispatch cost); the matrix products stay in torch.
+        """
         if self.net.noisy:
             self.online_noise = self.net.sample_noise(self.noise_generator, self.device)
-        q, cache = self.net.forward_cached(obs, self.online_views, self.online_noise)
-        chosen = torch.gather(q, 1, actions, out=self._q[rows])
-        td = torch.sub(chosen, target, out=self._td[rows])
+        n = len(actions)
+        work = self._work.get(n)
+        if work is None:
+            work = self._work[n] = self.net.workspace(n, self.device)
+        q, cache = self.net.forward_cached(obs, self.online_views, self.online_noise, work)
+        q_np = q.numpy() if self.device.type == "cpu" else q.cpu().numpy()
+        rows = slice(offset, offset + n)
+        chosen = space.q[rows]
+        np.take(q_np.ravel(), space.flat_index(n) + actions, out=chosen)
+        td = np.subtract(chosen, target, out=space.td[rows])
         # d(smooth_l1_loss)/dQ(s, a): the TD error clipped to [-1, 1], averaged over the batch.
-        grad_chosen = td.clamp(-1.0, 1.0).mul_(1.0 / len(td))
+        clipped = np.maximum(td, -1.0, out=space.clipped[rows])
+        np.minimum(clipped, 1.0, out=clipped)
+        grad_chosen = np.multiply(clipped, 1.0 / n, out=space.grad_chosen[:n])
         if weights is not None:
-            grad_chosen.mul_(weights)
-            self._w[rows] = weights
-        grad_q = self._grad_q[rows].scatter_(1, actions, grad_chosen)
-        self.net.backward(cache, grad_q, self.grad_views)
+            grad_chosen *= weights
+            space.weights[rows] = weights
+            space.weighted = True
+        grad_q = work.grad_q_np
+        grad_q.fill(0.0)
+        np.put(grad_q.ravel(), space.flat_index(n) + actions, grad_chosen)
+        grad_q_t = work.grad_q if self.device.type == "cpu" else work.grad_q.to(self.device)
+        self.net.backward(cache, grad_q_t, self.grad_views, work)
         if self.max_grad_norm is not None:
             self._clip_gradient(self.max_grad_norm)
         self.optimizer.step()
@@ -302,15 +384,21 @@ class DQNLearner:
                 self.target.lerp_(self.params, tau)
 
     # -- statistics -----------------------------------------------------------------------------
-    def _record(self, rows: int) -> None:
+    def _record(self, rows: int, space: _PhaseSpace) -> None:
         if rows == 0:
             return
-        td, weights = self._td[:rows], self._w[:rows]  # (rows, 1)
-        clipped = td.clamp(-1.0, 1.0)
-        huber = clipped * (td - 0.5 * clipped)
-        sums = torch.stack([td.abs().sum(), (huber * weights).sum(), self._q[:rows].sum()])
-        abs_td, loss, q = sums.tolist()
-        self._w[:rows].fill_(1.0)
+        td, clipped, sums = space.td[:rows], space.clipped[:rows], space.sums[:, :rows]
+        # Huber loss clipped * (td - clipped / 2), per row, then |td|, loss and Q summed by
+        # one torch reduction over the (3, rows) block (each row summed as torch sums a vector).
+        huber = np.multiply(clipped, 0.5, out=sums[1])
+        np.subtract(td, huber, out=huber)
+        np.multiply(clipped, huber, out=huber)
+        if space.weighted:
+            huber *= space.weights[:rows]
+            space.weights.fill(1.0)
+            space.weighted = False
+        np.abs(td, out=sums[0])
+        abs_td, loss, q = torch.from_numpy(np.ascontiguousarray(sums)).sum(1).tolist()
         if not (math.isfinite(loss) and math.isfinite(q)):
             raise Diverged(
                 f"non-finite loss ({loss}) or Q-value after {self.gradient_steps} gradient steps"

@@ -76,6 +76,17 @@ class Cache(NamedTuple):
     layers: list[Effective]
 
 
+class Workspace(NamedTuple):
+    """Preallocated outputs of one batch size's forward and backward passes (reused by every
+    gradient step, so a step allocates no activations)."""
+
+    hidden: list[torch.Tensor]  # (B, width) ReLU outputs of the trunk's layers
+    q: torch.Tensor  # (B, n_actions) Q-values (plain head)
+    grad_hidden: list[torch.Tensor]  # (B, width) gradients with respect to the ReLU outputs
+    grad_q: torch.Tensor  # (B, n_actions) CPU tensor: the loss's gradient, filled in numpy
+    grad_q_np: object  # numpy view of grad_q
+
+
 class QNetwork:
     """Layout and maths of an MLP Q-network: ``(B, in_dim) -> (B, n_actions)``.
 
@@ -111,6 +122,20 @@ class QNetwork:
         else:
             self.heads = [self._add(sizes[-1], n_actions, first)]
         self.slots = [*self.trunk, *self.heads]
+        # effective() without noise is the views themselves: built once per views list.
+        self._plain: dict[int, tuple[LayerViews, list[Effective]]] = {}
+
+    def workspace(self, batch: int, device: torch.device) -> Workspace:
+        """Preallocated activations and gradients for batches of ``batch`` rows."""
+        widths = [slot.out_features for slot in self.trunk]
+        grad_q = torch.zeros(batch, self.n_actions)
+        return Workspace(
+            [torch.empty(batch, w, device=device) for w in widths],
+            torch.empty(batch, self.n_actions, device=device),
+            [torch.empty(batch, w, device=device) for w in widths],
+            grad_q,
+            grad_q.numpy(),
+        )
 
     def _add(self, in_features: int, out_features: int, transposed: bool) -> LinearSlot:
         count = in_features * out_features
@@ -202,6 +227,10 @@ class QNetwork:
     def effective(self, views: LayerViews, noise: Noise | None) -> list[Effective]:
         """Per layer the tensors the forward pass uses: the means, or mean + sigma * noise for
         NoisyNet layers given ``noise`` (keeping the noise product for the backward pass)."""
+        if noise is None:
+            cached = self._plain.get(id(views))
+            if cached is not None and cached[0] is views:
+                return cached[1]
         layers = []
         for index, layer in enumerate(views):
             if noise is None or layer.weight_sigma is None:
@@ -212,33 +241,55 @@ class QNetwork:
             weight = torch.addcmul(layer.weight, layer.weight_sigma, outer)
             bias = torch.addcmul(layer.bias, layer.bias_sigma, eps_out)
             layers.append(Effective(weight, weight.t(), bias, outer, eps_out))
+        if noise is None:
+            # Keyed by identity; holding ``views`` keeps its id from being reused. A learner
+            # uses two views lists: a few entries suffice.
+            if len(self._plain) >= 4:
+                self._plain.clear()
+            self._plain[id(views)] = (views, layers)
         return layers
 
     def forward_cached(
-        self, x: torch.Tensor, views: LayerViews, noise: Noise | None = None
+        self,
+        x: torch.Tensor,
+        views: LayerViews,
+        noise: Noise | None = None,
+        work: Workspace | None = None,
     ) -> tuple[torch.Tensor, Cache]:
-        """Forward pass without autograd; returns Q (B, A) and what ``backward`` needs."""
+        """Forward pass without autograd; returns Q (B, A) and what ``backward`` needs.
+
+        With ``work`` (of x's batch size) the activations are written into its tensors.
+        """
         layers = self.effective(views, noise)
         inputs = [x]
         h = x
-        for layer in layers[: len(self.trunk)]:
-            h = torch.addmm(layer.bias, h, layer.weight_t).relu_()
+        for index, layer in enumerate(layers[: len(self.trunk)]):
+            out = None if work is None else work.hidden[index]
+            h = torch.addmm(layer.bias, h, layer.weight_t, out=out).relu_()
             inputs.append(h)
         if not self.dueling:
-            q = torch.addmm(layers[-1].bias, h, layers[-1].weight_t)
+            out = None if work is None else work.q
+            q = torch.addmm(layers[-1].bias, h, layers[-1].weight_t, out=out)
         else:
             value = torch.addmm(layers[-2].bias, h, layers[-2].weight_t)
             advantage = torch.addmm(layers[-1].bias, h, layers[-1].weight_t)
             q = (value + advantage).sub_(advantage.mean(dim=1, keepdim=True))
         return q, Cache(inputs, layers)
 
-    def backward(self, cache: Cache, grad_q: torch.Tensor, grad_views: LayerViews) -> None:
+    def backward(
+        self,
+        cache: Cache,
+        grad_q: torch.Tensor,
+        grad_views: LayerViews,
+        work: Workspace | None = None,
+    ) -> None:
         """Writes d(sum(grad_q * Q))/d(parameters) into ``grad_views`` (every entry set).
 
         Args:
             cache: What ``forward_cached`` returned beside Q.
             grad_q: (B, n_actions) gradient of the loss with respect to the Q-values.
             grad_views: Views of the flat gradient tensor, same layout as the parameters.
+            work: Where to write the hidden layers' gradients (as ``forward_cached``).
         """
         inputs, layers = cache.inputs, cache.layers
         n = len(self.trunk)
@@ -250,14 +301,18 @@ class QNetwork:
         for index, head_grad in heads:
             self._layer_gradients(layers[index], inputs[n], head_grad, grad_views[index])
             if n > 0:
-                part = head_grad @ layers[index].weight
-                grad = part if grad is None else grad.add_(part)
+                if grad is None:
+                    out = None if work is None else work.grad_hidden[n - 1]
+                    grad = torch.mm(head_grad, layers[index].weight, out=out)
+                else:
+                    grad.add_(head_grad @ layers[index].weight)
         for index in range(n - 1, -1, -1):
             # ReLU: the gradient passes where the layer's output (next input) is positive.
             grad = _threshold_backward(grad, inputs[index + 1], 0)
             self._layer_gradients(layers[index], inputs[index], grad, grad_views[index])
             if index > 0:
-                grad = grad @ layers[index].weight
+                out = None if work is None else work.grad_hidden[index - 1]
+                grad = torch.mm(grad, layers[index].weight, out=out)
 
     @staticmethod
     def _layer_gradients(

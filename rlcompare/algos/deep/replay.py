@@ -60,6 +60,7 @@ class ReplayBuffer:
         self.discounts = np.zeros(self.capacity, dtype=np.float32)
         self.position = 0
         self.size = 0
+        self._scratch: Batch | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -87,9 +88,35 @@ class ReplayBuffer:
         """The batches of ``steps`` gradient steps at once, stacked (steps * batch_size rows).
 
         Uniform draws do not depend on learning, so a phase's batches can be drawn together;
-        prioritized replay returns None (its priorities change after every step).
+        prioritized replay returns None (its priorities change after every step). The arrays
+        are reused by the next call of the same size: read them before drawing again.
         """
-        return self.sample(steps * batch_size)
+        rows = steps * batch_size
+        indices = self.rng.integers(0, self.size, size=rows)
+        if self.encoder.discrete:
+            return self._gather(indices, None)
+        scratch = self._scratch
+        if scratch is None or len(scratch.actions) != rows:
+            scratch = self._scratch = Batch(
+                np.empty((rows, *self.obs.shape[1:]), dtype=self.obs.dtype),
+                np.empty(rows, dtype=self.actions.dtype),
+                np.empty(rows, dtype=self.rewards.dtype),
+                np.empty((rows, *self.obs.shape[1:]), dtype=self.obs.dtype),
+                np.empty(rows, dtype=self.discounts.dtype),
+                None,
+                indices,
+            )
+        # One gather per column into arrays reused by every phase of this size (the batch is
+        # read before the next draw); encoding a float32 Box batch is a reshape.
+        np.take(self.obs, indices, axis=0, out=scratch.obs)
+        np.take(self.actions, indices, out=scratch.actions)
+        np.take(self.rewards, indices, out=scratch.rewards)
+        np.take(self.next_obs, indices, axis=0, out=scratch.next_obs)
+        np.take(self.discounts, indices, out=scratch.discounts)
+        encode = self.encoder.encode_batch
+        return scratch._replace(
+            obs=encode(scratch.obs), next_obs=encode(scratch.next_obs), indices=indices
+        )
 
     def _gather(self, indices: np.ndarray, weights: np.ndarray | None) -> Batch:
         encode = self.encoder.encode_batch
