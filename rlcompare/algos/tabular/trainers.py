@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 import numpy as np
 
 from rlcompare.algos.tabular import kernels
 from rlcompare.algos.tabular.agent import Reference, TabularAgent
 from rlcompare.algos.tabular.evaluation import EngineEvaluation, eval_plan
-from rlcompare.envs.datasets import Dataset
+from rlcompare.envs.datasets import load_dataset
 from rlcompare.envs.make import env_info
 from rlcompare.envs.model import Simulation, TabularMDP, model_or_none, sample_index
 from rlcompare.envs.planning import value_iteration
@@ -209,7 +208,7 @@ def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
 def load_transitions(path: str, n_states: int, n_actions: int) -> tuple[np.ndarray, ...]:
     """(observations, actions, rewards, next observations, terminated, truncated) of a
     Dataset file as the arrays the engine takes, checked against the env's sizes."""
-    data = Dataset.load(path)
+    data = load_dataset(path)  # what the task carried, else the driver's catalogue
     if len(data) == 0:
         raise SpecError(f"dataset {path!r} holds no transitions; valid: a non-empty dataset")
     arrays = (
@@ -238,8 +237,6 @@ def train_offline(ctx: RunContext) -> TabularAgent:
     transition drawn uniformly from the dataset with the agent's stream."""
     _, budget = ctx.spec.budget  # a steps budget: RunSpec rejects episodes with a dataset
     path = str(ctx.hp["dataset"])
-    if not Path(path).is_file():
-        raise SpecError(f"dataset file {path!r} does not exist")
     mdp = model_or_none(ctx.spec.env, ctx.spec.env_kwargs)
     info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
     n_states, n_actions = info.observation_space.n, info.action_space.n
