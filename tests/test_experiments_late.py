@@ -21,6 +21,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from rlcompare.errors import SpecError
 from rlcompare.experiments import continuous_actions as pendulum
 from rlcompare.experiments import corrective_action as corrective
 from rlcompare.experiments import logs_vs_imitation as logs
@@ -53,27 +54,56 @@ def _budgets(specs: list) -> list[tuple[str, str, int, int]]:
 
 # ------------------------------------------------------------------------------ 06 pendulum
 PENDULUM = "seeds steps n_actions dqn_hparams continuous_algos continuous_hparams evals "
-PENDULUM += "eval_episodes"
+PENDULUM += "eval_episodes protocols"
 
 
 @pytest.mark.parametrize(
-    ("profile", "seeds", "steps", "every"), [("smoke", 1, 400, 200), ("default", 10, 10000, 1000)]
+    ("profile", "seeds", "steps", "every", "mpc"),
+    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 10, 10000, 1000, (5, 5000, 1000, 2))],
 )
-def test_pendulum_grid(profile: str, seeds: int, steps: int, every: int) -> None:
+def test_pendulum_grid(profile: str, seeds: int, steps: int, every: int, mpc: tuple) -> None:
     values = notebook_parameters("06_continuous_actions", profile)
     specs = pendulum.build_specs(**_kwargs(values, PENDULUM))
-    assert len(specs) == 4 * seeds
+    mpc_seeds, mpc_steps, mpc_every, mpc_episodes = mpc
+    assert len(specs) == 4 * seeds + mpc_seeds
     dqn, ppo = "rlcompare/DiscretePendulum-v0", "Pendulum-v1"
-    assert _budgets(specs) == [("dqn", dqn, steps, every), ("ppo", ppo, steps, every)]
-    assert [s.env_kwargs.get("n_actions") for s in specs[::seeds]] == [3, 5, 11, None]
+    assert _budgets(specs) == [
+        ("dqn", dqn, steps, every),
+        ("ppo", ppo, steps, every),
+        ("mpc", ppo, mpc_steps, mpc_every),
+    ]
+    assert [s.env_kwargs.get("n_actions") for s in specs[: 4 * seeds : seeds]] == [3, 5, 11, None]
     assert pendulum.order(specs) == [
         "dqn, 3 torques",
         "dqn, 5 torques",
         "dqn, 11 torques",
         "ppo, continuous",
+        "mpc, continuous",
     ]
     assert {s.experiment for s in specs} == {"pendulum"}
-    assert specs[-1].hparams["n_envs"] == (2 if profile == "smoke" else 4)
+    assert {s.eval_episodes for s in specs if s.algo == "mpc"} == {mpc_episodes}
+    assert specs[4 * seeds - 1].hparams["n_envs"] == (2 if profile == "smoke" else 4)
+
+
+def test_pendulum_protocols_name_only_continuous_algos() -> None:
+    values = notebook_parameters("06_continuous_actions", "smoke")
+    values["protocols"] = {"dqn": {"steps": 10}}
+    with pytest.raises(SpecError, match=r"protocols name \['dqn'\], not in continuous_algos"):
+        pendulum.build_specs(**_kwargs(values, PENDULUM))
+
+
+def test_pendulum_cost_table_is_wall_time_per_env_step() -> None:
+    rows = [
+        ("r1", "a", "E", 100, "wall_time_s", 1.0),
+        ("r1", "a", "E", 200, "wall_time_s", 4.0),
+        ("r2", "a", "E", 200, "wall_time_s", 2.0),
+        ("r3", "b", "E", 50, "wall_time_s", 5.0),
+    ]
+    frame = pd.DataFrame(rows, columns=["run_id", "algo", "env", "step", "metric", "value"])
+    table = pendulum.cost_table(frame, ["b", "a", "c"])
+    assert table["algo"].tolist() == ["b", "a"]
+    assert table["ms_per_step"].tolist() == [100.0, 15.0]  # median of 20 and 10 ms for a
+    assert table["steps"].tolist() == [50, 200]
 
 
 def test_pendulum_labels_and_headline_on_hand_made_tables() -> None:
@@ -278,7 +308,9 @@ def test_logs_grid(tmp_path: Path, profile: str, seeds: int, lake: list, cartpol
     cartpole_logs = ["expert eps=0.0", "expert eps=0.5", "expert eps=0.9", "novice eps=0.5"]
     assert list(experiment.lake_data) == lake_logs
     assert list(experiment.cartpole_data) == cartpole_logs
-    assert sorted(experiment.labels.values()) == sorted(lake_logs + cartpole_logs)
+    # Each log is known by its path and by its content_id (what runs record in hp.dataset).
+    assert sorted(experiment.labels.values()) == sorted(2 * (lake_logs + cartpole_logs))
+    assert sum(key.startswith("sha256:") for key in experiment.labels) == 10
     assert len(experiment.lake_specs) == 2 * 6 * seeds
     assert len(experiment.cartpole_specs) == (2 * 4 + 1) * seeds
     budgets = [(a, s, e) for a, _, s, e in _budgets(experiment.lake_specs)]

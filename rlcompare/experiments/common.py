@@ -4,10 +4,12 @@ rows of a group of specs, contenders labelled by experiment."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from rlcompare.envs.datasets import resolve_dataset
 from rlcompare.spec.runspec import RunSpec, grid
 
 
@@ -60,3 +62,13 @@ def keyed(table: pd.DataFrame, keys: Sequence[str], value: str) -> dict[str, Any
         return {}
     labels = table[list(keys)].astype(str).agg("/".join, axis=1)
     return dict(zip(labels, table[value].tolist(), strict=True))
+
+
+def dataset_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """``{path: label}`` of saved logs, keyed as the ``hp.dataset`` column holds them: by
+    content_id (what a spec resolves a path to), and by path too (frames made by hand)."""
+    keyed_labels = dict(labels)
+    for path, label in labels.items():
+        if Path(path).is_file():
+            keyed_labels[resolve_dataset(path)] = label
+    return keyed_labels

@@ -1,8 +1,11 @@
-"""Notebook 06: PPO on Pendulum's continuous torque against DQN on a grid of torques.
+"""Notebook 06: PPO (and SAC, and the learned-model planner ``mpc``) on Pendulum's continuous
+torque against DQN on a grid of torques.
 
 DQN acts on ``rlcompare/DiscretePendulum-v0`` (the same dynamics with ``n_actions`` evenly
-spaced torques), the continuous learners on ``Pendulum-v1``; every agent gets the same budget
-and eval protocol. Agents are labelled ``"dqn, <n> torques"`` and ``"<algo>, continuous"``.
+spaced torques), the continuous learners on ``Pendulum-v1``; every agent gets the same eval
+protocol and, unless ``protocols`` gives it a smaller one, the same budget (a planner costs
+tens of milliseconds of CPU per env step). Agents are labelled ``"dqn, <n> torques"`` and
+``"<algo>, continuous"``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
+from rlcompare.errors import SpecError
 from rlcompare.experiments.common import eval_every
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
@@ -29,6 +33,7 @@ __all__ = [
     "agent_label",
     "agent_labels",
     "build_specs",
+    "cost_table",
     "curves_figure",
     "final_figure",
     "final_table",
@@ -49,26 +54,42 @@ def build_specs(
     continuous_hparams: Mapping[str, Mapping[str, Any]],
     evals: int,
     eval_episodes: int,
+    protocols: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[RunSpec]:
     """DQN on each torque grid of ``n_actions``, then each of ``continuous_algos`` on the
-    continuous torque (with its entry of ``continuous_hparams``), all on one protocol."""
-    protocol = {
-        "steps": steps,
-        "eval_every": eval_every(steps, evals),
-        "eval_episodes": eval_episodes,
-        "experiment": EXPERIMENT,
-    }
+    continuous torque (with its entry of ``continuous_hparams``), all on one protocol.
+
+    ``protocols`` may give a continuous algorithm its own ``seeds``, ``steps``, ``evals`` and
+    ``eval_episodes`` (for a planner whose every step is costly); missing keys keep the rest.
+    """
+    protocols = protocols or {}
+    unknown = sorted(set(protocols) - set(continuous_algos))
+    if unknown:
+        raise SpecError(
+            f"protocols name {unknown}, not in continuous_algos; valid: {list(continuous_algos)}"
+        )
+
+    def protocol(algo: str | None = None) -> dict[str, Any]:
+        own = {"seeds": seeds, "steps": steps, "evals": evals, "eval_episodes": eval_episodes}
+        own.update(protocols.get(algo, {}) if algo else {})
+        return {
+            "seeds": own["seeds"],
+            "steps": own["steps"],
+            "eval_every": eval_every(own["steps"], own["evals"]),
+            "eval_episodes": own["eval_episodes"],
+            "experiment": EXPERIMENT,
+        }
+
     specs = grid(
         "dqn",
         DISCRETE_ENV,
-        seeds,
         hparams=dict(dqn_hparams),
         env_kwargs={"n_actions": list(n_actions)},
-        **protocol,
+        **protocol(),
     )
     for algo in continuous_algos:
         hparams = dict(continuous_hparams[algo])
-        specs += grid(algo, CONTINUOUS_ENV, seeds, hparams=hparams, **protocol)
+        specs += grid(algo, CONTINUOUS_ENV, hparams=hparams, **protocol(algo))
     return specs
 
 
@@ -113,6 +134,18 @@ def threshold_table(frame: pd.DataFrame, agents: Sequence[str], threshold: float
     return _in_order(stats.threshold_summary(frame, threshold), agents)
 
 
+def cost_table(frame: pd.DataFrame, agents: Sequence[str]) -> pd.DataFrame:
+    """CPU cost against sample efficiency per agent: env steps per run and milliseconds of
+    wall time per env step (training and evaluation, the median over runs)."""
+    walls = frame[frame["metric"] == "wall_time_s"].sort_values("step")
+    last = walls.groupby("run_id").tail(1)
+    per_step = last.assign(ms_per_step=1000 * last["value"] / last["step"].clip(lower=1))
+    table = per_step.groupby("algo").agg(
+        steps=("step", "max"), ms_per_step=("ms_per_step", "median")
+    )
+    return table.loc[[a for a in agents if a in table.index]].reset_index()
+
+
 def curves_figure(frame: pd.DataFrame, threshold: float, *, reps: int) -> tuple[Figure, Axes]:
     """Eval return against env steps per agent (IQM, 95% CI), the threshold dashed."""
     fig, ax = plots.learning_curves(frame, reps=reps)
@@ -129,7 +162,13 @@ def final_figure(final: pd.DataFrame) -> tuple[Figure, Any]:
 
 
 def headline(
-    final: pd.DataFrame, reached: pd.DataFrame, *, threshold: float, steps: int, runs: int
+    final: pd.DataFrame,
+    reached: pd.DataFrame,
+    *,
+    threshold: float,
+    steps: int,
+    runs: int,
+    cost: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The notebook's headline numbers and the evidence sentences of the summary table.
 
@@ -139,21 +178,37 @@ def headline(
         threshold: The eval return of the steps-to-threshold section.
         steps: Env steps per run.
         runs: Number of distinct runs in the results.
+        cost: :func:`cost_table`, for the planner's evidence (its cost per env step).
     """
     final_iqm = final.set_index("algo")["iqm"]
     dqn = [label for label in final["algo"] if label.startswith("dqn")]
     grids = ", ".join(f"{final_iqm[label]:.0f} ({label.removeprefix('dqn, ')})" for label in dqn)
+    evidence = {
+        "Q-learning": f"Pendulum-v1, {steps} env steps: DQN over a torque grid scores "
+        + grids
+        + " (IQM of the final evaluations)",
+        "Policy gradient (PPO)": f"Pendulum-v1, {steps} env steps: PPO on the continuous "
+        f"torque scores {final_iqm['ppo, continuous']:.0f} (IQM of the final evaluations)",
+    }
+    if "mpc, continuous" in final_iqm and cost is not None:
+        ms = cost.set_index("algo")
+        planner = ms.loc["mpc, continuous"]
+        evidence["Model-based (Dyna-Q)"] = (
+            f"Pendulum-v1: a learned ensemble model with CEM planning (mpc) scores "
+            f"{final_iqm['mpc, continuous']:.0f} after {int(planner['steps'])} env steps, at "
+            f"{planner['ms_per_step']:.0f} ms per env step against PPO's "
+            f"{ms.loc['ppo, continuous', 'ms_per_step']:.1f} (IQM of the final evaluations)"
+        )
     return {
         "final_return_iqm": final_iqm.to_dict(),
         "threshold": threshold,
         "runs_reaching_threshold": reached.set_index("algo")["reached"].to_dict(),
         "km_median_steps_to_threshold": reached.set_index("algo")["km_median_steps"].to_dict(),
         "runs": runs,
-        "evidence": {
-            "Q-learning": f"Pendulum-v1, {steps} env steps: DQN over a torque grid scores "
-            + grids
-            + " (IQM of the final evaluations)",
-            "Policy gradient (PPO)": f"Pendulum-v1, {steps} env steps: PPO on the continuous "
-            f"torque scores {final_iqm['ppo, continuous']:.0f} (IQM of the final evaluations)",
-        },
+        "evidence": evidence,
+        **(
+            {}
+            if cost is None
+            else {"ms_per_env_step": cost.set_index("algo")["ms_per_step"].to_dict()}
+        ),
     }

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.envs.planning import value_iteration
-from rlcompare.experiments.common import eval_every, rows_of
+from rlcompare.experiments.common import dataset_labels, eval_every, rows_of
 from rlcompare.experiments.corrective_policies import (
     ENV_ID,
     action_table,
@@ -288,10 +288,12 @@ def coverage_table(
         by=["hp.dataset", "hp.q_init"],
         reps=reps,
     )
-    kinds = {
-        specs.runbook_only_logs["discrete"]: "runbook only",
-        specs.logs["discrete"]: f"{log_epsilon:.0%} deviations",
-    }
+    kinds = dataset_labels(
+        {
+            specs.runbook_only_logs["discrete"]: "runbook only",
+            specs.logs["discrete"]: f"{log_epsilon:.0%} deviations",
+        }
+    )
     return table.assign(logs=table["hp.dataset"].map(kinds))
 
 

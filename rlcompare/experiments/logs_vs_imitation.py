@@ -22,7 +22,7 @@ from rlcompare.envs import experts
 from rlcompare.envs.datasets import Dataset, collect_demonstrations
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.envs.planning import policy_evaluation, value_iteration
-from rlcompare.experiments.common import eval_every
+from rlcompare.experiments.common import dataset_labels, eval_every
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -61,7 +61,8 @@ class Experiment(NamedTuple):
     cartpole_data: dict[str, Dataset]
     """``label -> logs`` on CartPole, in the order of ``cartpole_logs``."""
     labels: dict[str, str]
-    """``path of a saved log -> its label``, for the ``hp.dataset`` column of the results."""
+    """``content_id of a saved log -> its label``, for the ``hp.dataset`` column of the
+    results."""
     lake_specs: list[RunSpec]
     cartpole_specs: list[RunSpec]
 
@@ -148,7 +149,9 @@ def build_specs(
     }
     lake_paths = _save(lake_data, f"{store}/logs", LAKE, lake_log_steps)
     cartpole_paths = _save(cartpole_data, f"{store}/logs", CARTPOLE, cartpole_log_steps)
-    labels = {path: label for label, path in [*lake_paths.items(), *cartpole_paths.items()]}
+    # Runs know a log by its content (the ``hp.dataset`` column holds its content_id).
+    logs = [*lake_paths.items(), *cartpole_paths.items()]
+    labels = dataset_labels({path: label for label, path in logs})
 
     lake = {"eval_episodes": lake_eval_episodes, "experiment": "frozenlake"}
     lake_logs = {"dataset": list(lake_paths.values())}
