@@ -34,8 +34,11 @@ def test_eval_envs_without_a_step_limit_are_capped() -> None:
 def test_success_tests_follow_each_env() -> None:
     lake = success_fn("FrozenLake-v1")
     assert lake(True, 1.0, {}) and not lake(True, 0.0, {})
-    assert success_fn("CartPole-v1") is None
+    # Any other env is judged by the is_success of its final info, when it reports one.
+    cartpole = success_fn("CartPole-v1")
+    assert cartpole(True, 1.0, {}) is None and cartpole(True, 1.0, {"is_success": False}) is False
     assert success_fn("rlcompare/DynaMaze-v0")(True, 1.0, {"is_success": True})
+    assert success_fn("rlcompare/SelfHealing-v0") is None  # no goal by design
 
 
 def test_effective_env_kwargs_spell_out_defaults_and_the_step_limit() -> None:

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,6 +264,11 @@ class Cluster:
             if not self._ours():
                 break
             time.sleep(0.5)
+        # `ray start --head` leaves its address in Ray's temp folder, where a later
+        # `ray.init()` elsewhere would try to join this (dead) cluster.
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(f":{self.port}"):
+            current.unlink()
 
 
 def _kill(pid: int) -> None:

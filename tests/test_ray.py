@@ -26,7 +26,7 @@ psutil = pytest.importorskip("psutil")
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """A local Ray cluster with 2 CPUs; yields its address for other drivers."""
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield context.address_info["gcs_address"]
     ray.shutdown()
 
@@ -38,15 +38,32 @@ def test_ray_rows_equal_serial_rows(cluster: str, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(without_wall_time(serial), without_wall_time(on_ray))
 
 
+class Explodes:
+    """An agent that raises in the middle of training (inside the Ray worker)."""
+
+    def __init__(self, observation_space, action_space, hparams, rng) -> None:
+        self.action_space = action_space
+
+    def act(self, obs, step):
+        if step == 7:
+            raise RuntimeError("boom at step 7")
+        return 0
+
+    def update(self, *transition) -> None:
+        pass
+
+    def greedy_action(self, obs):
+        return 0
+
+
 def test_a_raising_run_is_recorded_failed_and_the_rest_complete(
-    cluster: str, tmp_path: Path
+    cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = tmp_path / "logs.npz"
-    rlcompare.collect_demonstrations(lambda obs: 2, "FrozenLake-v1", steps=50, seed=0).save(data)
-    broken = rlcompare.RunSpec(
-        "q_learning", "FrozenLake-v1", 0, steps=50, hparams={"dataset": str(data)}
-    )
-    data.unlink()  # the logs vanish after validation: training raises inside the worker
+    from rlcompare.spec import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    rlcompare.register_algorithm("explodes", agent=Explodes)
+    broken = rlcompare.RunSpec("explodes", "FrozenLake-v1", 0, steps=50)
     good = rlcompare.grid("random", "FrozenLake-v1", 2, steps=100)
     with pytest.warns(UserWarning, match="1 run"):
         frame = rlcompare.sweep([broken, *good], tmp_path / "s", executor="ray", progress=False)
@@ -54,7 +71,7 @@ def test_a_raising_run_is_recorded_failed_and_the_rest_complete(
     assert "Traceback" in frame.attrs["failed"][broken.run_id]
     assert set(frame["run_id"]) == {s.run_id for s in good}
     meta = read_metadata(tmp_path / "s" / f"{broken.run_id}.parquet")
-    assert meta["status"] == "failed" and "logs.npz" in meta["reason"]
+    assert meta["status"] == "failed" and "boom at step 7" in meta["reason"]
 
 
 def _kill_one_worker_when_busy(stop: threading.Event, killed: list[int]) -> None:

@@ -27,6 +27,8 @@ from rlcompare.spec import registry
 from rlcompare.spec.runspec import RunSpec
 from rlcompare.viz import plots
 
+# The folder above the rlcompare package: where examples/ lives in a source checkout.
+SOURCE_TREE = Path(__file__).resolve().parents[2]
 FINAL_COLUMNS = ["env", "algo", "runs", "iqm", "iqm_low", "iqm_high", "mean"]
 
 __all__ = [
@@ -48,9 +50,7 @@ def load_plugin(path: str | os.PathLike[str]) -> list[str]:
     same definitions (the registry accepts the same definition twice). A file loaded by path
     is importable nowhere else, so its definitions reach worker processes by value.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"plugin file {str(path)!r} does not exist; valid: a .py file")
+    path = _plugin_path(Path(path))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None  # a .py file always has a loader
     module = importlib.util.module_from_spec(spec)
@@ -58,6 +58,20 @@ def load_plugin(path: str | os.PathLike[str]) -> list[str]:
     spec.loader.exec_module(module)
     cloudpickle.register_pickle_by_value(module)
     return [name for name in registry.algorithms() if _defined_in(name, path.stem)]
+
+
+def _plugin_path(path: Path) -> Path:
+    """``path`` as given (relative to the working folder), else relative to the folder of the
+    rlcompare source tree (``examples/`` lives there), so the notebook runs from anywhere."""
+    if path.is_file():
+        return path
+    in_tree = SOURCE_TREE / path.as_posix().lstrip("./")
+    if not path.is_absolute() and in_tree.is_file():
+        return in_tree
+    raise SpecError(
+        f"plugin file {str(path)!r} does not exist here or in {str(SOURCE_TREE)!r}; valid: a "
+        ".py file that registers algorithms"
+    )
 
 
 def _defined_in(name: str, module: str) -> bool:

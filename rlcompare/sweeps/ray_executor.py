@@ -39,7 +39,11 @@ def connect(address: str | None, workers: int) -> Any:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers, log_to_driver=False, include_dashboard=False)
+            # "local": a cluster of this machine's own, never one that `ray start` left
+            # behind (plain ray.init() would try to join the last one started here).
+            ray.init(
+                address="local", num_cpus=workers, log_to_driver=False, include_dashboard=False
+            )
     return ray
 
 

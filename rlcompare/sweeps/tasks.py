@@ -19,6 +19,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -116,6 +117,8 @@ def pack(
     Ray executor passes False and ships them once per sweep through its object store.
     """
     algos = tuple(algorithm_definitions(spec.algo for spec in task))
+    for algorithm in algos:
+        _send_by_value(algorithm)
     env_ids = tuple(dict.fromkeys(spec.env for spec in task))
     envs = tuple(env_spec(env_id) for env_id in env_ids)
     datasets = (
@@ -130,6 +133,20 @@ def pack(
             f"{type(error).__name__}: {error}; valid: executor='serial', or an agent/trainer "
             "that holds no open file, lock or socket"
         ) from error
+
+
+def _send_by_value(algorithm: Algorithm) -> None:
+    """A user's agent or trainer defined in a module of their own (a script folder, a test
+    file) travels by value: a worker on another node has no copy of that module. Modules of
+    installed packages (rlcompare's, a pip-installed plugin's) stay by reference."""
+    target = algorithm.agent or algorithm.trainer
+    module = sys.modules.get(getattr(target, "__module__", "") or "")
+    if module is None or module.__name__ == "__main__" or not callable(target):
+        return  # __main__ travels by value anyway; a "module:function" string is imported
+    source = getattr(module, "__file__", None) or ""
+    installed = any(part in ("site-packages", "dist-packages") for part in Path(source).parts)
+    if not installed and not module.__name__.startswith("rlcompare."):
+        cloudpickle.register_pickle_by_value(module)
 
 
 def install_definitions(blob: bytes) -> None:
