@@ -270,13 +270,24 @@ class UCB(Strategy):
     kind: ClassVar[int] = KIND_UCB
 
 
-def _check_schedule(name: str, hp: Mapping[str, Any]) -> None:
+def _scheduled(cls: type[Strategy], name: str, hp: Mapping[str, Any]) -> Strategy:
+    """``cls`` with the schedule of hyperparameter ``name`` (``name_final``, ``name_decay``,
+    ``name_decay_steps``), checked first so the error names the hyperparameters."""
     start, end = hp[name], hp.get(f"{name}_final")
-    if hp.get(f"{name}_decay") == "exponential" and end is not None and min(start, end) <= 0:
+    decay = hp.get(f"{name}_decay", "linear")
+    if decay == "exponential" and end is not None and min(start, end) <= 0:
         raise SpecError(
             f"hyperparameters {name}={start!r}, {name}_final={end!r} are invalid with "
             f"{name}_decay='exponential'; valid: both > 0, or {name}_decay='linear'"
         )
+    return cls(start, end, decay, hp.get(f"{name}_decay_steps", 10_000))
+
+
+# The strategies with a scheduled parameter: kind -> (class, hyperparameter name).
+_SCHEDULED: dict[str, tuple[type[Strategy], str]] = {
+    "epsilon_greedy": (EpsilonGreedy, "epsilon"),
+    "boltzmann": (Boltzmann, "temperature"),
+}
 
 
 def strategy_from_hparams(hp: Mapping[str, Any]) -> Strategy:
@@ -286,22 +297,8 @@ def strategy_from_hparams(hp: Mapping[str, Any]) -> Strategy:
         SpecError: an exponential schedule with an end at 0 (naming the hyperparameters).
     """
     kind = hp.get("exploration", "epsilon_greedy")
-    if kind == "epsilon_greedy":
-        _check_schedule("epsilon", hp)
-        return EpsilonGreedy(
-            hp["epsilon"],
-            hp.get("epsilon_final"),
-            hp.get("epsilon_decay", "linear"),
-            hp.get("epsilon_decay_steps", 10_000),
-        )
-    if kind == "boltzmann":
-        _check_schedule("temperature", hp)
-        return Boltzmann(
-            hp["temperature"],
-            hp.get("temperature_final"),
-            hp.get("temperature_decay", "linear"),
-            hp.get("temperature_decay_steps", 10_000),
-        )
+    if kind in _SCHEDULED:
+        return _scheduled(*_SCHEDULED[kind], hp)
     if kind == "ucb":
         return UCB(hp["ucb_c"])
     raise SpecError(f"exploration = {kind!r} is invalid; valid: {', '.join(STRATEGIES)}")
