@@ -311,3 +311,14 @@ def test_write_gallery_lists_every_png_with_caption(figure, tmp_path):
     assert "![Second](b_fig.png)" in text and "[pdf](b_fig.pdf)" in text
     assert '`{"lr": 0.5}`' in text and "seeds: `[1]`" in text
     assert "no provenance recorded" in text
+
+
+def test_a_level_keeps_its_colour_in_every_panel(tidy):
+    # Panel F lacks dqn; colours assigned per panel would shift, per figure they do not.
+    other = tidy[tidy["algo"] != "dqn"].assign(env="F", run_id=lambda f: f["run_id"] + "F")
+    fig, axes = plots.facets(
+        plots.learning_curves, pd.concat([tidy, other]), num_points=4, reps=REPS
+    )
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in axes]
+    for name in ("q_learning", "sarsa"):
+        assert to_rgba(colours[0][name]) == to_rgba(colours[1][name])

@@ -219,6 +219,7 @@ def learning_curves_figure(
     if others:
         rows["others"] = others
     envs = list(dict.fromkeys(frame["env"]))
+    colors = plots.algo_colors(present)  # one colour per contender in every panel
     fig, axes = plt.subplots(
         len(rows),
         len(envs),
@@ -230,7 +231,7 @@ def learning_curves_figure(
     for row, (family, names) in zip(axes, rows.items(), strict=True):
         for ax, env in zip(row, envs, strict=True):
             subset = frame[(frame["env"] == env) & frame["algo"].isin(names)]
-            plots.learning_curves(subset, reps=reps, ax=ax)
+            plots.learning_curves(subset, reps=reps, colors=colors, ax=ax)
             ax.set_title(f"{env} · {family}")
     plots.figure_legend(fig, list(axes.flat), title="algo")
     return fig, axes

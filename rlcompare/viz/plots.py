@@ -8,7 +8,8 @@ algorithm has the same color in every figure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -46,6 +47,7 @@ def _band_lines(
     low: pd.Series,
     high: pd.Series,
     highlight: Sequence[Any] | None = None,
+    colors: Mapping[Any, Any] | None = None,
 ) -> None:
     """One line per ``hue`` level with a shaded band between ``low`` and ``high``.
 
@@ -54,7 +56,7 @@ def _band_lines(
     """
     levels = list(dict.fromkeys(table[hue]))
     shown = levels if highlight is None else [level for level in levels if level in highlight]
-    colors = level_colors(shown, hue)
+    colors = colors if colors is not None else level_colors(shown, hue)
     context = [level for level in levels if level not in shown]
     for index, level in enumerate(context):
         rows = (table[hue] == level).to_numpy()
@@ -79,6 +81,7 @@ def learning_curves(
     random_state: int | None = 0,
     log_scale: bool = False,
     highlight: Sequence[Any] | None = None,
+    colors: Mapping[Any, Any] | None = None,
     ax: Axes | None = None,
 ) -> tuple[Figure, Axes]:
     """IQM learning curve per ``hue`` level with its 95% bootstrap CI band.
@@ -96,6 +99,8 @@ def learning_curves(
         log_scale: Log y axis.
         highlight: Levels drawn in colour with their bands; the rest become grey context lines
             (for figures with more lines than a reader can tell apart).
+        colors: ``level -> colour`` (default: :func:`algo_colors` of the levels drawn); pass
+            one mapping to every panel of a figure so a level keeps its colour across panels.
         ax: Axes to draw on; a new single-column figure by default.
     """
     curves = stats.aggregate_curves(
@@ -103,7 +108,7 @@ def learning_curves(
     )
     fig, ax = new_axes(ax)
     band = (curves["iqm_low"], curves["iqm_high"])
-    _band_lines(ax, curves, hue, "step", "iqm", *band, highlight=highlight)
+    _band_lines(ax, curves, hue, "step", "iqm", *band, highlight=highlight, colors=colors)
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("Environment steps")
@@ -297,6 +302,10 @@ def facets(
         layout="constrained",
         squeeze=False,
     )
+    hue = kwargs.get("hue", "algo")
+    if "colors" in inspect.signature(plot).parameters and hue in df and "colors" not in kwargs:
+        # One colour per level across all panels, not one assignment per panel.
+        kwargs["colors"] = level_colors(list(dict.fromkeys(df[hue])), hue)
     for ax, level in zip(axes[0], levels, strict=True):
         plot(df[df[col] == level], ax=ax, **kwargs)
         ax.set_title(str(level))
