@@ -89,6 +89,21 @@ choose_action = _jit(rules.choose_action)
 learn = _jit(rules.learn)
 
 
+def _env_step(sim: Simulation, s: int, a: int, env_rng: Any) -> tuple[int, int, float, bool]:
+    """One env transition from (s, a): the outcome index k, the next state, the reward (with
+    its Gaussian noise, drawn only where the std is positive) and whether it terminates."""
+    k = sample_outcome(sim.cdf, sim.count, s, a, env_rng.random())
+    s_next = sim.next_state[s, a, k]
+    r = sim.reward[s, a, k]
+    if sim.reward_std[s, a] > 0.0:
+        r = r + sim.reward_std[s, a] * env_rng.standard_normal()
+    return k, s_next, r, sim.terminal[s_next]
+
+
+# Inlined like the other functions that take a NamedTuple (see _COMPILED).
+register_jitable(_nrt=False, inline="always")(_env_step)
+
+
 def _run_segment(
     st: TabularState,
     cfg: TabularConfig,
@@ -128,12 +143,7 @@ def _run_segment(
             a = pending
         else:
             a = rules.choose_action(st, cfg, valid, s, step, agent_rng)
-        k = sample_outcome(sim.cdf, sim.count, s, a, env_rng.random())
-        s_next = sim.next_state[s, a, k]
-        r = sim.reward[s, a, k]
-        if sim.reward_std[s, a] > 0.0:
-            r = r + sim.reward_std[s, a] * env_rng.standard_normal()
-        terminated = sim.terminal[s_next]
+        k, s_next, r, terminated = _env_step(sim, s, a, env_rng)
         step += 1
         total += r
         length += 1
@@ -235,12 +245,7 @@ def _run_evaluation(
             if record:
                 out_states[written], out_actions[written] = s, a
                 written += 1
-            k = sample_outcome(sim.cdf, sim.count, s, a, env_rng.random())
-            s_next = sim.next_state[s, a, k]
-            r = sim.reward[s, a, k]
-            if sim.reward_std[s, a] > 0.0:
-                r = r + sim.reward_std[s, a] * env_rng.standard_normal()
-            terminated = sim.terminal[s_next]
+            k, s_next, r, terminated = _env_step(sim, s, a, env_rng)
             total += r
             length += 1
             if success_any:
