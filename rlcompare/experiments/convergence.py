@@ -215,27 +215,28 @@ def q_error_figure(frame: pd.DataFrame, schedule: str, reps: int) -> tuple[Figur
     )
 
 
-def td_error_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
-    """Mean |TD error| against env steps (log scale), one panel per env, visit-count steps."""
+def _visit_curves(
+    frame: pd.DataFrame, metric: str, reps: int, **options: Any
+) -> tuple[Figure, np.ndarray]:
+    """Learning curves of ``metric`` against env steps, one panel per env, visit-count steps."""
     return plots.facets(
         plots.learning_curves,
         with_schedule(frame, "visit"),
         col="env",
-        metric="td_error",
-        log_scale=True,
+        metric=metric,
         reps=reps,
+        **options,
     )
+
+
+def td_error_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
+    """Mean |TD error| against env steps (log scale), one panel per env, visit-count steps."""
+    return _visit_curves(frame, "td_error", reps, log_scale=True)
 
 
 def regret_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
     """Greedy-policy regret against env steps, one panel per env, visit-count steps."""
-    return plots.facets(
-        plots.learning_curves,
-        with_schedule(frame, "visit"),
-        col="env",
-        metric="policy_regret",
-        reps=reps,
-    )
+    return _visit_curves(frame, "policy_regret", reps)
 
 
 def cliff_figure(curves: pd.DataFrame) -> tuple[Figure, Axes]:
