@@ -43,6 +43,21 @@ def test_dqn_learns_identity(env: str) -> None:
     assert set(evals(result, "q_mean")) == {500, 1000}
 
 
+def _run_identity(seed: int, switches: dict) -> rlcompare.RunResult:
+    """DQN with FAST and ``switches`` on IDENTITY: 800 steps, one evaluation at the end."""
+    return rlcompare.run(
+        RunSpec(
+            "dqn",
+            IDENTITY,
+            seed,
+            steps=800,
+            eval_every=800,
+            eval_episodes=5,
+            hparams={**FAST, **switches},
+        )
+    )
+
+
 @pytest.mark.parametrize(
     "switches",
     [
@@ -61,17 +76,7 @@ def test_dqn_learns_identity(env: str) -> None:
     ids=lambda s: "+".join(f"{k}={v}" for k, v in s.items()),
 )
 def test_dqn_switches_learn_identity(switches: dict) -> None:
-    result = rlcompare.run(
-        RunSpec(
-            "dqn",
-            IDENTITY,
-            1,
-            steps=800,
-            eval_every=800,
-            eval_episodes=5,
-            hparams={**FAST, **switches},
-        )
-    )
+    result = _run_identity(1, switches)
     assert result.status == "ok"
     assert evals(result)[800] >= 0.8 * LENGTH
 
@@ -153,17 +158,7 @@ def test_episode_budget_spans_episodes_times_the_time_limit() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_dqn_trains_on_cuda() -> None:
     for switches in ({}, {"dueling": True, "noisy": True, "prioritized": True}):
-        result = rlcompare.run(
-            RunSpec(
-                "dqn",
-                IDENTITY,
-                0,
-                steps=800,
-                eval_every=800,
-                eval_episodes=5,
-                hparams={**FAST, **switches, "device": "cuda"},
-            )
-        )
+        result = _run_identity(0, {**switches, "device": "cuda"})
         assert result.status == "ok"
         assert result.agent.learner.params.device.type == "cuda"
         assert evals(result)[800] >= 0.8 * LENGTH
