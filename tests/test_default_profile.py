@@ -83,3 +83,10 @@ def test_06_discretized_dqn_swings_the_pendulum_up() -> None:
     final = _headline("06_continuous_actions")
     grids = {k: v for k, v in final["final_return_iqm"].items() if k.startswith("dqn")}
     assert grids and all(value > -400 for value in grids.values())
+
+
+def test_06_the_planner_swings_up_within_5000_steps_with_fewer_samples() -> None:
+    numbers = _headline("06_continuous_actions")
+    assert numbers["final_return_iqm"]["mpc, continuous"] >= -250  # issue 18's target
+    steps = numbers["km_median_steps_to_threshold"]
+    assert steps["mpc, continuous"] < min(v for k, v in steps.items() if k.startswith("dqn"))
