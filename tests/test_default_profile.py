@@ -90,3 +90,12 @@ def test_06_the_planner_swings_up_within_5000_steps_with_fewer_samples() -> None
     assert numbers["final_return_iqm"]["mpc, continuous"] >= -250  # issue 18's target
     steps = numbers["km_median_steps_to_threshold"]
     assert steps["mpc, continuous"] < min(v for k, v in steps.items() if k.startswith("dqn"))
+
+
+def test_08_a_registered_sb3_class_and_a_plugin_agent_learn() -> None:
+    numbers = _headline("08_your_algorithm")
+    deep = numbers["deep_final_iqm"]
+    assert deep["CartPole-v1/a2c"] > 200 and deep["CartPole-v1/ppo"] > 200  # random: about 22
+    tabular = numbers["tabular_final_iqm"]
+    assert tabular["CliffWalking-v1/q_lambda"] > -20  # a goal-reaching path (optimal: -13)
+    assert tabular["FrozenLake-v1/q_lambda"] > 0.3
