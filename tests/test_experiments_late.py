@@ -54,7 +54,7 @@ def _budgets(specs: list) -> list[tuple[str, str, int, int]]:
 
 # ------------------------------------------------------------------------------ 06 pendulum
 PENDULUM = "seeds steps n_actions dqn_hparams continuous_algos continuous_hparams evals "
-PENDULUM += "eval_episodes protocols"
+PENDULUM += "eval_episodes protocols extra_envs"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,20 @@ def test_pendulum_grid(profile: str, seeds: int, steps: int, every: int, mpc: tu
     assert {s.experiment for s in specs} == {"pendulum"}
     assert {s.eval_episodes for s in specs if s.algo == "mpc"} == {mpc_episodes}
     assert specs[4 * seeds - 1].hparams["n_envs"] == (2 if profile == "smoke" else 4)
+
+
+def test_pendulum_full_profile_adds_mountain_car_for_the_continuous_learners() -> None:
+    specs = pendulum.build_specs(
+        **_kwargs(notebook_parameters("06_continuous_actions", "full"), PENDULUM)
+    )
+    car = [s for s in specs if s.env == "MountainCarContinuous-v0"]
+    assert sorted({s.algo for s in car}) == ["mpc", "ppo", "sac"]
+    assert {pendulum.agent_label(s) for s in car} == {
+        "ppo, MountainCarContinuous-v0",
+        "sac, MountainCarContinuous-v0",
+        "mpc, MountainCarContinuous-v0",
+    }
+    assert {s.steps for s in car if s.algo == "mpc"} == {20000}
 
 
 def test_pendulum_protocols_name_only_continuous_algos() -> None:

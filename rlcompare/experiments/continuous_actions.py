@@ -55,12 +55,15 @@ def build_specs(
     evals: int,
     eval_episodes: int,
     protocols: Mapping[str, Mapping[str, int]] | None = None,
+    extra_envs: Sequence[str] = (),
 ) -> list[RunSpec]:
     """DQN on each torque grid of ``n_actions``, then each of ``continuous_algos`` on the
     continuous torque (with its entry of ``continuous_hparams``), all on one protocol.
 
     ``protocols`` may give a continuous algorithm its own ``seeds``, ``steps``, ``evals`` and
     ``eval_episodes`` (for a planner whose every step is costly); missing keys keep the rest.
+    ``extra_envs`` (e.g. MountainCarContinuous-v0) run every continuous algorithm once more
+    on each of those envs, under the same protocols; their agents are labelled by env.
     """
     protocols = protocols or {}
     unknown = sorted(set(protocols) - set(continuous_algos))
@@ -87,17 +90,19 @@ def build_specs(
         env_kwargs={"n_actions": list(n_actions)},
         **protocol(),
     )
-    for algo in continuous_algos:
-        hparams = dict(continuous_hparams[algo])
-        specs += grid(algo, CONTINUOUS_ENV, hparams=hparams, **protocol(algo))
+    for env in (CONTINUOUS_ENV, *extra_envs):
+        for algo in continuous_algos:
+            hparams = dict(continuous_hparams[algo])
+            specs += grid(algo, env, hparams=hparams, **protocol(algo))
     return specs
 
 
 def agent_label(spec: RunSpec) -> str:
-    """``"dqn, 3 torques"`` for a DQN run (its grid is in the env), else ``"ppo, continuous"``."""
+    """``"dqn, 3 torques"`` for a DQN run (its grid is in the env), ``"ppo, continuous"`` on
+    Pendulum, ``"ppo, MountainCarContinuous-v0"`` on an extra env."""
     if spec.algo == "dqn":
         return f"dqn, {spec.env_kwargs['n_actions']} torques"
-    return f"{spec.algo}, continuous"
+    return f"{spec.algo}, continuous" if spec.env == CONTINUOUS_ENV else f"{spec.algo}, {spec.env}"
 
 
 def agent_labels(specs: Sequence[RunSpec]) -> dict[str, str]:
