@@ -145,24 +145,12 @@ class MPCAgent:
                 np.asarray(obs, dtype=np.float32).reshape(-1), device=self.device
             )
             returns = self._returns(state, mean_model)
+            # Both planners sample the same way; each has one knob of its own.
+            sampling = {name: hp[name] for name in ("population", "iterations", "init_std")}
             if hp["planner"] == "cem":
-                return cem(
-                    returns,
-                    warm,
-                    population=hp["population"],
-                    elites=hp["elites"],
-                    iterations=hp["iterations"],
-                    init_std=hp["init_std"],
-                    generator=generator,
-                )
+                return cem(returns, warm, elites=hp["elites"], generator=generator, **sampling)
             return mppi(
-                returns,
-                warm,
-                population=hp["population"],
-                iterations=hp["iterations"],
-                init_std=hp["init_std"],
-                temperature=hp["temperature"],
-                generator=generator,
+                returns, warm, temperature=hp["temperature"], generator=generator, **sampling
             )
 
     def _to_env(self, action: np.ndarray) -> np.ndarray:
