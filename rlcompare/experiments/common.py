@@ -1,5 +1,5 @@
 """Pieces every experiment module shares: the eval schedule from a notebook's ``evals``, the
-rows of a group of specs, contenders labelled by experiment."""
+rows of a group of specs, contenders labelled by experiment, the columns of a final table."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import pandas as pd
 
 from rlcompare.envs.datasets import resolve_dataset
 from rlcompare.spec.runspec import RunSpec, grid
+
+# The columns of a per-algo ``stats.summary`` that a notebook's final table shows: IQM and
+# mean, each with its CI.
+SUMMARY_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
 
 
 def eval_every(budget: int, evals: int) -> int:

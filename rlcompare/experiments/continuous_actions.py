@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
+from rlcompare.experiments.common import SUMMARY_COLUMNS as FINAL_COLUMNS
 from rlcompare.experiments.common import eval_every
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
@@ -26,10 +27,9 @@ from rlcompare.viz import plots
 DISCRETE_ENV = "rlcompare/DiscretePendulum-v0"
 CONTINUOUS_ENV = "Pendulum-v1"
 EXPERIMENT = "pendulum"
-# Columns of the final-return table that the notebook shows.
-FINAL_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
 
 __all__ = [
+    "FINAL_COLUMNS",
     "agent_label",
     "agent_labels",
     "build_specs",

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
+from rlcompare.experiments.common import SUMMARY_COLUMNS as FINAL_COLUMNS
 from rlcompare.experiments.common import by_label, eval_every, keyed
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
@@ -37,8 +38,6 @@ FAMILIES = {
     "ablations": ("dqn", "no_target", "no_replay"),
     "peers": ("dqn", "sb3_dqn", "ppo"),
 }
-
-FINAL_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
 
 __all__ = [
     "FAMILIES",
