@@ -1,4 +1,4 @@
-"""Shared test helpers: headless plotting, no progress bars, subprocess runner."""
+"""Shared test helpers: headless plotting, no progress bars, subprocess runner, short runs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pytest
+
+import rlcompare
 
 matplotlib.use("Agg")
 os.environ.setdefault("CI", "1")  # progress bars off
@@ -40,6 +43,30 @@ def without_wall_time(frame):
     return kept.sort_values(["run_id", "metric", "step", "episode"], kind="stable").reset_index(
         drop=True
     )
+
+
+def short_run(
+    algo: str,
+    env: str,
+    steps: int,
+    *,
+    seed: int = 0,
+    eval_every: int | None = None,
+    eval_episodes: int = 1,
+    **hparams: Any,
+) -> rlcompare.RunResult:
+    """One run of ``algo`` on ``env`` for ``steps`` env steps, evaluated at step 0 and every
+    ``eval_every`` steps (by default only at the end), with ``hparams`` as keywords."""
+    spec = rlcompare.RunSpec(
+        algo,
+        env,
+        seed,
+        steps=steps,
+        eval_every=eval_every or steps,
+        eval_episodes=eval_episodes,
+        hparams=hparams,
+    )
+    return rlcompare.run(spec)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import short_run
 from test_deep_dqn import evals
 from test_deep_envs import LENGTH
 
@@ -33,17 +34,7 @@ def test_the_hand_written_expert_scores_500(cartpole_demos) -> None:
 
 def test_bc_reaches_the_experts_return_on_cartpole(cartpole_demos) -> None:
     path, data = cartpole_demos
-    result = rlcompare.run(
-        RunSpec(
-            "bc",
-            "CartPole-v1",
-            0,
-            steps=400,
-            eval_every=200,
-            eval_episodes=5,
-            hparams={"dataset": str(path)},
-        )
-    )
+    result = short_run("bc", "CartPole-v1", 400, eval_every=200, eval_episodes=5, dataset=str(path))
     assert result.status == "ok"
     returns = evals(result)
     assert list(returns) == [0, 200, 400]  # the step column counts gradient steps
@@ -76,44 +67,23 @@ def test_bc_clones_continuous_actions(tmp_path) -> None:
     env = "rlcompare_test/IdentityBox-v0"
     data = rlcompare.collect_demonstrations(lambda obs: obs.copy(), env, steps=500, seed=0)
     path = data.save(tmp_path / "box.npz")
-    result = rlcompare.run(
-        RunSpec(
-            "bc",
-            env,
-            0,
-            steps=500,
-            eval_every=500,
-            eval_episodes=5,
-            hparams={"dataset": str(path), "learning_rate": 3e-3},
-        )
-    )
+    result = short_run("bc", env, 500, eval_episodes=5, dataset=str(path), learning_rate=3e-3)
     assert evals(result)[500] >= 0.9 * LENGTH
 
 
 def test_bc_policy_warm_starts_ppo(cartpole_demos, tmp_path) -> None:
     path, _ = cartpole_demos
-    cloned = rlcompare.run(
-        RunSpec(
-            "bc",
-            "CartPole-v1",
-            3,
-            steps=200,
-            eval_every=200,
-            eval_episodes=3,
-            hparams={"dataset": str(path)},
-        )
-    )
+    cloned = short_run("bc", "CartPole-v1", 200, seed=3, eval_episodes=3, dataset=str(path))
     weights = cloned.agent.save_policy(tmp_path / "bc_policy.pt")
-    warm = rlcompare.run(
-        RunSpec(
-            "ppo",
-            "CartPole-v1",
-            3,
-            steps=64,
-            eval_every=64,
-            eval_episodes=3,
-            hparams={"warm_start": str(weights), "n_steps": 64, "batch_size": 32},
-        )
+    warm = short_run(
+        "ppo",
+        "CartPole-v1",
+        64,
+        seed=3,
+        eval_episodes=3,
+        warm_start=str(weights),
+        n_steps=64,
+        batch_size=32,
     )
     # Same actor, same eval seed: PPO starts exactly where behavioral cloning ended.
     assert evals(warm)[0] == evals(cloned)[200]

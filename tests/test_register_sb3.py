@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_python, without_wall_time
+from conftest import run_python, short_run, without_wall_time
 from test_deep_dqn import evals
 
 import rlcompare
@@ -140,16 +140,15 @@ def test_qrdqn_from_sb3_contrib_runs_on_cartpole(registered) -> None:
     qrdqn = _register(registered, "qrdqn", "sb3_contrib:QRDQN")
     assert qrdqn.params["max_grad_norm"].nullable and qrdqn.params["max_grad_norm"].default is None
     assert qrdqn.params["exploration_fraction"].default == 0.005
-    result = rlcompare.run(
-        RunSpec(
-            "qrdqn",
-            "CartPole-v1",
-            0,
-            steps=300,
-            eval_every=150,
-            eval_episodes=2,
-            hparams={"learning_starts": 100, "net_arch": [16], "target_update_interval": 100},
-        )
+    result = short_run(
+        "qrdqn",
+        "CartPole-v1",
+        300,
+        eval_every=150,
+        eval_episodes=2,
+        learning_starts=100,
+        net_arch=[16],
+        target_update_interval=100,
     )
     assert result.status == "ok" and list(evals(result)) == [0, 150, 300]
     assert (result.frame["metric"] == "episode_return").sum() >= 5
@@ -165,17 +164,7 @@ def test_td3_is_refused_on_discrete_actions_and_runs_on_a_box(registered) -> Non
         RunSpec("td3", "CartPole-v1", 0, steps=100)
     for word in ("'td3'", "'CartPole-v1'", "needs a Box action space", "Discrete(2)"):
         assert word in str(error.value)
-    result = rlcompare.run(
-        RunSpec(
-            "td3",
-            "Pendulum-v1",
-            0,
-            steps=80,
-            eval_every=80,
-            eval_episodes=1,
-            hparams={"learning_starts": 40, "net_arch": [16], "batch_size": 16},
-        )
-    )
+    result = short_run("td3", "Pendulum-v1", 80, learning_starts=40, net_arch=[16], batch_size=16)
     assert result.status == "ok" and list(evals(result)) == [0, 80]
     action = result.agent.greedy_action(np.zeros(3, np.float32))
     assert result.agent.model.action_space.contains(np.asarray(action, np.float32))

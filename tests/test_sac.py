@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import short_run
 
 import rlcompare
 from rlcompare import SpecError
@@ -31,16 +32,16 @@ gym.register("tests/ContinuousBandit-v0", entry_point=ContinuousBandit)
 
 
 def test_sac_learns_a_continuous_bandit() -> None:
-    spec = rlcompare.RunSpec(
+    result = short_run(
         "sac",
         "tests/ContinuousBandit-v0",
-        0,
-        steps=600,
+        600,
         eval_every=300,
         eval_episodes=3,
-        hparams={"learning_starts": 50, "net_arch": [32, 32], "batch_size": 64},
+        learning_starts=50,
+        net_arch=[32, 32],
+        batch_size=64,
     )
-    result = rlcompare.run(spec)
     evals = result.frame[result.frame["metric"] == "eval_return"]["value"].to_numpy()
     assert result.status == "ok"
     assert evals[-1] > -0.05, evals
@@ -69,16 +70,7 @@ def test_sac_needs_continuous_actions() -> None:
 
 def test_sac_greedy_action_is_sb3s_deterministic_prediction() -> None:
     # The generic SB3 trainer picks the actor's mean action for every SAC policy.
-    spec = rlcompare.RunSpec(
-        "sac",
-        "Pendulum-v1",
-        0,
-        steps=64,
-        eval_every=64,
-        eval_episodes=1,
-        hparams={"learning_starts": 32, "net_arch": [16], "batch_size": 16},
-    )
-    result = rlcompare.run(spec)
+    result = short_run("sac", "Pendulum-v1", 64, learning_starts=32, net_arch=[16], batch_size=16)
     model = result.agent.model
     model.observation_space.seed(0)
     for _ in range(10):
