@@ -38,6 +38,8 @@ ZOO_CARTPOLE_DQN = {
 }
 
 DEVICE_DOC = "torch device; auto = cuda when available (CPU is the reproducible default)"
+# Every deep agent's ``device`` (a frozen Param, so the tables can share it).
+DEVICE_PARAM = Param("cpu", "str", DEVICE_DOC, choices=DEVICES)
 
 # SB3 DQN's own hyperparameters (defaults of stable_baselines3.DQN).
 SB3_DQN_PARAMS: dict[str, Param] = {
@@ -73,7 +75,7 @@ SB3_DQN_PARAMS: dict[str, Param] = {
         nullable=True,
     ),
     "net_arch": Param((64, 64), "int_list", "hidden layer sizes of the Q-network (ReLU)"),
-    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
+    "device": DEVICE_PARAM,
 }
 
 # Switches of our own DQN that Stable-Baselines3's DQN does not have.
@@ -165,7 +167,7 @@ PPO_PARAMS: dict[str, Param] = {
     "ortho_init": Param(True, "bool", "orthogonal initialisation"),
     "log_std_init": Param(0.0, "float", "initial log std of Gaussian actions"),
     "n_envs": Param(1, "int", "parallel envs (DummyVecEnv) per rollout", low=1, high=256),
-    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
+    "device": DEVICE_PARAM,
     "warm_start": Param(
         None,
         "str",
@@ -195,7 +197,7 @@ BC_PARAMS: dict[str, Param] = {
     "activation_fn": Param("tanh", "str", "hidden activation", choices=ACTIVATIONS),
     "ortho_init": Param(True, "bool", "orthogonal initialisation"),
     "log_std_init": Param(0.0, "float", "initial log std of Gaussian actions"),
-    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
+    "device": DEVICE_PARAM,
 }
 
 

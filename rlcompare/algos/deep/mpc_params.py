@@ -13,7 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlcompare.algos.deep.hparams import DEVICE_DOC, DEVICES, check_deep_spec
+from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_deep_spec
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
 from rlcompare.spec.registry import register_algorithm
@@ -62,7 +62,7 @@ MPC_PARAMS: dict[str, Param] = {
         "learn the reward with the dynamics (False: the env's reward function from "
         "ENV_REWARDS, where it has one)",
     ),
-    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
+    "device": DEVICE_PARAM,
 }
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rlcompare.algos.deep.hparams import DEVICE_DOC, DEVICES, check_gradient_steps
+from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_gradient_steps
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
 
@@ -43,7 +43,7 @@ SAC_PARAMS: dict[str, Param] = {
     "target_entropy": Param("auto", "float_or_str", "entropy target of 'auto': 'auto' = -dim(A)"),
     "use_sde": Param(False, "bool", "generalized state-dependent exploration"),
     "net_arch": Param((256, 256), "int_list", "hidden sizes of actor and critics"),
-    "device": Param("cpu", "str", DEVICE_DOC, choices=DEVICES),
+    "device": DEVICE_PARAM,
 }
 
 _AUTO = re.compile(r"^auto(_\d+(\.\d*)?([eE]-?\d+)?)?$")

@@ -36,7 +36,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlcompare.algos.deep.common import schedule_horizon
-from rlcompare.algos.deep.hparams import DEVICE_DOC, DEVICES, check_deep_spec
+from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_deep_spec
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
 from rlcompare.spec.registry import CrossCheck, SpaceCheck, register_algorithm
@@ -201,7 +201,7 @@ def sb3_params(cls: type) -> tuple[dict[str, Param], list[str]]:
     params["net_arch"] = Param(
         None, "int_list", "hidden layer sizes (None = the class's own default)", nullable=True
     )
-    params["device"] = Param("cpu", "str", DEVICE_DOC, choices=DEVICES)
+    params["device"] = DEVICE_PARAM
     return params, left_out
 
 
