@@ -5,7 +5,8 @@ on FrozenLake-v1 (4x4, slippery). Prints the CPU model, env steps per CPU-second
 (``time.process_time``) for each, their ratio, the end-to-end rate of ``rlcompare.run_batch``
 (rows, evaluations and the tidy table included), the end-to-end rate of a serial
 ``rlcompare.sweep`` with the default evaluation settings (store writes and the loaded
-table included) beside the naive loop, and the memory of 1,024 seeds on Taxi-v4.
+table included) beside the naive loop, the memory of 1,024 seeds on Taxi-v4, and for each
+model-based learner its env steps and planning updates per CPU-second in the engine.
 
     python benchmarks/tabular_throughput.py [--quick] [--seeds 256 --steps 100000]
 """
@@ -27,6 +28,15 @@ from rlcompare.runner.context import RunContext
 
 ENV = "FrozenLake-v1"
 HPARAMS = {"alpha": 0.1, "gamma": 0.99, "epsilon": 0.1}
+# The model-based learners at their defaults (gamma and epsilon as above).
+MODEL_BASED = {
+    "dyna_q (last)": ("dyna_q", {"alpha": 0.1, "epsilon": 0.1, "model": "last"}),
+    "dyna_q (sample)": ("dyna_q", {"alpha": 0.1, "epsilon": 0.1, "model": "sample"}),
+    "dyna_q (expected)": ("dyna_q", {"alpha": 0.1, "epsilon": 0.1, "model": "expected"}),
+    "prioritized_sweeping": ("prioritized_sweeping", {"epsilon": 0.1}),
+    "certainty_equivalence": ("certainty_equivalence", {"epsilon": 0.1}),
+    "psrl": ("psrl", {"reward_prior": "beta"}),
+}
 
 
 def naive_loop(steps: int, seed: int = 0) -> float:
@@ -52,7 +62,9 @@ def naive_loop(steps: int, seed: int = 0) -> float:
     return steps / (time.process_time() - began)
 
 
-def runners(env: str, seeds: int, steps: int) -> list:
+def runners(
+    env: str, seeds: int, steps: int, algo: str = "q_learning", hparams: dict | None = None
+) -> list:
     """ModelRunners (the engine without evaluation or row writing), one per seed."""
     from rlcompare.algos.tabular.agent import TabularAgent
     from rlcompare.algos.tabular.trainers import ModelRunner
@@ -62,8 +74,12 @@ def runners(env: str, seeds: int, steps: int) -> list:
     limit = gym.spec(env).max_episode_steps
     out = []
     for seed in range(seeds):
-        ctx = RunContext(rlcompare.RunSpec("q_learning", env, seed, steps=steps, hparams=HPARAMS))
-        agent = TabularAgent.for_run(ctx, mdp.n_states, mdp.n_actions, mdp.valid_actions)
+        spec = rlcompare.RunSpec(algo, env, seed, steps=steps, hparams=hparams or HPARAMS)
+        ctx = RunContext(spec)
+        outcomes = mdp.outcome_next.shape[2]
+        agent = TabularAgent.for_run(
+            ctx, mdp.n_states, mdp.n_actions, mdp.valid_actions, outcomes=outcomes
+        )
         out.append(
             ModelRunner(
                 agent,
@@ -86,6 +102,24 @@ def engine(seeds: int, steps: int) -> float:
         while runner.advance()[0] != 0:
             pass
     return (seeds - 1) * steps / (time.process_time() - began)
+
+
+def model_based(seeds: int, steps: int) -> dict[str, tuple[float, float]]:
+    """{learner: (env steps, planning updates) per CPU-second} in the engine on ``ENV``."""
+    from rlcompare.algos.tabular.rules import PLANNING_UPDATES
+
+    rates = {}
+    for label, (algo, hparams) in MODEL_BASED.items():
+        batch = runners(ENV, seeds + 1, steps, algo, {"gamma": 0.99, **hparams})
+        batch[0].advance()  # compiled code loaded outside the timing
+        began = time.process_time()
+        for runner in batch[1:]:
+            while runner.advance()[0] != 0:
+                pass
+        spent = time.process_time() - began
+        updates = sum(int(runner.agent.state.counters[PLANNING_UPDATES]) for runner in batch[1:])
+        rates[label] = (seeds * steps / spent, updates / spent)
+    return rates
 
 
 def end_to_end(seeds: int, steps: int) -> float:
@@ -180,6 +214,12 @@ def main() -> None:
         f"Taxi-v4, 1,024 seeds: agent arrays {arrays:.1f} MiB, traced peak {traced:.1f} MiB, "
         f"peak RSS growth {rss:.0f} MiB"
     )
+    print(f"{ENV}, model-based learners in the engine (8 seeds x {200_000 // scale:,} steps):")
+    for label, (env_rate, update_rate) in model_based(8, 200_000 // scale).items():
+        print(
+            f"  {label:24s} {env_rate:12,.0f} env steps / CPU-s  {update_rate:14,.0f} "
+            f"planning updates / CPU-s  ({env_rate / naive:,.1f} x the naive loop)"
+        )
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def left_share(algo: str, runs: int, episodes: int = 20) -> np.ndarray:
     out = (np.empty(episodes, np.int64), np.empty(episodes), np.empty(episodes, np.int64))
     for seed in range(runs):
         seeds = RunSeeds(seed)
-        state = new_state(mdp.n_states, mdp.n_actions, cfg.algo, hp["q_init"])
+        state = new_state(mdp.n_states, mdp.n_actions, cfg, hp["q_init"])
         env_rng = np.random.default_rng(seeds.int_seed("env"))
         loop = np.array([0, 0, 0, 0, NO_ACTION], dtype=np.int64)  # start state A is 0
         code, written = kernels.run_segment(

@@ -14,15 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from rlcompare.algos.exploration import strategy_from_hparams
+from rlcompare.algos.exploration import EpsilonGreedy, strategy_from_hparams
 from rlcompare.algos.tabular import kernels
 from rlcompare.algos.tabular.rules import (
     ALGORITHMS,
     DIVERGED,
+    DYNA_MODELS,
+    DYNA_Q,
+    LAST_MODEL,
     NO_ACTION,
+    PLANNING_UPDATES,
+    PRIORITIZED_SWEEPING,
+    RESAMPLE_RULES,
+    REWARD_PRIORS,
     TabularConfig,
     TabularState,
     new_state,
+    uses_counts,
 )
 from rlcompare.envs.model import TabularMDP
 from rlcompare.envs.planning import (
@@ -91,14 +99,63 @@ class Reference:
         return metrics
 
 
+def learned_transitions(state: TabularState, cfg: TabularConfig) -> np.ndarray | None:
+    """(S x A x S) the learner's model of P(s' | s, a) (zero rows where unseen); None for
+    learners without a model."""
+    q = state.q
+    n_states, n_actions = q.shape
+    if uses_counts(cfg):
+        dense = np.zeros((n_states, n_actions, n_states))
+        s, a, k = np.nonzero(state.successor >= 0)
+        np.add.at(dense, (s, a, state.successor[s, a, k]), state.successor_count[s, a, k])
+        seen = state.visits > 0
+        dense[seen] /= state.visits[seen][:, None]
+        return dense
+    if cfg.algo == DYNA_Q and cfg.dyna_model == LAST_MODEL:
+        dense = np.zeros((n_states, n_actions, n_states))
+        s, a = np.nonzero(state.model_next >= 0)
+        dense[s, a, state.model_next[s, a]] = 1.0
+        return dense
+    return None
+
+
+def learned_rewards(state: TabularState, cfg: TabularConfig) -> np.ndarray:
+    """(S x A) the learner's mean reward of each seen pair (0 where unseen)."""
+    if uses_counts(cfg):
+        return state.reward_sum / np.maximum(state.visits, 1)
+    return np.where(state.model_next >= 0, state.model_reward, 0.0)
+
+
+def model_errors(mdp: TabularMDP, state: TabularState, cfg: TabularConfig) -> dict[str, float]:
+    """``model_error`` (max over seen pairs of the total-variation distance between the
+    learned and the true next-state distribution) and ``model_reward_error`` (max over seen
+    pairs of |learned mean reward - true expected reward|); empty without a model or before
+    any pair is seen."""
+    learned = learned_transitions(state, cfg)
+    if learned is None:
+        return {}
+    seen = learned.sum(axis=2) > 0
+    if not seen.any():
+        return {}
+    distance = 0.5 * np.abs(learned - mdp.transitions).sum(axis=2)
+    reward_error = np.abs(learned_rewards(state, cfg) - mdp.rewards)
+    return {
+        "model_error": float(distance[seen].max()),
+        "model_reward_error": float(reward_error[seen].max()),
+    }
+
+
 def make_config(algo: str, hp: Mapping[str, Any]) -> TabularConfig:
-    """The numeric config of ``algo`` from its resolved hyperparameters."""
-    kind, start, end, decay, duration = strategy_from_hparams(hp).kernel_args()
+    """The numeric config of ``algo`` from its resolved hyperparameters (a learner without a
+    hyperparameter gets the value that leaves its rule out)."""
+    # PSRL acts greedily on its sampled MDP: epsilon 0 breaks ties uniformly.
+    strategy = EpsilonGreedy(0.0) if algo == "psrl" else strategy_from_hparams(hp)
+    kind, start, end, decay, duration = strategy.kernel_args()
     return TabularConfig(
         algo=ALGORITHMS.index(algo),
-        alpha=float(hp["alpha"]),
-        visit_step_size=hp["alpha_schedule"] == "visit",
-        omega=float(hp["omega"]),
+        alpha=float(hp.get("alpha", 1.0)),
+        visit_step_size=hp.get("alpha_schedule") == "visit",
+        omega=float(hp.get("omega", 1.0)),
         gamma=float(hp["gamma"]),
         exploration=int(kind),
         explore_start=start,
@@ -106,6 +163,18 @@ def make_config(algo: str, hp: Mapping[str, Any]) -> TabularConfig:
         explore_decay=int(decay),
         explore_duration=duration,
         planning_steps=int(hp.get("planning_steps", 0)),
+        dyna_model=DYNA_MODELS.index(hp.get("model", "last")),
+        theta=float(hp.get("theta", 0.0)),
+        replan_every=int(hp.get("replan_every", 1)),
+        max_sweeps=int(hp.get("max_sweeps", 1)),
+        tolerance=float(hp.get("tolerance", 0.0)),
+        prior=float(hp.get("prior", 1.0)),
+        reward_prior=REWARD_PRIORS.index(hp.get("reward_prior", "normal")),
+        reward_prior_mean=float(hp.get("reward_prior_mean", 0.0)),
+        reward_prior_std=float(hp.get("reward_prior_std", 1.0)),
+        reward_noise_std=float(hp.get("reward_noise_std", 1.0)),
+        resample=RESAMPLE_RULES.index(hp.get("resample", "episode")),
+        resample_every=int(hp.get("resample_every", 1)),
     )
 
 
@@ -127,6 +196,7 @@ class TabularAgent:
         seeds: RunSeeds,
         reference: Reference | None = None,
     ) -> None:
+        """Raises Diverged when PSRL's first sampled MDP has non-finite values."""
         self.cfg = cfg
         self.state = state
         # A private writable copy: compiled code specializes on read-only arrays.
@@ -137,6 +207,8 @@ class TabularAgent:
         self._pending = NO_ACTION
         self._ties: np.random.Generator | None = None
         self._ties_start: dict[str, Any] | None = None
+        if kernels.prepare(self.state, self.cfg, self.valid, self.rng):
+            raise Diverged("non-finite action value in the first sampled MDP")
 
     @classmethod
     def for_run(
@@ -146,10 +218,12 @@ class TabularAgent:
         n_actions: int,
         valid: np.ndarray | None = None,
         reference: Reference | None = None,
+        outcomes: int | None = None,
     ) -> TabularAgent:
-        """A fresh agent for the run of ``ctx``."""
+        """A fresh agent for the run of ``ctx`` (``outcomes``: the env's outcomes per pair,
+        where its model is known: they bound the learned model's rows)."""
         cfg = make_config(ctx.spec.algo, ctx.hp)
-        state = new_state(n_states, n_actions, cfg.algo, ctx.hp["q_init"])
+        state = new_state(n_states, n_actions, cfg, ctx.hp.get("q_init", 0.0), outcomes)
         valid = np.ones((n_states, n_actions), dtype=bool) if valid is None else valid
         return cls(cfg, state, valid, ctx.seeds, reference)
 
@@ -214,11 +288,16 @@ class TabularAgent:
 
     def eval_metrics(self) -> dict[str, float]:
         """``q_error``, ``policy_regret`` and ``expected_eval_return`` (with a model; see
-        ``Reference``), ``td_error`` (mean |TD error| of
-        the updates since the previous call, when there were any). Called once before each
-        evaluation: it also restarts the tie-breaking stream, so equal values give equal
-        evaluations."""
+        ``Reference``), ``td_error`` (mean |TD error| of the updates since the previous
+        call, when there were any); for learners with a model ``planning_updates`` (model
+        updates so far) and, where the env's model is known, ``model_error`` and
+        ``model_reward_error``. Called once before each evaluation: it also restarts the
+        tie-breaking stream, so equal values give equal evaluations."""
         metrics = self.reference.metrics(self.q) if self.reference is not None else {}
+        if self.cfg.algo == DYNA_Q or self.cfg.algo >= PRIORITIZED_SWEEPING:
+            metrics["planning_updates"] = float(self.state.counters[PLANNING_UPDATES])
+            if self.reference is not None:
+                metrics.update(model_errors(self.reference.mdp, self.state, self.cfg))
         sum_abs, count = self.state.td_stats
         if count > 0:
             metrics["td_error"] = float(sum_abs / count)

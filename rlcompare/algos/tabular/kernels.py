@@ -1,11 +1,11 @@
 """Compiled (numba) versions of the tabular rules, and the engine's simulation loops.
 
 The only module of rlcompare that imports numba. It compiles the plain functions of
-``rlcompare.algos.exploration``, ``rlcompare.envs.model`` and ``rlcompare.algos.tabular.rules`` in
-place (``register_jitable``) and caches the machine code on disk (``cache=True``). numba
-checks only a cached function's own file for changes, not the files of the functions it
-calls, so this module keeps a digest of every source it compiles next to each cache entry
-and clears entries whose digest is stale.
+``rlcompare.algos.exploration``, ``rlcompare.envs.model`` and ``rlcompare.algos.tabular``'s
+``rules``, ``learned_model`` and ``update`` in place (``register_jitable``) and caches the
+machine code on disk (``cache=True``). numba checks only a cached function's own file for
+changes, not the files of the functions it calls, so this module keeps a digest of every
+source it compiles next to each cache entry and clears entries whose digest is stale.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from numba.extending import register_jitable
 from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 from rlcompare.algos import exploration
-from rlcompare.algos.tabular import rules
+from rlcompare.algos.tabular import learned_model, rules, update
 from rlcompare.algos.tabular.rules import DIVERGED, NO_ACTION, TabularConfig, TabularState
 from rlcompare.envs import model as tabular_envs
 from rlcompare.envs.model import Simulation, sample_index, sample_outcome
@@ -51,18 +51,44 @@ _COMPILED = (
     rules.max_valid,
     rules.argmax_valid,
     rules.td_update,
-    rules.remember,
-    rules.plan,
-    rules.learn,
+    learned_model.record_seen,
+    learned_model.remember,
+    learned_model.observe,
+    learned_model.expected_backup,
+    learned_model.sampled_successor,
+    learned_model.dyna_plan,
+    learned_model._heap_swap,
+    learned_model._sift_up,
+    learned_model.queue_pair,
+    learned_model.pop_pair,
+    learned_model._queue_if_above,
+    learned_model.sweep,
+    learned_model._sampled_backup,
+    learned_model._learned_backup,
+    learned_model.solve,
+    learned_model._sampled_reward,
+    learned_model._is_successor,
+    learned_model.sample_posterior,
+    update.prepare,
+    update._psrl_due,
+    update._plan_on_model,
+    update.learn,
 )
-_INLINED = (rules.step_size, rules.policy_probabilities, rules.choose_action, rules.learn)
+_INLINED = (rules.step_size, rules.policy_probabilities, rules.choose_action, update.learn)
 for _function in _COMPILED:
     register_jitable(_nrt=False, inline="always" if _function in _INLINED else "never")(_function)
 
 _DIGEST = hashlib.sha1(
     b"".join(
         Path(module.__file__).read_bytes()
-        for module in (exploration, tabular_envs, rules, sys.modules[__name__])
+        for module in (
+            exploration,
+            tabular_envs,
+            rules,
+            learned_model,
+            update,
+            sys.modules[__name__],
+        )
     )
 ).hexdigest()
 
@@ -86,7 +112,8 @@ def _jit(function: Callable[..., Any]) -> Any:
 
 
 choose_action = _jit(rules.choose_action)
-learn = _jit(rules.learn)
+learn = _jit(update.learn)
+prepare = _jit(update.prepare)
 
 
 def _env_step(sim: Simulation, s: int, a: int, env_rng: Any) -> tuple[int, int, float, bool]:
@@ -148,7 +175,7 @@ def _run_segment(
         total += r
         length += 1
         truncated = max_steps > 0 and length >= max_steps
-        pending = rules.learn(
+        pending = update.learn(
             st, cfg, valid, s, a, r, s_next, terminated, truncated, step, agent_rng
         )
         if pending == DIVERGED:
@@ -279,7 +306,7 @@ def _run_offline(
     n = observations.shape[0]
     for step in range(first_step + 1, stop_step + 1):
         i = min(int(rng.random() * n), n - 1)
-        result = rules.learn(
+        result = update.learn(
             st,
             cfg,
             valid,

@@ -1,23 +1,59 @@
-"""The update rules of the tabular learners, once, as functions on arrays.
+"""The tabular learners' numbers and arrays, and the model-free update rules, as functions
+on arrays.
 
 Plain Python in the subset numba compiles: ``rlcompare.algos.tabular.kernels`` compiles these
-functions, and both the engine that simulates a TabularMDP and the step agent that drives
-a gymnasium env call the compiled versions, so the two paths apply identical updates.
-Randomness comes from the generator passed in (the run's ``agent`` stream), one uniform
-per decision: action choice, Double Q's coin and its tie-break, Dyna's model samples.
+functions (with ``learned_model`` and ``update``), and both the engine that simulates a
+TabularMDP and the step agent that drives a gymnasium env call the compiled versions, so
+the two paths apply identical updates. Randomness comes from the generator passed in (the
+run's ``agent`` stream), one uniform per decision: action choice, Double Q's coin and its
+tie-break, Dyna's model samples; PSRL's posterior draws come from the same stream.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from rlcompare.algos.exploration import action_probabilities, sample_action, scheduled_value
 
-ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "double_q", "dyna_q")
-Q_LEARNING, SARSA, EXPECTED_SARSA, DOUBLE_Q, DYNA_Q = range(len(ALGORITHMS))
+ALGORITHMS = (
+    "q_learning",
+    "sarsa",
+    "expected_sarsa",
+    "double_q",
+    "dyna_q",
+    "prioritized_sweeping",
+    "certainty_equivalence",
+    "psrl",
+)
+(
+    Q_LEARNING,
+    SARSA,
+    EXPECTED_SARSA,
+    DOUBLE_Q,
+    DYNA_Q,
+    PRIORITIZED_SWEEPING,
+    CERTAINTY_EQUIVALENCE,
+    PSRL,
+) = range(len(ALGORITHMS))
+# The learners that plan on the learned stochastic model alone (no TD update from the real
+# transition): every algo from PRIORITIZED_SWEEPING on.
+PLANNERS = ALGORITHMS[PRIORITIZED_SWEEPING:]
+
+# Dyna-Q's model: the last transition seen from each (s, a) (Sutton & Barto's), or the
+# counts, sampled from or taken in expectation.
+DYNA_MODELS = ("last", "sample", "expected")
+LAST_MODEL, SAMPLE_MODEL, EXPECTED_MODEL = range(len(DYNA_MODELS))
+REWARD_PRIORS = ("normal", "beta")
+NORMAL_PRIOR, BETA_PRIOR = range(len(REWARD_PRIORS))
+# When PSRL draws a new MDP: at each episode's end, every ``resample_every`` steps, or when
+# the visit count of the pair just updated has doubled since the last draw.
+RESAMPLE_RULES = ("episode", "every", "doubling")
+RESAMPLE_EPISODE, RESAMPLE_EVERY, RESAMPLE_DOUBLING = range(len(RESAMPLE_RULES))
+
+# Fields of TabularState.counters.
+PLANNING_UPDATES, N_PREDECESSORS, HEAP_SIZE, SINCE_PLAN = range(4)
 
 # Return codes of ``learn`` besides a next action (SARSA's A', taken at the next step).
 NO_ACTION = -1
@@ -38,6 +74,18 @@ class TabularConfig(NamedTuple):
     explore_decay: int
     explore_duration: float
     planning_steps: int
+    dyna_model: int
+    theta: float
+    replan_every: int
+    max_sweeps: int
+    tolerance: float
+    prior: float
+    reward_prior: int
+    reward_prior_mean: float
+    reward_prior_std: float
+    reward_noise_std: float
+    resample: int
+    resample_every: int
 
 
 class TabularState(NamedTuple):
@@ -61,6 +109,30 @@ class TabularState(NamedTuple):
         n_seen: (S + 1,) int64 number of seen actions per state; last entry: seen states.
         td_stats: (2,) sum of |TD error| and number of real updates since the last reset.
         probs: (A,) work row.
+        successor: (S x A x K) int64, the learned model's distinct next states of each pair
+            in order of first sight (K: the env's outcomes per pair where its model is
+            known, else S), -1 past ``n_successors``.
+        successor_count: (S x A x K) int64 transitions to each of them.
+        successor_terminal: (S x A x K) bool, whether that transition terminated.
+        n_successors: (S x A) int64 distinct next states seen.
+        reward_sum: (S x A) sum of the rewards seen (the mean is over ``visits``).
+        counters: (4,) int64 PLANNING_UPDATES (model updates so far), N_PREDECESSORS (used
+            entries of ``predecessor_pair``), HEAP_SIZE, SINCE_PLAN (real steps since the
+            last replan or posterior draw).
+        predecessor_head: (S,) int64 first entry of each state's predecessor list, -1: none.
+        predecessor_pair: (S*A*K,) int64 pair s*A + a of a list entry.
+        predecessor_link: (S*A*K,) int64 next entry of the same list, -1: the last.
+        heap_pair: (S*A,) int64 prioritized sweeping's max-heap of pairs.
+        heap_priority: (S*A,) their priorities.
+        heap_position: (S*A,) int64 where each pair sits in the heap, -1: not queued.
+        v: (S,) state values during value iteration (certainty equivalence, PSRL).
+        terminal_seen: (S,) bool, states a transition was seen to terminate in: value
+            iteration holds their value at 0 (entering a state ends an episode or not).
+        sampled_prob: (S x A x K) PSRL's sampled probability of each seen successor.
+        sampled_other: (S x A) int64 the unseen next state that takes the rest of the mass.
+        sampled_other_prob: (S x A) that rest (the prior's share of unseen next states).
+        sampled_reward: (S x A) the sampled mean reward.
+        sampled_visits: (S x A) int64 visits at the last draw (the doubling rule).
     """
 
     q: np.ndarray
@@ -77,13 +149,54 @@ class TabularState(NamedTuple):
     n_seen: np.ndarray
     td_stats: np.ndarray
     probs: np.ndarray
+    successor: np.ndarray
+    successor_count: np.ndarray
+    successor_terminal: np.ndarray
+    n_successors: np.ndarray
+    reward_sum: np.ndarray
+    counters: np.ndarray
+    predecessor_head: np.ndarray
+    predecessor_pair: np.ndarray
+    predecessor_link: np.ndarray
+    heap_pair: np.ndarray
+    heap_priority: np.ndarray
+    heap_position: np.ndarray
+    v: np.ndarray
+    terminal_seen: np.ndarray
+    sampled_prob: np.ndarray
+    sampled_other: np.ndarray
+    sampled_other_prob: np.ndarray
+    sampled_reward: np.ndarray
+    sampled_visits: np.ndarray
 
 
-def new_state(n_states: int, n_actions: int, algo: int, q_init: float) -> TabularState:
-    """Fresh arrays for ``algo``: Q at ``q_init``, no visits, an empty model."""
+def uses_counts(cfg: TabularConfig) -> bool:
+    """Whether the learner keeps the learned stochastic model (visit counts per successor)."""
+    return cfg.algo >= PRIORITIZED_SWEEPING or (cfg.algo == DYNA_Q and cfg.dyna_model != LAST_MODEL)
+
+
+def new_state(
+    n_states: int,
+    n_actions: int,
+    cfg: TabularConfig,
+    q_init: float,
+    outcomes: int | None = None,
+) -> TabularState:
+    """Fresh arrays for ``cfg.algo``: Q at ``q_init``, no visits, an empty model.
+
+    ``outcomes`` bounds the distinct next states of a pair (the env's K where its model is
+    known; None: S): the learned model's rows hold that many.
+    """
+    algo = cfg.algo
     shape = (n_states, n_actions)
     dyna = shape if algo == DYNA_Q else (0, 0)
     double = shape if algo == DOUBLE_Q else (0, 0)
+    k = min(n_states, outcomes) if outcomes else n_states
+    counted = (*shape, k) if uses_counts(cfg) else (0, 0, 0)
+    links = n_states * n_actions * k if algo == PRIORITIZED_SWEEPING else 0
+    heap = n_states * n_actions if algo == PRIORITIZED_SWEEPING else 0
+    values = n_states if algo in (CERTAINTY_EQUIVALENCE, PSRL) else 0
+    sampled = shape if algo == PSRL else (0, 0)
     return TabularState(
         q=np.full(shape, float(q_init)),
         qa=np.full(double, float(q_init)),
@@ -99,6 +212,25 @@ def new_state(n_states: int, n_actions: int, algo: int, q_init: float) -> Tabula
         n_seen=np.zeros(dyna[0] + 1, dtype=np.int64),
         td_stats=np.zeros(2),
         probs=np.zeros(n_actions),
+        successor=np.full(counted, -1, dtype=np.int64),
+        successor_count=np.zeros(counted, dtype=np.int64),
+        successor_terminal=np.zeros(counted, dtype=bool),
+        n_successors=np.zeros(counted[:2], dtype=np.int64),
+        reward_sum=np.zeros(counted[:2]),
+        counters=np.zeros(4, dtype=np.int64),
+        predecessor_head=np.full(n_states if links else 0, -1, dtype=np.int64),
+        predecessor_pair=np.zeros(links, dtype=np.int64),
+        predecessor_link=np.zeros(links, dtype=np.int64),
+        heap_pair=np.zeros(heap, dtype=np.int64),
+        heap_priority=np.zeros(heap),
+        heap_position=np.full(heap, -1, dtype=np.int64),
+        v=np.zeros(values),
+        terminal_seen=np.zeros(values, dtype=bool),
+        sampled_prob=np.zeros((*sampled, k) if algo == PSRL else (0, 0, 0)),
+        sampled_other=np.zeros(sampled, dtype=np.int64),
+        sampled_other_prob=np.zeros(sampled),
+        sampled_reward=np.zeros(sampled),
+        sampled_visits=np.zeros(sampled, dtype=np.int64),
     )
 
 
@@ -167,103 +299,3 @@ def td_update(table: np.ndarray, s: int, a: int, target: float, alpha: float) ->
     td = target - table[s, a]
     table[s, a] += alpha * td
     return td
-
-
-def remember(st: TabularState, s: int, a: int, r: float, s_next: int, terminated: bool) -> None:
-    """Dyna-Q's deterministic model: keep the last transition seen from (s, a)."""
-    if st.model_next[s, a] < 0:
-        n_states = st.seen_states.shape[0]
-        if st.n_seen[s] == 0:
-            st.seen_states[st.n_seen[n_states]] = s
-            st.n_seen[n_states] += 1
-        st.seen_actions[s, st.n_seen[s]] = a
-        st.n_seen[s] += 1
-    st.model_next[s, a] = s_next
-    st.model_reward[s, a] = r
-    st.model_terminal[s, a] = terminated
-
-
-def plan(st: TabularState, cfg: TabularConfig, valid: np.ndarray, rng: Any) -> bool:
-    """Dyna-Q's planning: ``planning_steps`` Q-learning updates on transitions from the model,
-    each from a random seen state and a random action taken there. Returns True on
-    divergence."""
-    n_states = st.seen_states.shape[0]
-    for _ in range(cfg.planning_steps):
-        n = st.n_seen[n_states]
-        s = st.seen_states[min(int(rng.random() * n), n - 1)]
-        n = st.n_seen[s]
-        a = st.seen_actions[s, min(int(rng.random() * n), n - 1)]
-        target = st.model_reward[s, a]
-        if not st.model_terminal[s, a]:
-            target += cfg.gamma * max_valid(st.q, valid, st.model_next[s, a])
-        td_update(st.q, s, a, target, step_size(cfg, st.visits[s, a]))
-        if not math.isfinite(st.q[s, a]):
-            return True
-    return False
-
-
-def learn(
-    st: TabularState,
-    cfg: TabularConfig,
-    valid: np.ndarray,
-    s: int,
-    a: int,
-    r: float,
-    s_next: int,
-    terminated: bool,
-    truncated: bool,
-    step: int,
-    rng: Any,
-) -> int:
-    """Learns from one transition; ``terminated`` cuts bootstrapping, ``truncated`` does not.
-
-    ``step`` counts env steps done, so policies at ``s_next`` use the schedule value of the
-    next action. Returns SARSA's next action (chosen at ``s_next`` before the update, as in
-    Sutton & Barto), NO_ACTION, or DIVERGED when a value became non-finite.
-    """
-    st.visits[s, a] += 1
-    gamma = cfg.gamma
-    next_action = NO_ACTION
-    target = r
-    if cfg.algo == DOUBLE_Q:
-        first = rng.random() < 0.5
-        table = st.qa if first else st.qb
-        other = st.qb if first else st.qa
-        # Each table is a Robbins-Monro estimator of its own: with the shared n(s, a) a
-        # table's k-th update would step by about 1/(2k)^omega and keep a weight of order
-        # k^-1/2 on q_init.
-        table_visits = st.visits_a if first else st.visits_b
-        table_visits[s, a] += 1
-        alpha = step_size(cfg, table_visits[s, a])
-        if not terminated:
-            target += gamma * other[s_next, argmax_valid(table, valid, s_next, rng)]
-        td = td_update(table, s, a, target, alpha)
-        st.q[s, a] = (st.qa[s, a] + st.qb[s, a]) / 2.0
-    else:
-        alpha = step_size(cfg, st.visits[s, a])
-        if terminated:
-            pass
-        elif cfg.algo == SARSA:
-            a_next = choose_action(st, cfg, valid, s_next, step, rng)
-            target += gamma * st.q[s_next, a_next]
-            if not truncated:
-                next_action = a_next
-        elif cfg.algo == EXPECTED_SARSA:
-            policy_probabilities(st, cfg, valid, s_next, step)
-            expectation = 0.0
-            for b in range(st.probs.shape[0]):
-                if st.probs[b] > 0.0:
-                    expectation += st.probs[b] * st.q[s_next, b]
-            target += gamma * expectation
-        else:
-            target += gamma * max_valid(st.q, valid, s_next)
-        td = td_update(st.q, s, a, target, alpha)
-    if not math.isfinite(st.q[s, a]):
-        return DIVERGED
-    st.td_stats[0] += abs(td)
-    st.td_stats[1] += 1.0
-    if cfg.algo == DYNA_Q:
-        remember(st, s, a, r, s_next, terminated)
-        if plan(st, cfg, valid, rng):
-            return DIVERGED
-    return next_action

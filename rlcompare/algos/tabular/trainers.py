@@ -55,6 +55,12 @@ def reference_for(ctx: RunContext) -> Reference | None:
     return found
 
 
+def _outcomes(mdp: TabularMDP | None) -> int | None:
+    """The env's outcomes per pair: no pair has more distinct next states, so the learned
+    model's rows need no more room (None: unknown, room for every state)."""
+    return int(mdp.outcome_next.shape[2]) if mdp is not None else None
+
+
 def train(ctx: RunContext) -> TabularAgent:
     """Trains one run (the registered trainer)."""
     return train_batch([ctx])[0]
@@ -79,7 +85,12 @@ def train_steps(ctx: RunContext, mdp: TabularMDP | None = None) -> TabularAgent:
     info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
     valid = mdp.valid_actions if mdp is not None else None
     agent = TabularAgent.for_run(
-        ctx, info.observation_space.n, info.action_space.n, valid, reference_for(ctx)
+        ctx,
+        info.observation_space.n,
+        info.action_space.n,
+        valid,
+        reference_for(ctx),
+        _outcomes(mdp),
     )
     return drive(ctx, agent)  # type: ignore[return-value]
 
@@ -177,7 +188,7 @@ def _engine_run(ctx: RunContext, agent: TabularAgent, mdp: TabularMDP) -> Run:
 def train_on_model(ctx: RunContext, mdp: TabularMDP) -> TabularAgent:
     """The engine path: same rows as ``train_steps`` on the real env, far less time."""
     agent = TabularAgent.for_run(
-        ctx, mdp.n_states, mdp.n_actions, mdp.valid_actions, reference_for(ctx)
+        ctx, mdp.n_states, mdp.n_actions, mdp.valid_actions, reference_for(ctx), _outcomes(mdp)
     )
     runner = ModelRunner(
         agent,
@@ -242,7 +253,9 @@ def train_offline(ctx: RunContext) -> TabularAgent:
     n_states, n_actions = info.observation_space.n, info.action_space.n
     transitions = load_transitions(path, n_states, n_actions)
     valid = mdp.valid_actions if mdp is not None else None
-    agent = TabularAgent.for_run(ctx, n_states, n_actions, valid, reference_for(ctx))
+    agent = TabularAgent.for_run(
+        ctx, n_states, n_actions, valid, reference_for(ctx), _outcomes(mdp)
+    )
     every = ctx.schedule.every_steps or budget
     protocol = Protocol(ctx, agent.greedy_action, agent.eval_metrics)
     step = 0

@@ -1,0 +1,164 @@
+"""One transition's learning for every tabular learner: the TD rules of ``rules`` and the
+planning on the learned model of ``learned_model``.
+
+Plain Python in the subset numba compiles (see ``rules``); ``kernels`` compiles it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from rlcompare.algos.tabular import learned_model as model
+from rlcompare.algos.tabular.rules import (
+    CERTAINTY_EQUIVALENCE,
+    DIVERGED,
+    DOUBLE_Q,
+    DYNA_Q,
+    EXPECTED_SARSA,
+    LAST_MODEL,
+    NO_ACTION,
+    PRIORITIZED_SWEEPING,
+    PSRL,
+    RESAMPLE_DOUBLING,
+    RESAMPLE_EPISODE,
+    RESAMPLE_EVERY,
+    SARSA,
+    SINCE_PLAN,
+    TabularConfig,
+    TabularState,
+    argmax_valid,
+    choose_action,
+    max_valid,
+    policy_probabilities,
+    step_size,
+    td_update,
+)
+
+
+def prepare(st: TabularState, cfg: TabularConfig, valid: np.ndarray, rng: Any) -> bool:
+    """Before the first action: PSRL draws its first MDP from the prior and solves it (the
+    others start from ``q_init``). Returns True on divergence."""
+    if cfg.algo != PSRL:
+        return False
+    model.sample_posterior(st, cfg, valid, rng)
+    return model.solve(st, cfg, valid, True)
+
+
+def _psrl_due(
+    st: TabularState, cfg: TabularConfig, s: int, a: int, terminated: bool, truncated: bool
+) -> bool:
+    """Whether PSRL draws a new MDP after this transition (see ``RESAMPLE_RULES``)."""
+    if cfg.resample == RESAMPLE_EPISODE:
+        return terminated or truncated
+    if cfg.resample == RESAMPLE_EVERY:
+        return st.counters[SINCE_PLAN] >= cfg.resample_every
+    if cfg.resample == RESAMPLE_DOUBLING:
+        return st.visits[s, a] >= 2 * max(st.sampled_visits[s, a], 1)
+    return False
+
+
+def _plan_on_model(
+    st: TabularState,
+    cfg: TabularConfig,
+    valid: np.ndarray,
+    s: int,
+    a: int,
+    terminated: bool,
+    truncated: bool,
+    rng: Any,
+) -> bool:
+    """Prioritized sweeping, certainty equivalence and PSRL after the model counted the
+    transition. Returns True on divergence."""
+    if cfg.algo == PRIORITIZED_SWEEPING:
+        return model.sweep(st, cfg, valid, s, a)
+    st.counters[SINCE_PLAN] += 1
+    if cfg.algo == CERTAINTY_EQUIVALENCE:
+        if st.counters[SINCE_PLAN] < cfg.replan_every:
+            return False
+        st.counters[SINCE_PLAN] = 0
+        return model.solve(st, cfg, valid, False)
+    if not _psrl_due(st, cfg, s, a, terminated, truncated):
+        return False
+    st.counters[SINCE_PLAN] = 0
+    model.sample_posterior(st, cfg, valid, rng)
+    return model.solve(st, cfg, valid, True)
+
+
+def learn(
+    st: TabularState,
+    cfg: TabularConfig,
+    valid: np.ndarray,
+    s: int,
+    a: int,
+    r: float,
+    s_next: int,
+    terminated: bool,
+    truncated: bool,
+    step: int,
+    rng: Any,
+) -> int:
+    """Learns from one transition; ``terminated`` cuts bootstrapping, ``truncated`` does not.
+
+    ``step`` counts env steps done, so policies at ``s_next`` use the schedule value of the
+    next action. Returns SARSA's next action (chosen at ``s_next`` before the update, as in
+    Sutton & Barto), NO_ACTION, or DIVERGED when a value became non-finite.
+    """
+    st.visits[s, a] += 1
+    if cfg.algo >= PRIORITIZED_SWEEPING:
+        model.observe(st, s, a, r, s_next, terminated)
+        if _plan_on_model(st, cfg, valid, s, a, terminated, truncated, rng):
+            return DIVERGED
+        return NO_ACTION
+    gamma = cfg.gamma
+    next_action = NO_ACTION
+    target = r
+    if cfg.algo == DOUBLE_Q:
+        first = rng.random() < 0.5
+        table = st.qa if first else st.qb
+        other = st.qb if first else st.qa
+        # Each table is a Robbins-Monro estimator of its own: with the shared n(s, a) a
+        # table's k-th update would step by about 1/(2k)^omega and keep a weight of order
+        # k^-1/2 on q_init.
+        table_visits = st.visits_a if first else st.visits_b
+        table_visits[s, a] += 1
+        alpha = step_size(cfg, table_visits[s, a])
+        if not terminated:
+            target += gamma * other[s_next, argmax_valid(table, valid, s_next, rng)]
+        td = td_update(table, s, a, target, alpha)
+        st.q[s, a] = (st.qa[s, a] + st.qb[s, a]) / 2.0
+    else:
+        alpha = step_size(cfg, st.visits[s, a])
+        if terminated:
+            pass
+        elif cfg.algo == SARSA:
+            a_next = choose_action(st, cfg, valid, s_next, step, rng)
+            target += gamma * st.q[s_next, a_next]
+            if not truncated:
+                next_action = a_next
+        elif cfg.algo == EXPECTED_SARSA:
+            policy_probabilities(st, cfg, valid, s_next, step)
+            expectation = 0.0
+            for b in range(st.probs.shape[0]):
+                if st.probs[b] > 0.0:
+                    expectation += st.probs[b] * st.q[s_next, b]
+            target += gamma * expectation
+        else:
+            target += gamma * max_valid(st.q, valid, s_next)
+        td = td_update(st.q, s, a, target, alpha)
+    if not math.isfinite(st.q[s, a]):
+        return DIVERGED
+    st.td_stats[0] += abs(td)
+    st.td_stats[1] += 1.0
+    if cfg.algo == DYNA_Q:
+        if st.visits[s, a] == 1:
+            model.record_seen(st, s, a)
+        if cfg.dyna_model == LAST_MODEL:
+            model.remember(st, s, a, r, s_next, terminated)
+        else:
+            model.observe(st, s, a, r, s_next, terminated)
+        if model.dyna_plan(st, cfg, valid, rng):
+            return DIVERGED
+    return next_action
