@@ -132,7 +132,11 @@ def two_nodes(specs: list[rlcompare.RunSpec], workers: int) -> None:
             cluster.start_head()
             cluster.start_far()
             cluster.wait_for_far()
-            pinned = {"address": cluster.address, "resources": {"far": 1}}
+            # Connected here, outside the timings, as for one node. Passed to each sweep, the
+            # address (127.0.0.1) differs from the one Ray reports (the node's IP), so every
+            # sweep would reconnect: a new job, its workers started cold, inside the timing.
+            ray.init(address=cluster.address, log_to_driver=False)
+            pinned = {"resources": {"far": 1}}
             results["ray, 2 nodes"] = {
                 name: timed(todo, "ray", workers, root / f"two-{name}", **pinned)
                 for name, todo in sweeps.items()
