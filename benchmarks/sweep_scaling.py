@@ -84,7 +84,8 @@ def main() -> None:
     tasks = len(plan_tasks(specs, args.workers))
     import ray
 
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    # "local", as the Ray executor does: never join a cluster that `ray start` left behind.
+    ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     times = {}
     with tempfile.TemporaryDirectory() as root:
         for executor in ("serial", "process", "ray"):
@@ -101,7 +102,13 @@ def main() -> None:
 def two_nodes(specs: list[rlcompare.RunSpec], workers: int) -> None:
     """One-node Ray beside two-node Ray (tasks pinned to the second node), grid and tiny."""
     import importlib.util
+    import secrets
 
+    # Ray reads RAY_AUTH_MODE when it is imported and keeps the first auth token this process
+    # loads, so both are set before ray is imported, and both clusters share the token: a
+    # token set between the two connections never reaches the second (InvalidAuthToken).
+    token = secrets.token_hex(32)
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
     import ray
 
     test = Path(__file__).resolve().parent.parent / "tests" / "test_multinode.py"
@@ -112,18 +119,24 @@ def two_nodes(specs: list[rlcompare.RunSpec], workers: int) -> None:
     sweeps = {"grid": specs, "tiny": tiny()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        cluster = multinode.Cluster(root)
+        cluster.env["RAY_AUTH_TOKEN"] = token
+        # The two-node cluster's settings (health checks, timeouts) for the one-node one too.
+        os.environ.update({k: v for k, v in cluster.env.items() if k.startswith("RAY_")})
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
         results["ray, 1 node"] = {
             name: timed(todo, "ray", workers, root / f"one-{name}") for name, todo in sweeps.items()
         }
         ray.shutdown()
-        cluster = multinode.Cluster(root)
-        os.environ.update({k: v for k, v in cluster.env.items() if k.startswith("RAY_")})
         try:
             cluster.start_head()
             cluster.start_far()
             cluster.wait_for_far()
-            pinned = {"address": cluster.address, "resources": {"far": 1}}
+            # Connected here, outside the timings, as for one node. Passed to each sweep, the
+            # address (127.0.0.1) differs from the one Ray reports (the node's IP), so every
+            # sweep would reconnect: a new job, its workers started cold, inside the timing.
+            ray.init(address=cluster.address, log_to_driver=False)
+            pinned = {"resources": {"far": 1}}
             results["ray, 2 nodes"] = {
                 name: timed(todo, "ray", workers, root / f"two-{name}", **pinned)
                 for name, todo in sweeps.items()

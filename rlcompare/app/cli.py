@@ -106,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rlcompare.spec.registry import get_algorithm
     from rlcompare.spec.runspec import grid
     from rlcompare.sweeps.driver import sweep
+    from rlcompare.sweeps.nodes import node_report
 
     if (args.steps is None) == (args.episodes is None):
         raise SpecError("give exactly one of --steps / --episodes")
@@ -151,24 +152,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for run_id, reason in failed.items():
         print(f"FAILED {run_id}: {reason.strip().splitlines()[-1]}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def node_report(store: str, run_ids: Sequence[str]) -> str:
-    """``runs per node: <host> [ray node <id>] <n>, ...``, from each stored run's metadata
-    (runs stored before nodes were recorded count as ``unknown``)."""
-    from rlcompare.store.results import read_metadata, run_path
-
-    counts: dict[str, int] = {}
-    for run_id in dict.fromkeys(run_ids):
-        try:
-            node = read_metadata(run_path(store, run_id)).get("node") or {}
-        except Exception:  # a run that was not stored (its failure is reported below)
-            continue
-        name = node.get("hostname", "unknown")
-        if node.get("ray_node_id"):
-            name += f" (ray node {node['ray_node_id'][:12]})"
-        counts[name] = counts.get(name, 0) + 1
-    return "runs per node: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ Parameters come from one profiles file (``notebooks/profiles.yaml``); executed c
 an error before anything runs (papermill itself only warns). A failing notebook is reported
 with its name, cell and error, its executed copy kept, and the suite carries on. At the end
 the suite writes the figure gallery and the HTML report: a self-contained page per executed
-notebook and ``data/executed/<profile>/index.html`` to send to a co-author.
+notebook and ``data/executed/<profile>/index.html`` to send to a co-author. Given a Ray address,
+the suite also says which nodes ran the runs its notebooks stored (printed and on the index).
 """
 
 from __future__ import annotations
@@ -141,6 +142,46 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+# Each stored run file's (inode, mtime): a new run, or a failed run that a retry replaced,
+# changes it, so comparing two snapshots tells the runs stored in between.
+StoreSnapshot = dict[Path, tuple[int, int]]
+
+
+def notebook_stores(runs: Iterable[NotebookRun]) -> list[Path]:
+    """Each notebook's result store, ``<store_root>/<notebook name>`` as every notebook's
+    parameters cell sets it (a relative ``store_root`` is relative to the notebook's folder,
+    its working directory)."""
+    return [run.path.parent / str(run.parameters["store_root"]) / run.name for run in runs]
+
+
+def snapshot_stores(stores: Iterable[Path]) -> StoreSnapshot:
+    """``path -> (inode, mtime_ns)`` of every run stored in ``stores`` now."""
+    from rlcompare.store.results import stored_runs  # pandas and Arrow: not for `--help`
+
+    snapshot = {}
+    for store in stores:
+        for path in stored_runs(store):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # gone between listing and stat
+                continue
+            snapshot[path] = (stat.st_ino, stat.st_mtime_ns)
+    return snapshot
+
+
+def stored_since(before: StoreSnapshot, stores: Iterable[Path]) -> list[Path]:
+    """Runs in ``stores`` stored since ``before`` was taken: the runs this suite ran, not the
+    ones its sweeps found already stored."""
+    return sorted(p for p, key in snapshot_stores(stores).items() if before.get(p) != key)
+
+
+def suite_node_report(before: StoreSnapshot, stores: Iterable[Path]) -> str:
+    """The ``runs per node`` line of the runs stored in ``stores`` since ``before``."""
+    from rlcompare.sweeps.nodes import count_nodes, format_node_counts
+
+    return format_node_counts(count_nodes(stored_since(before, stores)))
+
+
 def run_suite(
     profile: str = DEFAULT_PROFILE,
     only: Sequence[str] | None = None,
@@ -155,7 +196,8 @@ def run_suite(
     """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status).
 
     With ``record_check_outputs_to`` the check cells' outputs of a fully successful run are
-    stored there as the nbval reference (see :func:`record_check_outputs`).
+    stored there as the nbval reference (see :func:`record_check_outputs`). With
+    ``ray_address`` the runs the notebooks stored are counted per node (:func:`suite_node_report`).
     """
     import papermill as pm
 
@@ -173,6 +215,8 @@ def run_suite(
     figures_dir = figures_dir or default_dirs(profile)[1]
     executed_dir = data_dir.resolve() / "executed" / profile
     executed_dir.mkdir(parents=True, exist_ok=True)
+    stores = notebook_stores(runs)
+    before = snapshot_stores(stores) if ray_address else None
     failures = []
     for run in runs:
         began = time.perf_counter()
@@ -196,6 +240,9 @@ def run_suite(
             )
             continue
         print(f"[suite] {run.name} done in {time.perf_counter() - began:.0f} s", flush=True)
+    nodes = suite_node_report(before, stores) if before is not None else None
+    if nodes is not None:
+        print(f"[suite] {nodes}", flush=True)
     from rlcompare.viz.figures import write_gallery
 
     gallery = write_gallery(figures_dir)
@@ -203,7 +250,7 @@ def run_suite(
     from rlcompare.viz.html_report import write_report
 
     report = write_report(
-        executed_dir, figures_dir, profile, names=sorted(notebook_names(directory))
+        executed_dir, figures_dir, profile, names=sorted(notebook_names(directory)), nodes=nodes
     )
     print(f"[suite] report: {report}")
     if failures:

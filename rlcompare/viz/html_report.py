@@ -3,7 +3,8 @@
 Every page is self-contained: figures are embedded as data URIs and no script or stylesheet is
 fetched from the network, so the folder opens anywhere, offline, from a file manager or mail.
 The index shows the profile, the commit and the date, the comparison table of the summary
-notebook, a link to every notebook page, and the gallery of figures with their captions.
+notebook, a link to every notebook page, and the gallery of figures with their captions (and,
+for a suite run on a Ray cluster, how many runs each node ran).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def write_report(
     profile: str,
     names: Sequence[str] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
+    nodes: str | None = None,
 ) -> Path:
     """Writes a page per executed notebook and the index; returns the index's path.
 
@@ -101,6 +103,7 @@ def write_report(
         profile: The suite profile, shown on the index.
         names: Notebooks in reading order (default: every executed notebook, sorted).
         out_dir: Where the pages go (default: ``executed_dir``).
+        nodes: The ``runs per node: ...`` line, shown under the profile (None: left out).
     """
     executed_dir, figures_dir = Path(executed_dir), Path(figures_dir)
     out = Path(out_dir) if out_dir is not None else executed_dir
@@ -119,13 +122,14 @@ def write_report(
     )
     gallery = "".join(_figure_html(png) for png in sorted(figures_dir.glob("*.png")))
     commit = git_commit() or "unknown"
+    nodes_html = f'<p class="nodes">{html.escape(nodes)}</p>\n' if nodes is not None else ""
     body = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>rlcompare report ({html.escape(profile)})</title>
 <style>{_STYLE}</style></head><body>
 <h1>rlcompare report</h1>
 <p>Profile <b>{html.escape(profile)}</b> · commit <code>{html.escape(commit)}</code> ·
 {dt.date.today().isoformat()}</p>
-<h2>Comparison</h2>
+{nodes_html}<h2>Comparison</h2>
 {table or "<p>(the summary notebook has not run)</p>"}
 <h2>Notebooks</h2>
 <ul class="notebooks">{links}</ul>
