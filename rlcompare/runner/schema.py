@@ -37,7 +37,9 @@ LOWER_IS_BETTER = frozenset(
         "policy_regret",
         "td_error",
         "model_error",
+        "model_reward_error",
         "model_loss",
+        "planning_updates",
         "planning_ms",
         "wall_time_s",
     }
