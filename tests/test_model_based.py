@@ -14,7 +14,7 @@ import pytest
 import rlcompare
 from rlcompare.algos.tabular import learned_model, update
 from rlcompare.algos.tabular.agent import make_config, model_errors
-from rlcompare.algos.tabular.rules import HEAP_SIZE, PLANNING_UPDATES, new_state
+from rlcompare.algos.tabular.rules import HEAP_SIZE, PLANNING_UPDATES, SINCE_PLAN, new_state
 from rlcompare.envs.model import TabularMDP
 from rlcompare.envs.planning import value_iteration
 from rlcompare.runner.context import RunContext
@@ -27,8 +27,8 @@ MODEL_BASED = [
     ("dyna_q", {"model": "expected"}),
     ("prioritized_sweeping", {}),
     ("certainty_equivalence", {"replan_every": 50}),
-    ("psrl", {}),
-    ("psrl", {"reward_prior": "beta", "resample": "doubling"}),
+    ("psrl", {"reward_prior": "beta"}),
+    ("psrl", {"resample": "doubling"}),
     ("psrl", {"resample": "every", "resample_every": 100}),
 ]
 COST = ("wall_time_s", "env_steps_per_s")
@@ -276,6 +276,27 @@ def test_psrl_draws_a_new_mdp_per_episode() -> None:
     assert updates.iloc[-1] >= (episodes + 1) * 16 * 4
 
 
+@pytest.mark.parametrize(
+    ("resample", "ended", "visits", "since", "due"),
+    [
+        ("episode", True, 3, 1, True),  # an episode's end
+        ("episode", False, 3, 1, False),
+        ("episode", False, 4, 1, True),  # a count doubled within a long episode
+        ("every", True, 9, 99, False),  # only the step count matters
+        ("every", False, 1, 100, True),
+        ("doubling", True, 3, 1, False),
+        ("doubling", False, 4, 1, True),
+    ],
+)
+def test_psrl_resampling_rules(
+    resample: str, ended: bool, visits: int, since: int, due: bool
+) -> None:
+    cfg, st = fresh("psrl", 2, 1, resample=resample, resample_every=100)
+    st.sampled_visits[0, 0], st.visits[0, 0] = 2, visits
+    st.counters[SINCE_PLAN] = since
+    assert bool(update._psrl_due(st, cfg, 0, 0, ended, False)) is due
+
+
 # -- every model-based learner: both paths, batches, metrics -----------------------------------
 @pytest.mark.parametrize(("algo", "hparams"), MODEL_BASED)
 def test_a_seed_gives_the_same_rows_alone_or_in_a_batch(algo: str, hparams: dict) -> None:
@@ -315,8 +336,11 @@ def test_engine_equals_the_step_api_on_the_real_env(algo: str, hparams: dict) ->
 
 @pytest.mark.parametrize("algo", PLANNERS)
 def test_planners_learn_an_env_without_a_model(algo: str) -> None:
+    # PSRL acts on one posterior sample: a Beta posterior (rewards are 0 or 1 here) is
+    # sure of the rarely tried action's reward sooner than N(0, 1) with noise std 1.
+    hparams = {"gamma": 0.9, **({"reward_prior": "beta"} if algo == "psrl" else {})}
     spec = rlcompare.RunSpec(
-        algo, "rlcompare_test/NoModelLoop-v0", 0, steps=3_000, hparams={"gamma": 0.9}
+        algo, "rlcompare_test/NoModelLoop-v0", 0, steps=3_000, hparams=hparams
     )
     result = rlcompare.run(spec)
     # The greedy policy moves right: 2 reached within the 30-step limit, despite the slips.
@@ -328,6 +352,8 @@ def test_planners_learn_an_env_without_a_model(algo: str) -> None:
 
 @pytest.mark.parametrize(("algo", "hparams"), MODEL_BASED[:6])
 def test_every_model_based_learner_solves_the_chain(algo: str, hparams: dict) -> None:
+    # PSRL with the Beta posterior: the chain's rewards are 0 or 1. With N(0, 1) and noise
+    # std 1 a self-loop's sampled reward of 2 posterior stds outvalues the goal at gamma 0.9.
     spec = rlcompare.RunSpec(
         algo, "rlcompare/Chain-v0", 0, steps=2_000, hparams={"gamma": 0.9, **hparams}
     )

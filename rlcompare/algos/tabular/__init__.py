@@ -102,9 +102,11 @@ PSRL_PARAMS: dict[str, Param] = {
         high_open=True,
     ),
     "prior": Param(
-        1.0,
+        0.01,
         "float",
-        "total Dirichlet concentration over next states (prior / S on each state)",
+        "total Dirichlet concentration over next states (prior / S on each state): after "
+        "n visits about prior / n of a pair's mass goes to states never seen from it, whose "
+        "values come from the prior alone",
         low=0.0,
         low_open=True,
     ),
@@ -122,8 +124,9 @@ PSRL_PARAMS: dict[str, Param] = {
     "resample": Param(
         "episode",
         "str",
-        "draw a new MDP at every episode's end, every resample_every steps, or when the "
-        "visit count of the pair just updated has doubled since the last draw",
+        "draw a new MDP at every episode's end or when the visit count of the pair just "
+        "updated has doubled since the last draw ('episode'), every resample_every steps "
+        "('every'), or only on a doubled count ('doubling')",
         choices=RESAMPLE_RULES,
     ),
     "resample_every": Param(1000, "int", "steps between draws (resample='every')", low=1),

@@ -253,8 +253,9 @@ def _learned_backup(st: TabularState, gamma: float, s: int, a: int) -> float:
 def solve(st: TabularState, cfg: TabularConfig, valid: np.ndarray, sampled: bool) -> bool:
     """Value iteration in place (Gauss-Seidel), warm-started from ``st.q``: on PSRL's sampled
     MDP (every valid pair) or on the maximum-likelihood model (seen pairs; unseen ones keep
-    their values, ``q_init``); states seen to terminate an episode are worth 0. Sweeps until no value moves by ``tolerance`` or
-    ``max_sweeps`` are done; counts every backup. Returns True on divergence."""
+    their values, ``q_init``); states seen to terminate an episode are worth 0. Sweeps
+    until no value moves by ``tolerance`` or ``max_sweeps`` are done; counts every backup.
+    Returns True on divergence."""
     q = st.q
     n_states, n_actions = q.shape
     for s in range(n_states):

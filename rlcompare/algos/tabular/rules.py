@@ -47,8 +47,9 @@ DYNA_MODELS = ("last", "sample", "expected")
 LAST_MODEL, SAMPLE_MODEL, EXPECTED_MODEL = range(len(DYNA_MODELS))
 REWARD_PRIORS = ("normal", "beta")
 NORMAL_PRIOR, BETA_PRIOR = range(len(REWARD_PRIORS))
-# When PSRL draws a new MDP: at each episode's end, every ``resample_every`` steps, or when
-# the visit count of the pair just updated has doubled since the last draw.
+# When PSRL draws a new MDP: at each episode's end (or within one, when the visit count of
+# the pair just updated has doubled since the last draw), every ``resample_every`` steps, or
+# only when a count doubled.
 RESAMPLE_RULES = ("episode", "every", "doubling")
 RESAMPLE_EPISODE, RESAMPLE_EVERY, RESAMPLE_DOUBLING = range(len(RESAMPLE_RULES))
 

@@ -51,13 +51,14 @@ def _psrl_due(
     st: TabularState, cfg: TabularConfig, s: int, a: int, terminated: bool, truncated: bool
 ) -> bool:
     """Whether PSRL draws a new MDP after this transition (see ``RESAMPLE_RULES``)."""
+    doubled = st.visits[s, a] >= 2 * max(st.sampled_visits[s, a], 1)
     if cfg.resample == RESAMPLE_EPISODE:
-        return terminated or truncated
+        # An episode that never ends (a sampled MDP can make a loop look best) would keep
+        # one sample forever: a doubled count ends it too (Ouyang et al. 2017's TSDE).
+        return terminated or truncated or doubled
     if cfg.resample == RESAMPLE_EVERY:
         return st.counters[SINCE_PLAN] >= cfg.resample_every
-    if cfg.resample == RESAMPLE_DOUBLING:
-        return st.visits[s, a] >= 2 * max(st.sampled_visits[s, a], 1)
-    return False
+    return cfg.resample == RESAMPLE_DOUBLING and doubled
 
 
 def _plan_on_model(
