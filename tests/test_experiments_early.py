@@ -207,7 +207,7 @@ def test_notebook_dqn_settings_are_rl_zoo3s(name, parameter):
 # ------------------------------------------------------------------------------- 04 grids
 @pytest.mark.parametrize(
     ("profile", "maze_seeds", "maze_episodes", "seeds", "evals"),
-    [("smoke", 2, 5, 2, 4), ("default", 30, 50, 50, 20)],
+    [("smoke", 2, 5, 2, 4), ("default", 30, 50, 30, 20)],
 )
 def test_model_based_grid(profile, maze_seeds, maze_episodes, seeds, evals):
     specs = build(model_based, "04_model_based", profile)
@@ -221,14 +221,60 @@ def test_model_based_grid(profile, maze_seeds, maze_episodes, seeds, evals):
         "gamma": 0.95,
         "planning_steps": [0, 5, 50],
     }
-    assert len(specs.compare) == 3 * 2 * seeds
-    assert count(specs.compare, "algo") == {"q_learning": 3 * seeds, "dyna_q": 3 * seeds}
-    steps = {"FrozenLake-v1": 20000, "CliffWalking-v1": 10000, "Taxi-v4": 50000}
+    steps = {
+        "rlcompare/DynaMaze-v0": 10000,
+        "CliffWalking-v1": 10000,
+        "Taxi-v4": 50000,
+        "FrozenLake-v1": 20000,
+        "rlcompare/SelfHealing-v0": 20000,
+    }
     if profile == "smoke":
         steps = dict.fromkeys(steps, 2000)
     assert budgets(specs.compare) == {env: (n, None, n // evals) for env, n in steps.items()}
-    dyna = {s.resolved_hparams["planning_steps"] for s in specs.compare if s.algo == "dyna_q"}
-    assert dyna == {10}
+    # Every learner on every env, but PSRL not on Taxi (the full profile's).
+    assert count(specs.compare, "experiment") == {
+        **dict.fromkeys(model_based.LEARNERS, 5 * seeds),
+        "psrl": 4 * seeds,
+    }
+    assert "Taxi-v4" not in {s.env for s in specs.compare if s.algo == "psrl"}
+    planning = {
+        (s.algo, s.resolved_hparams["planning_steps"])
+        for s in specs.compare
+        if "planning_steps" in s.resolved_hparams
+    }
+    assert planning == {("dyna_q", 10), ("prioritized_sweeping", 10)}
+    models = {
+        s.experiment: s.resolved_hparams["model"] for s in specs.compare if s.algo == "dyna_q"
+    }
+    assert models == {
+        "dyna_q-last": "last",
+        "dyna_q-sample": "sample",
+        "dyna_q-expected": "expected",
+    }
+
+
+def test_model_based_full_profile_runs_psrl_on_taxi():
+    specs = build(model_based, "04_model_based", "full")
+    assert {s.env for s in specs.compare if s.algo == "psrl"} == set(
+        notebook_parameters("04_model_based", "full")["steps"]
+    )
+
+
+def test_psrl_reward_prior_follows_the_reward_scale():
+    # Rewards in [0, 1]: Beta. CliffWalking: -1 per step, -100 for the cliff, deterministic:
+    # Normal at scale 100 with the 1% noise floor. FrozenLake is slippery but its rewards are
+    # 0 or 1: Beta.
+    assert model_based.psrl_reward_prior("FrozenLake-v1") == {"reward_prior": "beta"}
+    assert model_based.psrl_reward_prior("CliffWalking-v1") == {
+        "reward_prior_std": 100.0,
+        "reward_noise_std": 1.0,
+    }
+    with pytest.raises(ValueError, match=r"psrl_envs \['X'\] are not in steps"):
+        model_based.specs(
+            maze_seeds=1, maze_episodes=1, planning_steps=[0], seeds=1,
+            steps={"FrozenLake-v1": 10}, dyna_planning_steps=1, replan_every=1,
+            psrl_envs=["X"], gamma=0.9, evals=1, eval_episodes=1,
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ common
@@ -406,27 +452,53 @@ def test_model_based_analysis_and_headline():
     )
     late = model_based.maze_late(curves)  # episodes 2 and 3 only
     assert late.to_dict() == {0: 90.0, 50: 18.0}
-    # Regret 1 -> 0 over 10 steps (area 0.5) and constant 1 (area 1).
-    compare = tidy(
+    # Regret 1 -> 0 over 10 steps (area 0.5) and constant 1 (area 1); learners are labelled
+    # by the runs' experiment.
+    compare = pd.concat(
         [
-            ("q1", "q_learning", "A", 0, "policy_regret", 1.0),
-            ("q1", "q_learning", "A", 10, "policy_regret", 0.0),
-            ("d1", "dyna_q", "A", 0, "policy_regret", 1.0),
-            ("d1", "dyna_q", "A", 10, "policy_regret", 1.0),
-        ]
+            tidy(
+                [
+                    ("q1", "q_learning", "A", 0, "policy_regret", 1.0),
+                    ("q1", "q_learning", "A", 10, "policy_regret", 0.0),
+                ],
+                experiment="q_learning",
+            ),
+            tidy(
+                [
+                    ("d1", "dyna_q", "A", 0, "policy_regret", 1.0),
+                    ("d1", "dyna_q", "A", 10, "policy_regret", 1.0),
+                    ("d1", "dyna_q", "A", 10, "model_error", 0.25),
+                    ("d1", "dyna_q", "A", 10, "planning_updates", 50.0),
+                ],
+                experiment="dyna_q-expected",
+            ),
+        ],
+        ignore_index=True,
     )
     auc = model_based.regret_auc(compare)
-    assert auc.to_dict() == {("A", "dyna_q"): 1.0, ("A", "q_learning"): 0.5}
-    numbers = model_based.headline(late, auc, [compare, compare.iloc[:1]])
+    assert auc.to_dict() == {("A", "dyna_q-expected"): 1.0, ("A", "q_learning"): 0.5}
+    final = model_based.final_regret(compare, reps=50)
+    assert final[["env", "learner", "runs", "iqm"]].values.tolist() == [
+        ["A", "dyna_q-expected", 1, 1.0],
+        ["A", "q_learning", 1, 0.0],
+    ]
+    numbers = model_based.headline(late, auc, final, compare, [compare, compare.iloc[:1]])
     assert numbers == {
         "maze_steps_per_episode_after_first": {"0": 90.0, "50": 18.0},
-        "regret_auc": {"A/dyna_q": 1.0, "A/q_learning": 0.5},
+        "regret_auc": {"A/dyna_q-expected": 1.0, "A/q_learning": 0.5},
+        "final_regret_iqm": {"A/dyna_q-expected": 1.0, "A/q_learning": 0.0},
+        "final_model_error": {"A/dyna_q-expected": 0.25},
         "runs": 3,
         "evidence": {
-            "Model-based (Dyna-Q)": "Dyna maze: 18 steps per episode with 50 planning steps "
-            "vs 90 with 0"
+            "Model-based": "Dyna maze: 18 steps per episode with 50 planning steps vs 90 with "
+            "0; A: final exact regret (IQM) Q-learning 0, Dyna-Q last-seen nan vs expected 1, "
+            "certainty equivalence nan; lowest: q_learning"
         },
     }
+    fig, axes = model_based.planning_figure(compare)
+    assert [line.get_label() for line in axes[0].get_lines()] == ["dyna_q-expected"]
+    assert axes[0].get_xscale() == "log"
+    plt.close("all")
 
 
 def test_figures_return_figure_and_axes_without_saving(tmp_path, monkeypatch):

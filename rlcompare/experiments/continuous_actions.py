@@ -194,7 +194,7 @@ def headline(
         f"torque scores {final_iqm['ppo, continuous']:.0f} (IQM of the final evaluations)",
     }
     if "mpc, continuous" in final_iqm:
-        evidence["Model-based (Dyna-Q)"] = (
+        evidence["Model-based"] = (
             f"Pendulum-v1: a learned ensemble model with CEM planning (mpc) scores "
             f"{final_iqm['mpc, continuous']:.0f} (IQM of the final evaluations) within its "
             "smaller budget; its CPU per env step stands beside PPO's in the cost table"

@@ -1,21 +1,26 @@
-"""Notebook 04: Dyna-Q. The Dyna maze of Sutton & Barto's Example 8.1 (steps per episode for
-several numbers of planning steps), then Dyna-Q against Q-learning on the tabular envs
-(greedy-policy regret against env steps)."""
+"""Notebook 04: model-based RL. The Dyna maze of Sutton & Barto's Example 8.1 (steps per
+episode for several numbers of planning steps), then Q-learning against every learner that
+learns a model (Dyna-Q with its last-seen, sampled and expected models, prioritized
+sweeping, certainty equivalence, PSRL) on deterministic and stochastic tabular envs: exact
+regret against env steps and against planning updates, model error, final IQM with CIs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
+from rlcompare.envs.model import tabular_mdp
 from rlcompare.experiments.common import grid_per_budget, keyed
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
+from rlcompare.viz.style import figure_legend, level_colors, metric_label
 
 MAZE_ENV = "rlcompare/DynaMaze-v0"
 # Example 8.1's settings (the planning steps come from the notebook).
@@ -23,12 +28,37 @@ MAZE_HPARAMS = {"alpha": 0.1, "epsilon": 0.1, "gamma": 0.95}
 # The first episode is the same random walk whatever the planning: it is left out of the mean.
 MAZE_FIRST_COUNTED = 2
 
+# The learners of the comparison, as labels (the runs' ``experiment``); Dyna-Q once per model.
+LEARNERS = (
+    "q_learning",
+    "dyna_q-last",
+    "dyna_q-sample",
+    "dyna_q-expected",
+    "prioritized_sweeping",
+    "certainty_equivalence",
+    "psrl",
+)
+MODEL_LEARNERS = LEARNERS[1:]
+FINAL_COLUMNS = ["env", "learner", "runs", "iqm", "iqm_low", "iqm_high"]
+# Where a run's learner label lives: its ``experiment`` (an identity column every analysis
+# function keeps).
+LEARNER = "experiment"
+# Floor of PSRL's known reward noise, as a share of the env's reward scale (a deterministic
+# reward has none, and the Normal posterior needs some).
+NOISE_FLOOR = 0.01
+
 __all__ = [
+    "FINAL_COLUMNS",
+    "LEARNERS",
     "ModelBasedSpecs",
+    "final_regret",
     "headline",
     "maze_curves",
     "maze_figure",
     "maze_late",
+    "model_error_figure",
+    "planning_figure",
+    "psrl_reward_prior",
     "regret_auc",
     "regret_figure",
     "specs",
@@ -43,6 +73,43 @@ class ModelBasedSpecs(NamedTuple):
     maze_hparams: dict[str, Any]
 
 
+def psrl_reward_prior(env: str) -> dict[str, Any]:
+    """PSRL's reward posterior for ``env``, from its model's rewards: Beta for rewards in
+    [0, 1] without noise; else Normal with the prior's std at the largest |reward| and the
+    known noise std at the largest std of a pair's reward (over its outcomes and noise),
+    floored at ``NOISE_FLOOR`` of that scale. The prior is set by the reward scale, as a
+    user would set it; it is not tuned on results."""
+    mdp = tabular_mdp(env)
+    prob, reward = mdp.outcome_prob, mdp.outcome_reward
+    rewards = reward[prob > 0]
+    noisy = bool((mdp.reward_std > 0).any())
+    if rewards.min() >= 0.0 and rewards.max() <= 1.0 and not noisy:
+        return {"reward_prior": "beta"}
+    mean = (prob * reward).sum(axis=2, keepdims=True)
+    variance = (prob * (reward - mean) ** 2).sum(axis=2) + mdp.reward_std**2
+    scale = float(np.abs(rewards).max())
+    noise = max(float(np.sqrt(variance.max())), NOISE_FLOOR * scale)
+    return {"reward_prior_std": scale, "reward_noise_std": noise}
+
+
+def contenders(
+    env: str, planning_steps: int, replan_every: int, psrl: bool
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{learner label: (algo, hyperparameters)}`` of the comparison on ``env``."""
+    planning = {"planning_steps": planning_steps}
+    learners: dict[str, tuple[str, dict[str, Any]]] = {"q_learning": ("q_learning", {})}
+    for model in ("last", "sample", "expected"):
+        learners[f"dyna_q-{model}"] = ("dyna_q", {**planning, "model": model})
+    learners["prioritized_sweeping"] = ("prioritized_sweeping", planning)
+    learners["certainty_equivalence"] = (
+        "certainty_equivalence",
+        {"replan_every": replan_every},
+    )
+    if psrl:
+        learners["psrl"] = ("psrl", psrl_reward_prior(env))
+    return learners
+
+
 def specs(
     *,
     maze_seeds: int,
@@ -51,6 +118,8 @@ def specs(
     seeds: int,
     steps: Mapping[str, int],
     dyna_planning_steps: int,
+    replan_every: int,
+    psrl_envs: Sequence[str],
     gamma: float,
     evals: int,
     eval_episodes: int,
@@ -60,11 +129,20 @@ def specs(
     Args:
         maze_seeds, maze_episodes: Seeds and budget in episodes of the Dyna maze.
         planning_steps: Planning steps per real step swept in the maze.
-        seeds: Seeds per (algo, env) of the comparison.
+        seeds: Seeds per (learner, env) of the comparison.
         steps: ``{env: budget in env steps}`` of the comparison.
-        dyna_planning_steps: Dyna-Q's planning steps in the comparison.
+        dyna_planning_steps: Planning updates per real step of Dyna-Q and prioritized
+            sweeping in the comparison.
+        replan_every: Certainty equivalence's env steps between value iterations.
+        psrl_envs: The envs of ``steps`` PSRL runs on (it solves a sampled MDP per episode).
         gamma, evals, eval_episodes: Discount and eval protocol of the comparison.
+
+    Raises:
+        ValueError: an env of ``psrl_envs`` that ``steps`` does not list.
     """
+    unknown = sorted(set(psrl_envs) - set(steps))
+    if unknown:
+        raise ValueError(f"psrl_envs {unknown} are not in steps; valid: {sorted(steps)}")
     maze_hparams = {**MAZE_HPARAMS, "planning_steps": list(planning_steps)}
     maze = grid(
         "dyna_q",
@@ -75,18 +153,18 @@ def specs(
         eval_episodes=1,
         experiment="dyna_maze",
     )
-    contenders = {"q_learning": {}, "dyna_q": {"planning_steps": dyna_planning_steps}}
     compare: list[RunSpec] = []
     for env, budget in steps.items():
-        for algo, extra in contenders.items():
+        learners = contenders(env, dyna_planning_steps, replan_every, env in psrl_envs)
+        for learner, (algo, hparams) in learners.items():
             compare += grid_per_budget(
                 algo,
                 {env: budget},
                 seeds,
                 evals,
-                hparams={"gamma": gamma, **extra},
+                hparams={"gamma": gamma, **hparams},
                 eval_episodes=eval_episodes,
-                experiment="dyna_vs_q",
+                experiment=learner,
             )
     return ModelBasedSpecs(maze, compare, maze_hparams)
 
@@ -105,29 +183,62 @@ def maze_late(curves: pd.DataFrame) -> pd.Series:
 
 def regret_auc(compare: pd.DataFrame) -> pd.Series:
     """Normalized area under the regret curve (lower is better), mean over seeds, per
-    (env, algo)."""
-    return stats.auc(compare, "policy_regret").groupby(["env", "algo"])["auc"].mean()
+    (env, learner)."""
+    auc = stats.auc(compare, "policy_regret").rename(columns={LEARNER: "learner"})
+    return auc.groupby(["env", "learner"])["auc"].mean()
 
 
-def headline(late: pd.Series, auc: pd.Series, frames: Sequence[pd.DataFrame]) -> dict[str, Any]:
+def final_regret(compare: pd.DataFrame, reps: int) -> pd.DataFrame:
+    """Final exact regret per (env, learner): IQM over seeds with its 95% stratified
+    bootstrap CI."""
+    table = stats.summary(compare, "policy_regret", by=["env", LEARNER], reps=reps)
+    return table.rename(columns={LEARNER: "learner"})[FINAL_COLUMNS]
+
+
+def _final(final: pd.DataFrame, env: str, learner: str) -> float:
+    row = final[(final["env"] == env) & (final["learner"] == learner)]
+    return float(row["iqm"].iloc[0]) if len(row) else float("nan")
+
+
+def headline(
+    late: pd.Series,
+    auc: pd.Series,
+    final: pd.DataFrame,
+    compare: pd.DataFrame,
+    frames: Sequence[pd.DataFrame],
+) -> dict[str, Any]:
     """The notebook's headline numbers.
 
     Args:
         late: :func:`maze_late`.
         auc: :func:`regret_auc`.
+        final: :func:`final_regret`.
+        compare: The comparison's table (its final model errors are recorded).
         frames: The tidy tables of the two sweeps (their runs are counted).
     """
     first, last = late.index[0], late.index[-1]
+    errors = stats.final_scores(compare, "model_error").rename(columns={LEARNER: "learner"})
+    model_error = errors.groupby(["env", "learner"])["score"].mean().reset_index()
+    envs = list(dict.fromkeys(final["env"]))
+    evidence = [
+        f"Dyna maze: {late.iloc[-1]:.0f} steps per episode with {last} planning steps vs "
+        f"{late.iloc[0]:.0f} with {first}"
+    ]
+    for env in envs:
+        best = final[final["env"] == env].sort_values("iqm").iloc[0]
+        evidence.append(
+            f"{env}: final exact regret (IQM) Q-learning {_final(final, env, 'q_learning'):.3g}, "
+            f"Dyna-Q last-seen {_final(final, env, 'dyna_q-last'):.3g} vs expected "
+            f"{_final(final, env, 'dyna_q-expected'):.3g}, certainty equivalence "
+            f"{_final(final, env, 'certainty_equivalence'):.3g}; lowest: {best['learner']}"
+        )
     return {
         "maze_steps_per_episode_after_first": {str(k): v for k, v in late.items()},
-        "regret_auc": keyed(auc.reset_index(), ["env", "algo"], "auc"),
+        "regret_auc": keyed(auc.reset_index(), ["env", "learner"], "auc"),
+        "final_regret_iqm": keyed(final, ["env", "learner"], "iqm"),
+        "final_model_error": keyed(model_error, ["env", "learner"], "score"),
         "runs": int(sum(frame["run_id"].nunique() for frame in frames)),
-        "evidence": {
-            "Model-based (Dyna-Q)": (
-                f"Dyna maze: {late.iloc[-1]:.0f} steps per episode with {last} planning steps "
-                f"vs {late.iloc[0]:.0f} with {first}"
-            )
-        },
+        "evidence": {"Model-based": "; ".join(evidence)},
     }
 
 
@@ -141,7 +252,53 @@ def maze_figure(curves: pd.DataFrame) -> tuple[Figure, Axes]:
 
 
 def regret_figure(compare: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
-    """Greedy-policy regret against env steps, one panel per env, Dyna-Q and Q-learning."""
+    """Exact greedy-policy regret against env steps, one panel per env, every learner
+    (IQM, 95% CI band)."""
     return plots.facets(
-        plots.learning_curves, compare, col="env", metric="policy_regret", reps=reps
+        plots.learning_curves, compare, col="env", metric="policy_regret", hue=LEARNER, reps=reps
     )
+
+
+def model_error_figure(compare: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
+    """The learned model's error (largest total-variation distance over the pairs seen)
+    against env steps, one panel per env, the learners with a model."""
+    return plots.facets(
+        plots.learning_curves,
+        compare[compare[LEARNER].isin(MODEL_LEARNERS)],
+        col="env",
+        metric="model_error",
+        hue=LEARNER,
+        reps=reps,
+    )
+
+
+def planning_figure(compare: pd.DataFrame) -> tuple[Figure, np.ndarray]:
+    """Mean exact regret against planning updates (log axis), one panel per env: each
+    evaluation of each learner with a model is one point, at the mean updates over seeds
+    and the mean regret over seeds, joined in order of env steps."""
+    frame = compare[compare[LEARNER].isin(MODEL_LEARNERS)]
+    wide = frame[frame["metric"].isin(["policy_regret", "planning_updates"])].pivot_table(
+        index=["env", LEARNER, "run_id", "step"], columns="metric", values="value"
+    )
+    points = wide.groupby(["env", LEARNER, "step"]).mean().reset_index()
+    points = points[points["planning_updates"] > 0]
+    envs = list(dict.fromkeys(frame["env"]))
+    fig, axes = plt.subplots(
+        1, len(envs), figsize=(2.6 * len(envs), 2.6), layout="constrained", squeeze=False
+    )
+    colors = level_colors(list(MODEL_LEARNERS), LEARNER)
+    for ax, env in zip(axes[0], envs, strict=True):
+        for learner, line in points[points["env"] == env].groupby(LEARNER, sort=False):
+            ax.plot(
+                line["planning_updates"],
+                line["policy_regret"],
+                marker=".",
+                label=learner,
+                color=colors[learner],
+            )
+        ax.set_xscale("log")
+        ax.set_title(env)
+        ax.set_xlabel("Planning updates")
+        ax.set_ylabel(metric_label("policy_regret"))
+    figure_legend(fig, axes[0], title="learner")
+    return fig, axes[0]

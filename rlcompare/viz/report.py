@@ -60,13 +60,18 @@ APPROACHES: dict[str, dict[str, str]] = {
         "sample efficiency": "low: data is used for a few epochs, then discarded",
         "corrective planning": "possible, but needs many live interactions",
     },
-    "Model-based (Dyna-Q)": {
-        "mechanism": "learns a model and plans with simulated experience",
-        "data requirement": "real experience plus a learned model",
-        "continuous actions": "with function approximation of the model",
-        "convergence guarantee": "to Q* when the model is right",
-        "sample efficiency": "high: each real step is replayed many times",
-        "corrective planning": "plans corrective actions on a model of the service",
+    "Model-based": {
+        "mechanism": "learns transition and reward models and plans on them (Dyna-Q, "
+        "prioritized sweeping, value iteration); PSRL explores by sampling models from a "
+        "posterior",
+        "data requirement": "real experience (or logs) plus compute for planning",
+        "continuous actions": "with function approximation of the model (MPC)",
+        "convergence guarantee": "to the optimal policy of its model (certainty equivalence); "
+        "to Q* when the model is right",
+        "sample efficiency": "potentially high: a good model allows planning without env "
+        "interaction",
+        "corrective planning": "pre-plans corrections when the service's failure model is "
+        "learnable",
     },
     "Imitation (BC)": {
         "mechanism": "supervised learning of the demonstrator's actions",
