@@ -69,6 +69,28 @@ def short_run(
     return rlcompare.run(spec)
 
 
+def assert_engine_matches_step_api(spec: rlcompare.RunSpec) -> Any:
+    """Runs ``spec`` through the compiled engine and through ``loop.drive`` on the real env,
+    asserts equal rows (timings aside) and equal action values; returns the step path's
+    rows."""
+    import numpy as np
+    import pandas as pd
+
+    from rlcompare.algos.tabular.trainers import train_steps
+    from rlcompare.runner.context import RunContext
+
+    engine = rlcompare.run(spec)
+    ctx = RunContext(spec)
+    try:
+        stepped = train_steps(ctx)
+        frame = ctx.frame()
+    finally:
+        ctx.close()
+    pd.testing.assert_frame_equal(without_wall_time(engine.frame), without_wall_time(frame))
+    np.testing.assert_array_equal(engine.agent.q, stepped.q)
+    return frame
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store"

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_engine_matches_step_api
 
 import rlcompare
 from rlcompare.algos.tabular import learned_model, update
@@ -17,7 +18,6 @@ from rlcompare.algos.tabular.agent import make_config, model_errors
 from rlcompare.algos.tabular.rules import HEAP_SIZE, PLANNING_UPDATES, SINCE_PLAN, new_state
 from rlcompare.envs.model import TabularMDP
 from rlcompare.envs.planning import value_iteration
-from rlcompare.runner.context import RunContext
 
 PLANNERS = ("prioritized_sweeping", "certainty_equivalence", "psrl")
 # Every model-based learner, as (algo, hyperparameters).
@@ -311,8 +311,6 @@ def test_a_seed_gives_the_same_rows_alone_or_in_a_batch(algo: str, hparams: dict
 
 @pytest.mark.parametrize(("algo", "hparams"), MODEL_BASED)
 def test_engine_equals_the_step_api_on_the_real_env(algo: str, hparams: dict) -> None:
-    from rlcompare.algos.tabular.trainers import train_steps
-
     spec = rlcompare.RunSpec(
         algo,
         "FrozenLake-v1",
@@ -322,15 +320,7 @@ def test_engine_equals_the_step_api_on_the_real_env(algo: str, hparams: dict) ->
         eval_every=700,
         eval_episodes=2,
     )
-    engine = rlcompare.run(spec)
-    ctx = RunContext(spec)
-    try:
-        stepped = train_steps(ctx)
-        frame = ctx.frame()
-    finally:
-        ctx.close()
-    pd.testing.assert_frame_equal(without_cost(engine.frame), without_cost(frame))
-    np.testing.assert_array_equal(engine.agent.q, stepped.q)
+    frame = assert_engine_matches_step_api(spec)
     assert {"planning_updates", "model_error", "model_reward_error"} <= set(frame.metric)
 
 
@@ -339,9 +329,7 @@ def test_planners_learn_an_env_without_a_model(algo: str) -> None:
     # PSRL acts on one posterior sample: a Beta posterior (rewards are 0 or 1 here) is
     # sure of the rarely tried action's reward sooner than N(0, 1) with noise std 1.
     hparams = {"gamma": 0.9, **({"reward_prior": "beta"} if algo == "psrl" else {})}
-    spec = rlcompare.RunSpec(
-        algo, "rlcompare_test/NoModelLoop-v0", 0, steps=3_000, hparams=hparams
-    )
+    spec = rlcompare.RunSpec(algo, "rlcompare_test/NoModelLoop-v0", 0, steps=3_000, hparams=hparams)
     result = rlcompare.run(spec)
     # The greedy policy moves right: 2 reached within the 30-step limit, despite the slips.
     np.testing.assert_array_equal(result.agent.q[:2].argmax(axis=1), [1, 1])

@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_engine_matches_step_api
 
 import rlcompare
 from rlcompare.envs.model import TabularMDP
 from rlcompare.envs.textbook import TabularEnv
-from rlcompare.runner.context import RunContext
 
 ALGOS = ("q_learning", "sarsa", "expected_sarsa", "double_q", "dyna_q")
 COST = ("wall_time_s", "env_steps_per_s")
@@ -190,8 +190,6 @@ def test_a_seed_gives_the_same_rows_alone_or_in_any_batch(
 def test_engine_equals_the_step_api_on_the_real_env(
     algo: str, env: str, hparams: dict, env_kwargs: dict
 ) -> None:
-    from rlcompare.algos.tabular.trainers import train_steps
-
     spec = rlcompare.RunSpec(
         algo,
         env,
@@ -202,15 +200,7 @@ def test_engine_equals_the_step_api_on_the_real_env(
         eval_every=700,
         eval_episodes=2,
     )
-    engine = rlcompare.run(spec)
-    ctx = RunContext(spec)
-    try:
-        stepped = train_steps(ctx)
-        frame = ctx.frame()
-    finally:
-        ctx.close()
-    pd.testing.assert_frame_equal(without_cost(engine.frame), without_cost(frame))
-    np.testing.assert_array_equal(engine.agent.q, stepped.q)
+    assert_engine_matches_step_api(spec)
 
 
 # -- budgets, rows and metrics --------------------------------------------------------------
