@@ -165,3 +165,17 @@ def test_missing_ray_is_one_clear_line() -> None:
         check=True,
     )
     assert "pip install 'rlcompare[ray]'" in out.stdout
+
+
+def test_an_address_of_this_machine_reuses_the_connection(cluster: str) -> None:
+    from rlcompare.sweeps.ray_executor import connect, same_endpoint
+
+    _, port = cluster.rsplit(":", 1)
+    # Ray reports its node IP; 127.0.0.1 or the hostname name the same cluster.
+    assert same_endpoint(f"127.0.0.1:{port}", cluster)
+    assert same_endpoint(f"localhost:{port}", cluster)
+    assert not same_endpoint(f"127.0.0.1:{int(port) + 1}", cluster)
+    assert not same_endpoint(f"192.0.2.254:{port}", "198.51.100.7:" + port)
+    job = ray.get_runtime_context().get_job_id()
+    connect(f"127.0.0.1:{port}", workers=2)
+    assert ray.get_runtime_context().get_job_id() == job  # no reconnect: the same job

@@ -11,6 +11,7 @@ failed with the reason. ``resources`` pins tasks to nodes that offer a custom re
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -55,7 +56,37 @@ def _connected_to(ray: Any, address: str) -> bool:
         current = ray.get_runtime_context().gcs_address
     except Exception:  # an old Ray without it: keep the connection, as before
         return True
-    return address.removeprefix("ray://") == current
+    return same_endpoint(address.removeprefix("ray://"), current)
+
+
+def _resolved(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
+
+
+def _local_addresses() -> set[str]:
+    """This machine's IPv4 addresses (loopback included)."""
+    import psutil  # a dependency of Ray
+
+    found = {"127.0.0.1"}
+    for addresses in psutil.net_if_addrs().values():
+        found |= {a.address for a in addresses if a.family == socket.AF_INET}
+    return found
+
+
+def same_endpoint(address: str, other: str) -> bool:
+    """Whether two ``host:port`` addresses name the same server: the same port, and hosts
+    that resolve to the same IP or both to this machine (Ray reports its node IP, a user
+    may give 127.0.0.1 or a hostname; a mismatch reconnected at every sweep, a new job with
+    cold workers each time)."""
+    host, _, port = address.rpartition(":")
+    other_host, _, other_port = other.rpartition(":")
+    if port != other_port:
+        return False
+    ips = {_resolved(host), _resolved(other_host)}
+    return len(ips) == 1 or ips <= _local_addresses()
 
 
 def _check_resources(resources: Any) -> None:
