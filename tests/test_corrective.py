@@ -19,6 +19,7 @@ from rlcompare.envs.selfheal import ACTIONS, decode_features, runbook_policy
 from rlcompare.envs.selfheal_model import N_STATES, WAIT
 from rlcompare.errors import SpecError
 from rlcompare.experiments import corrective_action as corrective
+from rlcompare.experiments.common import dataset_labels
 from rlcompare.seeding import RunSeeds
 
 GAMMA = 0.95
@@ -189,3 +190,105 @@ def test_interval_lines_draws_one_line_per_level():
     assert ax.get_xlabel() == "fault rate" and ax.get_ylabel() == "regret"
     with pytest.raises(ValueError, match=r"missing column\(s\) \['mean', 'mean_low'"):
         corrective.interval_lines(summary, "env.fault_rate", stat="mean")
+
+
+# ------------------------------------------------------------------- certainty equivalence
+def test_certainty_equivalence_is_a_contender_from_the_same_logs(tmp_path):
+    specs = corrective.build_specs(
+        str(tmp_path / "logs"),
+        seeds=1,
+        deep_seeds=1,
+        gamma=GAMMA,
+        fault_rate=0.1,
+        fault_rates=[0.1],
+        steps=200,
+        tabular_hparams={"alpha_schedule": "visit", "omega": 0.6, "epsilon": 0.1},
+        planning_steps=1,
+        log_episodes=2,
+        log_epsilon=0.3,
+        offline_steps=400,
+        pessimistic_q_init=-100.0,
+        deep_steps=64,
+        dqn_hparams={},
+        ppo_hparams={},
+        bc_steps=10,
+        bc_hparams={},
+        evals=2,
+        deep_evals=1,
+        eval_episodes=1,
+    )
+    (ce,) = specs.certainty_equivalence
+    assert ce.algo == "certainty_equivalence" and ce in specs.compare and ce in specs.coverage
+    assert ce.hparams["dataset"] == specs.offline[0].hparams["dataset"] == specs.logs["discrete"]
+    assert ce.hparams["q_init"] == -100.0 and ce.hparams["replan_every"] == ce.steps == 400
+    tabular = specs.offline + specs.coverage
+    frame = rlcompare.sweep(tabular, str(tmp_path / "store"), executor="serial")
+    assert not frame.attrs["failed"]
+    policies = corrective.fixed_policies(GAMMA, 0.1)
+    compare = corrective.head_to_head(
+        frame, specs, policies, seeds=1, gamma=GAMMA, fault_rate=0.1, eval_episodes=1
+    )
+    mine = compare[compare["algo"] == "offline_certainty_equivalence"]
+    assert {"policy_regret", "model_error", "planning_updates", "eval_return"} <= set(
+        mine["metric"]
+    )
+    board = corrective.scoreboard(compare, corrective.METRICS, corrective.ORDER, reps=20)
+    regret = board[board["metric"] == "policy_regret"]["algo"].tolist()
+    assert regret == ["optimal", "offline_q_learning", "offline_certainty_equivalence", "runbook"]
+    coverage = corrective.coverage_table(frame, specs, 0.3, reps=20)
+    assert len(coverage) == 6
+    rows = coverage[coverage["algo"] == "offline_certainty_equivalence"]
+    assert set(rows["logs"]) == {"runbook only", "30% deviations"}
+    assert rows["model_error"].between(0, 1).all()
+    assert coverage.loc[coverage["algo"] == "offline_q_learning", "model_error"].isna().all()
+    logged = corrective.logs_coverage(specs, 0.3, GAMMA, 0.1)
+    assert logged.index.tolist() == ["runbook only", "30% deviations"]
+    # The runbook logs one action per state; the deviations log more pairs, from the same seed.
+    assert logged.loc["runbook only", "pairs"] < logged.loc["30% deviations", "pairs"]
+    assert ((logged["optimum_covered"] >= 0) & (logged["optimum_covered"] <= 1)).all()
+
+
+def test_certainty_equivalence_from_logs_needs_coverage(tmp_path):
+    """From runbook-only logs (one action per state) a pessimistic Q0 plans the runbook back;
+    Q0 = 0 picks the actions nobody logged; logs of an on-call who tries every action cover
+    those pairs, and the plan from them is far better than the optimistic one."""
+    env_kwargs = {"fault_rate": 0.1}
+    poor, full = (
+        corrective.runbook_logs(
+            tmp_path, episodes=30, epsilon=eps, env_kwargs=env_kwargs, forms=["discrete"]
+        )["discrete"]
+        for eps in (0.0, 1.0)
+    )
+    specs = rlcompare.grid(
+        "certainty_equivalence",
+        ENV,
+        2,
+        hparams={
+            "gamma": GAMMA,
+            "dataset": [poor, full],
+            "q_init": [0.0, -100.0],
+            "replan_every": 6000,
+        },
+        env_kwargs=env_kwargs,
+        steps=6000,
+        eval_every=6000,
+        eval_episodes=1,
+    )
+    frame = corrective.contenders(
+        rlcompare.sweep(specs, str(tmp_path / "store"), executor="serial")
+    )
+    assert set(frame["algo"]) == {"offline_certainty_equivalence"}
+    kinds = dataset_labels({poor: "poor", full: "full"})
+    final = frame[frame["step"] == 6000].assign(logs=lambda f: f["hp.dataset"].map(kinds))
+    regret = final[final["metric"] == "policy_regret"].groupby(["logs", "hp.q_init"])["value"]
+    worst, best = regret.max(), regret.min()
+    assert worst[("full", 0.0)] < best[("poor", 0.0)] / 2
+    runbook = corrective.policy_values(
+        {"runbook": corrective.runbook_actions()}, GAMMA, **env_kwargs
+    )
+    runbook_regret = runbook.set_index("policy").loc["runbook", "regret"]
+    # The runbook where it logged; the few states 30 episodes never reached tie at Q0.
+    assert worst[("poor", -100.0)] == pytest.approx(runbook_regret, abs=0.5)
+    assert best[("poor", -100.0)] == pytest.approx(runbook_regret, abs=0.5)
+    errors = final.loc[final["metric"] == "model_error", "value"]
+    assert len(errors) == 8 and errors.between(0, 1).all()

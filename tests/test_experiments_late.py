@@ -176,12 +176,12 @@ CORRECTIVE = (
     [
         (
             "smoke",
-            (9, 4, 8),
+            (11, 4, 12),
             [(2000, 1000), (2000, 1000), (2000, 1000), (256, 128), (256, 128), (20, 10)],
         ),
         (
             "default",
-            (75, 100, 80),
+            (95, 100, 120),
             [(600000, 60000), (600000, 60000), (300000, 30000), (30000, 6000), (30000, 6000)]
             + [(3000, 600)],
         ),
@@ -203,19 +203,34 @@ def test_corrective_grid(tmp_path: Path, profile: str, counts: tuple, budgets: l
     rates = sorted({s.env_kwargs["fault_rate"] for s in specs.rate})
     assert rates == sorted(values["fault_rates"])
     assert specs.rate[: len(specs.q_learning)] == specs.q_learning
-    assert {(s.hparams["dataset"], s.hparams["q_init"]) for s in specs.coverage} == {
+    q_coverage = [s for s in specs.coverage if s.algo == "q_learning"]
+    assert {(s.hparams["dataset"], s.hparams["q_init"]) for s in q_coverage} == {
         (specs.runbook_only_logs["discrete"], 0.0),
         (specs.runbook_only_logs["discrete"], -100.0),
         (specs.logs["discrete"], 0.0),
         (specs.logs["discrete"], -100.0),
     }
+    # Certainty equivalence from the same logs, pessimistic, planned once at the end: the
+    # head-to-head runs are its coverage runs on the logs with deviations.
+    ce = [s for s in specs.coverage if s.algo == "certainty_equivalence"]
+    assert {(s.hparams["dataset"], s.hparams["q_init"]) for s in ce} == {
+        (specs.runbook_only_logs["discrete"], -100.0),
+        (specs.logs["discrete"], -100.0),
+    }
+    offline_steps = values["offline_steps"]
+    assert {(s.steps, s.eval_every, s.hparams["replan_every"]) for s in ce} == {
+        (offline_steps, offline_steps, offline_steps)
+    }
+    assert len(specs.certainty_equivalence) == values["seeds"]
+    assert set(specs.certainty_equivalence) <= set(ce) and set(ce) - set(specs.compare)
+    assert {s.hparams["dataset"] for s in specs.certainty_equivalence} == {specs.logs["discrete"]}
 
 
 def test_corrective_coverage_table_labels_the_logs() -> None:
     logs_path, only_path = "/logs/deviations.npz", "/logs/runbook.npz"
     coverage = grid("random", corrective.ENV_ID, 4, steps=1)
     specs = corrective.Specs(
-        {"discrete": logs_path}, {"discrete": only_path}, *[[]] * 7, coverage=coverage
+        {"discrete": logs_path}, {"discrete": only_path}, *[[]] * 8, coverage=coverage
     )
     # Two runs per kind of logs: the IQM of two values is their mean. The fifth run is not
     # one of the coverage specs and is left out.
@@ -228,10 +243,29 @@ def test_corrective_coverage_table_labels_the_logs() -> None:
         {"30% deviations": 2.0, "runbook only": 5.0}
     )
     assert table["runs"].tolist() == [2, 2]
+    assert set(table["algo"]) == {"offline_q_learning"} and table["model_error"].isna().all()
+    # Certainty equivalence beside it: its own rows, with the IQM of its model_error.
+    ce_specs = grid("random", corrective.ENV_ID, [10, 11], steps=1)
+    specs = specs._replace(coverage=coverage + ce_specs)
+    ce = pd.concat(
+        [
+            _tidy({"certainty_equivalence": [0.5, 1.5]}, "policy_regret"),
+            _tidy({"certainty_equivalence": [0.2, 0.4]}, "model_error"),
+        ],
+        ignore_index=True,
+    )
+    ce["run_id"] = [s.run_id for s in ce_specs] * 2
+    ce["hp.q_init"], ce["hp.dataset"] = -100.0, logs_path
+    table = corrective.coverage_table(pd.concat([frame, ce]), specs, 0.3, reps=50)
+    row = table.set_index("algo").loc["offline_certainty_equivalence"]
+    assert row["logs"] == "30% deviations"
+    assert (row["iqm"], row["model_error"]) == pytest.approx((1.0, 0.3))
+    assert len(table) == 3
 
 
 def test_corrective_headline_on_hand_made_tables() -> None:
     algos = ["optimal", "q_learning", "dyna_q", "dqn", "ppo", "bc", "runbook"]
+    algos += ["offline_certainty_equivalence"]
     board = pd.DataFrame(
         [
             {"metric": metric, "algo": algo, "iqm": float(i + 10 * j)}
@@ -240,12 +274,20 @@ def test_corrective_headline_on_hand_made_tables() -> None:
         ]
     )
     agree = pd.Series({"q_learning": 0.9, "runbook": 0.75}, name="agreement")
+    ce = "offline_certainty_equivalence"
     coverage = pd.DataFrame(
         {
-            "logs": ["runbook only", "runbook only", "30% deviations"],
-            "hp.q_init": [0.0, -100.0, -100.0],
-            "iqm": [52.04, 6.65, 2.5],
+            "algo": ["offline_q_learning"] * 3 + [ce] * 2,
+            "logs": ["runbook only", "runbook only", "30% deviations"]
+            + ["runbook only", "30% deviations"],
+            "hp.q_init": [0.0, -100.0, -100.0, -100.0, -100.0],
+            "iqm": [52.04, 6.65, 2.5, 6.65, 1.75],
+            "model_error": [np.nan] * 3 + [0.9, 0.99],
         }
+    )
+    logged = pd.DataFrame(
+        {"pairs": [200, 600], "optimum_covered": [0.8, 1.0], "model_error_weighted": [0.1, 0.2]},
+        index=pd.Index(["runbook only", "30% deviations"], name="logs"),
     )
     by_rate = pd.DataFrame({"env.fault_rate": [0.1], "algo": ["runbook"], "iqm": [6.65]})
     numbers = corrective.headline(
@@ -258,6 +300,7 @@ def test_corrective_headline_on_hand_made_tables() -> None:
         log_epsilon=0.3,
         pessimistic_q_init=-100.0,
         runs=9,
+        logged=logged,
     )
     # policy_regret is the fifth metric: 40 + the contender's index.
     assert numbers["policy_regret_iqm"]["runbook"] == 46.0
@@ -267,6 +310,18 @@ def test_corrective_headline_on_hand_made_tables() -> None:
         "runbook only/q_init=-100.0": 6.65,
         "30% deviations/q_init=-100.0": 2.5,
     }
+    assert numbers["ce_regret_iqm"] == {"runbook only": 6.65, "30% deviations": 1.75}
+    assert numbers["ce_model_error_iqm"] == {"runbook only": 0.9, "30% deviations": 0.99}
+    assert numbers["logged"]["30% deviations/pairs"] == 600.0
+    assert numbers["logged"]["runbook only/optimum_covered"] == 0.8
+    assert numbers["evidence"]["Model-based (Dyna-Q)"] == (
+        "corrective actions (SelfHealing, stochastic): exact regret 42.00 vs Q-learning 41.00 "
+        "after 600 steps; its deterministic last-seen model stalls it; certainty equivalence "
+        "planned once by value iteration on the failure model counted from the runbook logs "
+        "(no env interaction): exact regret 1.75 from logs with deviations vs offline "
+        "Q-learning 2.50 on the same logs, 6.65 from runbook-only logs (runbook 46.00); eval "
+        "return 7 vs BC 5"
+    )
     assert numbers["regret_by_fault_rate"] == {"0.1/runbook": 6.65}
     assert numbers["optimal_action_share"] == {"q_learning": 0.9, "runbook": 0.75}
     assert numbers["evidence"]["Q-learning"] == (

@@ -25,6 +25,7 @@ from rlcompare.experiments.corrective_policies import (
     agreement,
     clean_observation,
     evaluate_fixed,
+    log_coverage,
     policy_actions,
     policy_values,
     runbook_actions,
@@ -35,12 +36,25 @@ from rlcompare.spec.runspec import RunSpec, grid
 
 EXPERIMENT = "corrective"
 # Contenders in the order of every table and figure: the optimum first, the runbook last.
-ORDER = ["optimal", "q_learning", "dyna_q", "offline_q_learning", "dqn", "ppo", "bc", "runbook"]
+ORDER = [
+    "optimal",
+    "q_learning",
+    "dyna_q",
+    "offline_q_learning",
+    "offline_certainty_equivalence",
+    "dqn",
+    "ppo",
+    "bc",
+    "runbook",
+]
 # Metrics of the head-to-head scoreboard, and the four of its figure.
 METRICS = ["eval_return", "time_to_recovery", "impaired_share", "action_cost", "policy_regret"]
 FIGURE_METRICS = ["eval_return", "time_to_recovery", "action_cost", "policy_regret"]
 ONLINE = ["q_learning", "dyna_q", "dqn", "ppo"]
 TABULAR_ONLINE = ["q_learning", "dyna_q"]
+CE = "offline_certainty_equivalence"
+# Tabular learners renamed offline_<algo> when they learn from logs (:func:`contenders`).
+OFFLINE_TABULAR = ["q_learning", "dyna_q", "certainty_equivalence"]
 
 __all__ = [
     "ENV_ID",
@@ -66,6 +80,8 @@ __all__ = [
     "interval_lines",
     "learned_policies",
     "learning_curves_figure",
+    "log_coverage",
+    "logs_coverage",
     "policy_actions",
     "policy_values",
     "runbook_actions",
@@ -86,18 +102,32 @@ class Specs(NamedTuple):
     dyna_q: list[RunSpec]
     offline: list[RunSpec]
     """Offline tabular Q-learning from the logs, pessimistic initial Q."""
+    certainty_equivalence: list[RunSpec]
+    """Certainty equivalence from the same logs, pessimistic initial Q for unlogged pairs:
+    the logged transitions counted into a maximum-likelihood model, value iteration on it
+    once at the end of the budget (pre-planning, no env interaction). These runs are also
+    those of ``coverage`` on these logs."""
     dqn: list[RunSpec]
     ppo: list[RunSpec]
     bc: list[RunSpec]
     rate: list[RunSpec]
     """Q-learning at every fault rate (the runs at ``fault_rate`` are those of q_learning)."""
     coverage: list[RunSpec]
-    """Offline Q-learning on runbook-only and deviating logs, with Q0 = 0 and pessimistic."""
+    """Offline Q-learning on runbook-only and deviating logs, with Q0 = 0 and pessimistic;
+    certainty equivalence on both logs, pessimistic."""
 
     @property
     def compare(self) -> list[RunSpec]:
         """The head-to-head contenders that train."""
-        return self.q_learning + self.dyna_q + self.offline + self.dqn + self.ppo + self.bc
+        return (
+            self.q_learning
+            + self.dyna_q
+            + self.offline
+            + self.certainty_equivalence
+            + self.dqn
+            + self.ppo
+            + self.bc
+        )
 
     @property
     def all(self) -> list[RunSpec]:
@@ -163,23 +193,27 @@ def build_specs(
     offline_hparams = {**tabular, "dataset": logs["discrete"], "q_init": pessimistic_q_init}
     q_specs = tabular_grid("q_learning", tabular, steps, every)
     other_rates = [rate for rate in fault_rates if rate != fault_rate]
-    coverage_hparams = {
-        **tabular,
-        "dataset": [runbook_only["discrete"], logs["discrete"]],
-        "q_init": [0.0, pessimistic_q_init],
-    }
+    both_logs = [runbook_only["discrete"], logs["discrete"]]
+    coverage_hparams = {**tabular, "dataset": both_logs, "q_init": [0.0, pessimistic_q_init]}
+    # One plan at the end of the draws; no step size, no exploration: it never acts to learn.
+    ce_hparams = {"gamma": gamma, "q_init": pessimistic_q_init, "replan_every": offline_steps}
+    ce_coverage = tabular_grid(
+        "certainty_equivalence", {**ce_hparams, "dataset": both_logs}, offline_steps, offline_steps
+    )
     return Specs(
         logs=logs,
         runbook_only_logs=runbook_only,
         q_learning=q_specs,
         dyna_q=tabular_grid("dyna_q", {**tabular, "planning_steps": planning_steps}, steps, every),
         offline=tabular_grid("q_learning", offline_hparams, offline_steps, offline_every),
+        certainty_equivalence=[s for s in ce_coverage if s.hparams["dataset"] == logs["discrete"]],
         dqn=deep_grid("dqn", {"gamma": gamma, **dqn_hparams}, deep_steps),
         ppo=deep_grid("ppo", {"gamma": gamma, **ppo_hparams}, deep_steps),
         bc=deep_grid("bc", {"dataset": logs["features"], **bc_hparams}, bc_steps),
         rate=q_specs
         + tabular_grid("q_learning", tabular, steps, steps, {"fault_rate": other_rates}),
-        coverage=tabular_grid("q_learning", coverage_hparams, offline_steps, offline_steps),
+        coverage=tabular_grid("q_learning", coverage_hparams, offline_steps, offline_steps)
+        + ce_coverage,
     )
 
 
@@ -201,12 +235,13 @@ def contenders(*frames: pd.DataFrame) -> pd.DataFrame:
     """One table of every contender, learners and fixed policies alike.
 
     Tabular runs that learned from a logged dataset (``hp.dataset`` set) are renamed
-    ``offline_<algo>``. The observation form is dropped from the task (``env.observation``):
-    both forms share one dynamics and, seed for seed, the same eval episodes.
+    ``offline_<algo>`` (:data:`OFFLINE_TABULAR`). The observation form is dropped from the
+    task (``env.observation``): both forms share one dynamics and, seed for seed, the same
+    eval episodes.
     """
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True)
     if "hp.dataset" in frame:
-        offline = frame["hp.dataset"].notna() & frame["algo"].isin(["q_learning", "dyna_q"])
+        offline = frame["hp.dataset"].notna() & frame["algo"].isin(OFFLINE_TABULAR)
         frame.loc[offline, "algo"] = "offline_" + frame.loc[offline, "algo"]
     return frame.drop(columns=["env.observation"], errors="ignore")
 
@@ -266,34 +301,52 @@ def head_to_head(
 
 
 def learned_policies(specs: Specs, policies: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """(S,) actions of the greedy policies of Q-learning and offline Q-learning (seed 0,
-    retrained: same spec, same result) beside the runbook's."""
+    """(S,) actions of the greedy policies of Q-learning, offline Q-learning and certainty
+    equivalence from the logs (seed 0, retrained: same spec, same result) beside the
+    runbook's."""
     return {
         "q_learning": policy_actions(run(specs.q_learning[0])),
         "offline_q_learning": policy_actions(run(specs.offline[0])),
+        "offline_certainty_equivalence": policy_actions(run(specs.certainty_equivalence[0])),
         "runbook": policies["runbook"],
     }
+
+
+def _log_kinds(specs: Specs, log_epsilon: float) -> dict[str, str]:
+    return {
+        specs.runbook_only_logs["discrete"]: "runbook only",
+        specs.logs["discrete"]: f"{log_epsilon:.0%} deviations",
+    }
+
+
+def logs_coverage(
+    specs: Specs, log_epsilon: float, gamma: float, fault_rate: float
+) -> pd.DataFrame:
+    """:func:`log_coverage` of the two discrete logs, labelled as in :func:`coverage_table`."""
+    kinds = {label: path for path, label in _log_kinds(specs, log_epsilon).items()}
+    return log_coverage(kinds, gamma, fault_rate=fault_rate)
 
 
 def coverage_table(
     frame: pd.DataFrame, specs: Specs, log_epsilon: float, *, reps: int
 ) -> pd.DataFrame:
-    """Final exact regret of offline Q-learning per kind of logs (``logs``: ``runbook only`` or
-    ``<log_epsilon> deviations``) and initial value ``hp.q_init``."""
+    """Final exact regret of each learner from logs (``algo``: ``offline_q_learning``,
+    ``offline_certainty_equivalence``) per kind of logs (``logs``: ``runbook only`` or
+    ``<log_epsilon> deviations``) and initial value ``hp.q_init``; ``model_error`` is the IQM
+    of the learned model's final ``model_error`` (NaN for the model-free learner)."""
     from rlcompare.analysis import stats
 
-    table = stats.summary(
-        rows_of(frame, specs.coverage),
-        "policy_regret",
-        by=["hp.dataset", "hp.q_init"],
-        reps=reps,
-    )
-    kinds = dataset_labels(
-        {
-            specs.runbook_only_logs["discrete"]: "runbook only",
-            specs.logs["discrete"]: f"{log_epsilon:.0%} deviations",
-        }
-    )
+    rows = contenders(rows_of(frame, specs.coverage))
+    by = ["algo", "hp.dataset", "hp.q_init"]
+    table = stats.summary(rows, "policy_regret", by=by, reps=reps)
+    if (rows["metric"] == "model_error").any():
+        error = stats.summary(rows, "model_error", by=by, reps=reps)
+        table = table.merge(
+            error[[*by, "iqm"]].rename(columns={"iqm": "model_error"}), on=by, how="left"
+        )
+    else:
+        table = table.assign(model_error=np.nan)
+    kinds = dataset_labels(_log_kinds(specs, log_epsilon))
     return table.assign(logs=table["hp.dataset"].map(kinds))
 
 
@@ -347,6 +400,7 @@ def headline(
     log_epsilon: float,
     pessimistic_q_init: float,
     runs: int,
+    logged: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The notebook's headline numbers and the evidence sentences of the summary table.
 
@@ -360,11 +414,14 @@ def headline(
         log_epsilon: Share of deviations in the logs.
         pessimistic_q_init: Initial Q of the pessimistic offline learner.
         runs: Number of distinct runs in the results.
+        logged: :func:`logs_coverage` (adds what each kind of logs covers).
     """
     iqm = board.set_index(["metric", "algo"])["iqm"]
     ret, regret = iqm["eval_return"], iqm["policy_regret"]
-    offline = coverage.set_index(["logs", "hp.q_init"])["iqm"]
-    deviating = offline[(f"{log_epsilon:.0%} deviations", pessimistic_q_init)]
+    by_logs = coverage.set_index(["algo", "logs", "hp.q_init"]).sort_index()
+    offline, ce = by_logs.loc["offline_q_learning", "iqm"], by_logs.loc[CE, "iqm"]
+    deviations = f"{log_epsilon:.0%} deviations"
+    deviating = offline[(deviations, pessimistic_q_init)]
     evidence = {
         "Q-learning": f"corrective actions (SelfHealing): exact regret "
         f"{regret['q_learning']:.2f} after {steps} steps vs runbook {regret['runbook']:.2f}; "
@@ -377,29 +434,46 @@ def headline(
         f"Q-learning {ret['q_learning']:.0f} after {steps}, optimal {ret['optimal']:.0f} (IQM)",
         "Model-based (Dyna-Q)": f"corrective actions (SelfHealing, stochastic): exact regret "
         f"{regret['dyna_q']:.2f} vs Q-learning {regret['q_learning']:.2f} after {steps} "
-        "steps; its deterministic last-seen model stalls it",
+        "steps; its deterministic last-seen model stalls it; certainty equivalence planned "
+        "once by value iteration on the failure model counted from the runbook logs (no env "
+        f"interaction): exact regret {ce[(deviations, pessimistic_q_init)]:.2f} from logs "
+        f"with deviations vs offline Q-learning {deviating:.2f} on the same logs, "
+        f"{ce[('runbook only', pessimistic_q_init)]:.2f} from runbook-only logs (runbook "
+        f"{regret['runbook']:.2f}); eval return {ret[CE]:.0f} vs BC {ret['bc']:.0f}",
         "Imitation (BC)": f"corrective actions (SelfHealing): BC on runbook logs returns "
         f"{ret['bc']:.0f} vs the runbook's {ret['runbook']:.0f} and the optimum's "
         f"{ret['optimal']:.0f} (IQM)",
     }
-    kinds = zip(coverage["logs"], coverage["hp.q_init"], coverage["iqm"], strict=True)
+    q_rows = coverage[coverage["algo"] == "offline_q_learning"]
+    ce_rows = coverage[coverage["algo"] == CE]
+    kinds = zip(q_rows["logs"], q_rows["hp.q_init"], q_rows["iqm"], strict=True)
     by_rate = zip(
         regret_by_rate["env.fault_rate"],
         regret_by_rate["algo"],
         regret_by_rate["iqm"],
         strict=True,
     )
-    return {
+    numbers = {
         "eval_return_iqm": iqm["eval_return"].to_dict(),
         "time_to_recovery_iqm": iqm["time_to_recovery"].to_dict(),
         "action_cost_iqm": iqm["action_cost"].to_dict(),
         "policy_regret_iqm": iqm["policy_regret"].to_dict(),
         "optimal_action_share": agree.to_dict(),
         "offline_regret_iqm": {f"{kind}/q_init={q_init}": value for kind, q_init, value in kinds},
+        "ce_regret_iqm": dict(zip(ce_rows["logs"], ce_rows["iqm"], strict=True)),
+        "ce_model_error_iqm": dict(zip(ce_rows["logs"], ce_rows["model_error"], strict=True)),
         "regret_by_fault_rate": {f"{rate}/{algo}": value for rate, algo, value in by_rate},
         "runs": runs,
         "evidence": evidence,
     }
+    if logged is not None:
+        numbers["logged"] = _logged(logged)
+    return numbers
+
+
+def _logged(logged: pd.DataFrame) -> dict[str, float]:
+    columns = ["pairs", "optimum_covered", "model_error_weighted"]
+    return {f"{kind}/{c}": float(logged.loc[kind, c]) for kind in logged.index for c in columns}
 
 
 # ------------------------------------------------------------------------------------ figures

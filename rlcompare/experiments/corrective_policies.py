@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlcompare.envs.datasets import as_policy, collect_demonstrations
+from rlcompare.envs.datasets import Dataset, as_policy, collect_demonstrations
 from rlcompare.envs.model import TabularMDP, tabular_mdp
 from rlcompare.envs.planning import policy_evaluation, value_iteration
 from rlcompare.envs.selfheal import (
@@ -48,6 +48,7 @@ __all__ = [
     "agreement",
     "clean_observation",
     "evaluate_fixed",
+    "log_coverage",
     "policy_actions",
     "policy_values",
     "runbook_actions",
@@ -344,3 +345,48 @@ def runbook_logs(
         # Absolute: the path is part of the runs' identity, wherever the notebook runs from.
         paths[form] = str(path.resolve())
     return paths
+
+
+def log_coverage(logs: Mapping[str, str], gamma: float, **env_kwargs: Any) -> pd.DataFrame:
+    """What each log covers, and how well its own counts estimate the failure model.
+
+    Args:
+        logs: ``{label: path}`` of discrete-form ``Dataset.save`` files.
+        gamma: Discount of the optimal policy whose coverage is measured.
+        **env_kwargs: The env's settings (``fault_rate``): the true model and the optimum.
+
+    Returns:
+        One row per log, indexed by its label: ``transitions``; ``pairs``, the (state,
+        action) pairs logged at least once; ``optimum_covered``, the share of the optimal
+        policy's own time (over :data:`HORIZON` steps) spent in states where its action is
+        logged; ``model_error``, the largest total-variation distance over logged pairs
+        between the logged next-state frequencies and the true distribution (what
+        certainty equivalence learns from many draws, so near its own ``model_error``);
+        ``model_error_weighted``, that distance averaged over the logged transitions.
+    """
+    mdp = _model(env_kwargs)
+    optimal = value_iteration(mdp, gamma).policy
+    records = []
+    for label, path in logs.items():
+        data = Dataset.load(path)
+        s = np.asarray(data.observations, dtype=np.int64).reshape(-1)
+        a = np.asarray(data.actions, dtype=np.int64).reshape(-1)
+        s_next = np.asarray(data.next_observations, dtype=np.int64).reshape(-1)
+        counts = np.zeros(mdp.transitions.shape)
+        np.add.at(counts, (s, a, s_next), 1.0)
+        visits = counts.sum(axis=2)
+        seen = visits > 0
+        frequencies = counts / np.maximum(visits, 1.0)[..., None]
+        distance = 0.5 * np.abs(frequencies - mdp.transitions).sum(axis=2)
+        time = _visits(mdp, optimal, HORIZON)
+        records.append(
+            {
+                "logs": label,
+                "transitions": len(data),
+                "pairs": int(seen.sum()),
+                "optimum_covered": float(time @ seen[np.arange(N_STATES), optimal]),
+                "model_error": float(distance[seen].max()),
+                "model_error_weighted": float((distance * visits).sum() / visits.sum()),
+            }
+        )
+    return pd.DataFrame.from_records(records).set_index("logs")
