@@ -39,6 +39,16 @@ LEARNERS = (
     "psrl",
 )
 MODEL_LEARNERS = LEARNERS[1:]
+# How the evidence sentences name them.
+EVIDENCE_NAMES = {
+    "q_learning": "Q-learning",
+    "dyna_q-last": "Dyna-Q last-seen",
+    "dyna_q-sample": "sampled",
+    "dyna_q-expected": "expected",
+    "prioritized_sweeping": "prioritized sweeping",
+    "certainty_equivalence": "certainty equivalence",
+    "psrl": "PSRL",
+}
 FINAL_COLUMNS = ["env", "learner", "runs", "iqm", "iqm_low", "iqm_high"]
 # Where a run's learner label lives: its ``experiment`` (an identity column every analysis
 # function keeps).
@@ -197,7 +207,7 @@ def final_regret(compare: pd.DataFrame, reps: int) -> pd.DataFrame:
 
 def _final(final: pd.DataFrame, env: str, learner: str) -> float:
     row = final[(final["env"] == env) & (final["learner"] == learner)]
-    return float(row["iqm"].iloc[0]) if len(row) else float("nan")
+    return float(row["iqm"].iloc[0])
 
 
 def headline(
@@ -225,13 +235,12 @@ def headline(
         f"{late.iloc[0]:.0f} with {first}"
     ]
     for env in envs:
-        best = final[final["env"] == env].sort_values("iqm").iloc[0]
-        evidence.append(
-            f"{env}: final exact regret (IQM) Q-learning {_final(final, env, 'q_learning'):.3g}, "
-            f"Dyna-Q last-seen {_final(final, env, 'dyna_q-last'):.3g} vs expected "
-            f"{_final(final, env, 'dyna_q-expected'):.3g}, certainty equivalence "
-            f"{_final(final, env, 'certainty_equivalence'):.3g}; lowest: {best['learner']}"
+        regrets = ", ".join(
+            f"{EVIDENCE_NAMES[learner]} {_final(final, env, learner):.3g}"
+            for learner in LEARNERS
+            if learner in set(final.loc[final["env"] == env, "learner"])
         )
+        evidence.append(f"{env} final exact regret (IQM): {regrets}")
     return {
         "maze_steps_per_episode_after_first": {str(k): v for k, v in late.items()},
         "regret_auc": keyed(auc.reset_index(), ["env", "learner"], "auc"),
