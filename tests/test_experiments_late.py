@@ -314,7 +314,7 @@ def test_corrective_headline_on_hand_made_tables() -> None:
     assert numbers["ce_model_error_iqm"] == {"runbook only": 0.9, "30% deviations": 0.99}
     assert numbers["logged"]["30% deviations/pairs"] == 600.0
     assert numbers["logged"]["runbook only/optimum_covered"] == 0.8
-    assert numbers["evidence"]["Model-based (Dyna-Q)"] == (
+    assert numbers["evidence"]["Model-based"] == (
         "corrective actions (SelfHealing, stochastic): exact regret 42.00 vs Q-learning 41.00 "
         "after 600 steps; its deterministic last-seen model stalls it; certainty equivalence "
         "planned once by value iteration on the failure model counted from the runbook logs "

@@ -432,7 +432,7 @@ def headline(
         "Policy gradient (PPO)": f"corrective actions (SelfHealing): eval return "
         f"{ret['ppo']:.0f} after {deep_steps} env steps vs runbook {ret['runbook']:.0f}, "
         f"Q-learning {ret['q_learning']:.0f} after {steps}, optimal {ret['optimal']:.0f} (IQM)",
-        "Model-based (Dyna-Q)": f"corrective actions (SelfHealing, stochastic): exact regret "
+        "Model-based": f"corrective actions (SelfHealing, stochastic): exact regret "
         f"{regret['dyna_q']:.2f} vs Q-learning {regret['q_learning']:.2f} after {steps} "
         "steps; its deterministic last-seen model stalls it; certainty equivalence planned "
         "once by value iteration on the failure model counted from the runbook logs (no env "
