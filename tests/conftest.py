@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import matplotlib
 import pytest
 
@@ -19,6 +20,41 @@ os.environ.setdefault("CI", "1")  # progress bars off
 REPO = Path(__file__).resolve().parents[1]
 
 WALL_METRICS = ("wall_time_s", "env_steps_per_s", "planning_ms")
+
+
+class NoModelChainEnv(gymnasium.Env):
+    """A Discrete chain that exposes no model (neither P nor tabular_mdp): action 1 moves
+    right, 0 left; reaching the last state ends the episode with reward 1. With ``slip`` the
+    agent is sent back to state 0 with that probability at each step."""
+
+    def __init__(self, n_states: int = 4, slip: float = 0.0, render_mode: str | None = None):
+        self.observation_space = gymnasium.spaces.Discrete(n_states)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self.slip = slip
+        self._s = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict]:
+        super().reset(seed=seed)
+        self._s = 0
+        return 0, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict]:
+        last = self.observation_space.n - 1
+        if self.slip and self.np_random.random() < self.slip:
+            self._s = 0
+        else:
+            self._s = min(self._s + 1, last) if action == 1 else max(self._s - 1, 0)
+        return self._s, float(self._s == last), self._s == last, False, {}
+
+
+for _id, _kwargs, _limit in (
+    ("rlcompare_test/NoModelChain-v0", {}, 50),
+    ("rlcompare_test/NoModelLoop-v0", {"n_states": 3, "slip": 1 / 3}, 30),
+):
+    if _id not in gymnasium.registry:
+        gymnasium.register(
+            id=_id, entry_point=NoModelChainEnv, max_episode_steps=_limit, kwargs=_kwargs
+        )
 
 
 def run_python(

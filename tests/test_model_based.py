@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,34 +31,6 @@ MODEL_BASED = [
     ("psrl", {"resample": "every", "resample_every": 100}),
 ]
 COST = ("wall_time_s", "env_steps_per_s")
-
-
-class NoModelLoopEnv(gym.Env):
-    """A 3-state Discrete env that exposes no model: action 1 moves right (2 ends with
-    reward 1), action 0 stays, with a slip to state 0 a third of the time."""
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.observation_space = gym.spaces.Discrete(3)
-        self.action_space = gym.spaces.Discrete(2)
-        self._s = 0
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict]:
-        super().reset(seed=seed)
-        self._s = 0
-        return 0, {}
-
-    def step(self, action: int) -> tuple[int, float, bool, bool, dict]:
-        if self.np_random.random() < 1 / 3:
-            self._s = 0
-        elif action == 1:
-            self._s += 1
-        return self._s, float(self._s == 2), self._s == 2, False, {}
-
-
-if "rlcompare_test/NoModelLoop-v0" not in gym.registry:
-    gym.register(
-        id="rlcompare_test/NoModelLoop-v0", entry_point=NoModelLoopEnv, max_episode_steps=30
-    )
 
 
 def without_cost(frame: pd.DataFrame) -> pd.DataFrame:

@@ -39,28 +39,7 @@ class RandomMDPEnv(TabularEnv):
         super().__init__(mdp, render_mode)
 
 
-class NoModelChainEnv(gym.Env):
-    """A Discrete chain that exposes no model (neither P nor tabular_mdp)."""
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.observation_space = gym.spaces.Discrete(4)
-        self.action_space = gym.spaces.Discrete(2)
-        self._s = 0
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict]:
-        super().reset(seed=seed)
-        self._s = 0
-        return 0, {}
-
-    def step(self, action: int) -> tuple[int, float, bool, bool, dict]:
-        self._s = min(self._s + 1, 3) if action == 1 else max(self._s - 1, 0)
-        return self._s, float(self._s == 3), self._s == 3, False, {}
-
-
-for _id, _entry in (
-    ("rlcompare_test/RandomMDP-v0", RandomMDPEnv),
-    ("rlcompare_test/NoModelChain-v0", NoModelChainEnv),
-):
+for _id, _entry in (("rlcompare_test/RandomMDP-v0", RandomMDPEnv),):
     if _id not in gym.registry:
         gym.register(id=_id, entry_point=_entry, max_episode_steps=50)
 
