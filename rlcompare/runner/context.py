@@ -222,26 +222,25 @@ class RunContext:
         )
         if not self._episode_blocks:
             order = np.arange(len(steps))
-        frame = pd.DataFrame(
-            {
-                "experiment": spec.experiment,
-                "run_id": spec.run_id,
-                "algo": spec.algo,
-                "env": spec.env,
-                "seed": np.full(len(steps), spec.seed, dtype=np.int64),
-                "step": np.asarray(steps, dtype=np.int64)[order],
-                "episode": pd.arrays.IntegerArray(
-                    np.asarray(episodes, dtype=np.int64)[order],
-                    np.asarray(episodes, dtype=np.int64)[order] < 0,
-                ),
-                "metric": pd.array(np.asarray(metrics, dtype=object)[order], dtype="string"),
-                "value": np.asarray(values, dtype=np.float64)[order],
-            }
-        )
+        columns: dict[str, Any] = {
+            "experiment": spec.experiment,
+            "run_id": spec.run_id,
+            "algo": spec.algo,
+            "env": spec.env,
+            "seed": np.full(len(steps), spec.seed, dtype=np.int64),
+            "step": np.asarray(steps, dtype=np.int64)[order],
+            "episode": pd.arrays.IntegerArray(
+                np.asarray(episodes, dtype=np.int64)[order],
+                np.asarray(episodes, dtype=np.int64)[order] < 0,
+            ),
+            "metric": pd.array(np.asarray(metrics, dtype=object)[order], dtype="string"),
+            "value": np.asarray(values, dtype=np.float64)[order],
+        }
+        # Built in one go: a column added at a time costs a copy of the frame's blocks each.
         for prefix, mapping in ((HP_PREFIX, spec.resolved_hparams), (ENV_PREFIX, spec.env_kwargs)):
             for name, value in sorted(mapping.items()):
-                frame[prefix + name] = flat_value(value)
-        return frame
+                columns[prefix + name] = flat_value(value)
+        return pd.DataFrame(columns)
 
     def close(self) -> None:
         """Closes the eval env."""

@@ -64,6 +64,57 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+# Arrow schemas (with their pandas metadata) by column layout: building one from pandas
+# costs more than converting a run's rows, and a sweep's runs share a few layouts.
+_SCHEMAS: dict[tuple[tuple[str, str, str], ...], pa.Schema] = {}
+
+
+def _constant_text(column: pd.Series) -> tuple[bool, Any]:
+    """(whether an object column holds one str or only None, that value)."""
+    values = column.to_numpy()
+    first = values[0]
+    if first is None:
+        return bool(column.isna().all()), None
+    if isinstance(first, str):
+        return bool((values == first).all()), first
+    return False, None
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """``pa.Table.from_pandas(frame, preserve_index=False)``, the same table, faster.
+
+    A run's frame repeats its identity and hyperparameters on every row: from_pandas turns
+    each of those Python strings into Arrow one by one (most of a store write). Here a
+    constant text column is one repeated scalar; the schema (with its pandas metadata) comes
+    from the first row, which holds every column's type when the text columns are constant,
+    once per column layout; a frame with other object columns takes from_pandas itself.
+    """
+    if frame.empty:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    constants: dict[str, Any] = {}
+    for name in frame.columns[frame.dtypes == object]:
+        constant, value = _constant_text(frame[name])
+        if not constant:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        constants[name] = value
+    layout = tuple(
+        (name, str(dtype), type(constants[name]).__name__ if name in constants else "")
+        for name, dtype in frame.dtypes.items()
+    )
+    schema = _SCHEMAS.get(layout)
+    if schema is None:
+        if len(_SCHEMAS) >= 256:
+            _SCHEMAS.clear()
+        schema = _SCHEMAS[layout] = pa.Schema.from_pandas(frame.iloc[:1], preserve_index=False)
+    arrays = [
+        pa.repeat(pa.scalar(constants[name], type=field.type), len(frame))
+        if name in constants
+        else pa.Array.from_pandas(frame[name], type=field.type)
+        for name, field in zip(frame.columns, schema, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 def write_run(
     store: str | os.PathLike[str], frame: pd.DataFrame, metadata: dict[str, Any]
 ) -> Path | None:
@@ -87,7 +138,7 @@ def write_run(
     try:
         store.mkdir(parents=True, exist_ok=True)
         clean_leftovers(store)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = arrow_table(frame)
         footer = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata, default=str)}
         table = table.replace_schema_metadata(footer)
         with open(tmp, "wb") as handle:
