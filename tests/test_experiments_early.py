@@ -108,11 +108,12 @@ def test_convergence_grid(profile, seeds, budget, every, cliff_episodes, maxbias
 )
 def test_exploration_grid(profile, seeds, sizes, deepsea_seeds, deep_seeds, deep_steps, deep_every):
     specs = build(exploration, "02_exploration", profile)
-    labels = ["eps_0.1", "eps_decay", "boltzmann", "ucb", "optimistic"]
-    # 5 strategies x 2 envs x seeds, optimism last.
-    assert len(specs.tabular) == 5 * 2 * seeds
+    labels = ["eps_0.1", "eps_decay", "boltzmann", "ucb", "optimistic", "psrl"]
+    # 6 strategies x 2 envs x seeds, optimism then PSRL last.
+    assert len(specs.tabular) == 6 * 2 * seeds
     assert list(dict.fromkeys(s.experiment for s in specs.tabular)) == labels
-    assert {s.algo for s in specs.tabular} == {"q_learning"}
+    assert count(specs.tabular, "algo") == {"q_learning": 5 * 2 * seeds, "psrl": 2 * seeds}
+    assert {s.algo for s in specs.tabular if s.experiment == "psrl"} == {"psrl"}
     river, lake = "rlcompare/RiverSwim-v0", "FrozenLake8x8-v1"
     tabular_budget = 2000 if profile == "smoke" else None
     evals = 3 if profile == "smoke" else 20
@@ -126,8 +127,26 @@ def test_exploration_grid(profile, seeds, sizes, deepsea_seeds, deep_seeds, deep
     assert {
         s.resolved_hparams["epsilon"] for s in specs.tabular if s.experiment == "optimistic"
     } == {0.0}
+    # PSRL's reward prior follows each env's reward scale: RiverSwim's far reward of 10,000,
+    # FrozenLake's rewards in [0, 1]; the notebook's discount, no epsilon.
+    psrl = {s.env: s.resolved_hparams for s in specs.tabular if s.experiment == "psrl"}
+    assert psrl[river]["reward_prior"] == "normal"
+    assert (psrl[river]["reward_prior_std"], psrl[river]["reward_noise_std"]) == (10000.0, 100.0)
+    assert psrl[lake]["reward_prior"] == "beta"
+    assert {hp["gamma"] for hp in psrl.values()} == {0.95}
+    assert {hp["resample"] for hp in psrl.values()} == {"episode"}
+    assert all("epsilon" not in hp for hp in psrl.values())
 
-    assert len(specs.deepsea) == 5 * len(sizes) * deepsea_seeds
+    assert len(specs.deepsea) == 6 * len(sizes) * deepsea_seeds
+    assert list(dict.fromkeys(s.experiment for s in specs.deepsea)) == labels
+    sea_psrl = [s for s in specs.deepsea if s.experiment == "psrl"]
+    assert len(sea_psrl) == len(sizes) * deepsea_seeds
+    assert {s.algo for s in sea_psrl} == {"psrl"}
+    # DeepSea's moves cost -0.01 / N, so not the Beta prior: a Normal at its scale of 1.
+    assert {
+        (hp["reward_prior"], hp["reward_prior_std"], hp["reward_noise_std"])
+        for hp in (s.resolved_hparams for s in sea_psrl)
+    } == {("normal", 1.0, 0.01)}
     assert sorted({s.env_kwargs["size"] for s in specs.deepsea}) == sizes
     assert {s.eval_every for s in specs.deepsea} == {100}
     assert {s.resolved_hparams["gamma"] for s in specs.deepsea} == {0.99}
@@ -353,20 +372,59 @@ def test_convergence_schedule_filter_and_headline():
 def test_exploration_solved_share_and_headline():
     runs = pd.DataFrame(
         {
-            "experiment": ["ucb", "ucb", "ucb", "optimistic"],
-            "env.size": [4, 4, 6, 4],
-            "reached": [True, False, False, True],
+            "experiment": ["ucb", "ucb", "ucb", "optimistic", "psrl"],
+            "env.size": [4, 4, 6, 4, 4],
+            "reached": [True, False, False, True, True],
         }
     )
     share = exploration.solved_share(runs)
-    assert share.to_dict() == {("optimistic", 4): 1.0, ("ucb", 4): 0.5, ("ucb", 6): 0.0}
-    table = pd.DataFrame({"env": ["E"], "experiment": ["ucb"], "iqm": [2.0]})
+    assert share.to_dict() == {
+        ("optimistic", 4): 1.0,
+        ("psrl", 4): 1.0,
+        ("ucb", 4): 0.5,
+        ("ucb", 6): 0.0,
+    }
+    table = pd.DataFrame({"env": ["E", "E"], "experiment": ["ucb", "psrl"], "iqm": [2.0, 0.0]})
     numbers = exploration.headline(table, runs, table.assign(iqm=7.0))
     assert numbers == {
-        "final_regret_iqm": {"E/ucb": 2.0},
-        "deepsea_solved_share": {"optimistic/N=4": 1.0, "ucb/N=4": 0.5, "ucb/N=6": 0.0},
-        "dqn_final_return_iqm": {"E/ucb": 7.0},
+        "final_regret_iqm": {"E/ucb": 2.0, "E/psrl": 0.0},
+        "deepsea_solved_share": {
+            "optimistic/N=4": 1.0,
+            "psrl/N=4": 1.0,
+            "ucb/N=4": 0.5,
+            "ucb/N=6": 0.0,
+        },
+        "dqn_final_return_iqm": {"E/ucb": 7.0, "E/psrl": 7.0},
     }
+
+
+def test_exploration_tabular_final_has_a_psrl_row():
+    rows = [
+        (f"{label}{seed}", algo, "R", step, "policy_regret", value)
+        for label, algo, final in [("ucb", "q_learning", 6.0), ("psrl", "psrl", 0.0)]
+        for seed in range(3)
+        for step, value in [(0, 9.0), (10, final)]
+    ]
+    frame = tidy(rows).assign(experiment=lambda f: f["run_id"].str.rstrip("012"))
+    frame["seed"] = frame["run_id"].str[-1].astype(int)
+    final = exploration.tabular_final(frame, reps=50).set_index("experiment")
+    assert sorted(final.index) == ["psrl", "ucb"]
+    assert final.loc["psrl", "iqm"] == 0.0 and final.loc["ucb", "iqm"] == 6.0
+    assert (final["runs"] == 3).all()
+
+
+def test_psrl_hparams_from_the_reward_scale():
+    assert exploration.reward_scale("rlcompare/RiverSwim-v0") == 10000.0
+    assert exploration.psrl_hparams("FrozenLake8x8-v1") == {"reward_prior": "beta"}
+    sizes = [{"size": 4}, {"size": 16}]
+    assert exploration.psrl_hparams("rlcompare/DeepSea-v0", sizes) == {
+        "reward_prior": "normal",
+        "reward_prior_mean": 0.0,
+        "reward_prior_std": 1.0,
+        "reward_noise_std": 0.01,
+    }
+    priors = exploration.psrl_priors({"rlcompare/RiverSwim-v0": 10}, [4])
+    assert set(priors) == {"rlcompare/RiverSwim-v0", "rlcompare/DeepSea-v0"}
 
 
 def test_exploration_solved_reads_the_first_success():

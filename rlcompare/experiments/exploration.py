@@ -1,6 +1,7 @@
 """Notebook 02: exploration strategies with the same Q-learning update (epsilon-greedy constant
-and decaying, Boltzmann, UCB, optimism) on RiverSwim, FrozenLake 8x8 and DeepSea of growing
-size, then DQN's exploration (epsilon-greedy, Boltzmann, noisy nets) on classic control.
+and decaying, Boltzmann, UCB, optimism) and posterior sampling (PSRL, Osband, Russo & Van Roy
+2013) on RiverSwim, FrozenLake 8x8 and DeepSea of growing size, then DQN's exploration
+(epsilon-greedy, Boltzmann, noisy nets) on classic control.
 
 Runs are told apart by their ``experiment`` label (the strategy's name), which the tables and
 figures use as the contender.
@@ -8,6 +9,7 @@ figures use as the contender.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -17,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
+from rlcompare.envs.model import tabular_mdp
 from rlcompare.errors import SpecError
 from rlcompare.experiments.common import eval_every, grid_per_budget, keyed
 from rlcompare.spec.runspec import RunSpec, grid
@@ -26,6 +29,14 @@ ALGO = "q_learning"
 OPTIMISTIC = "optimistic"
 # Optimism acts greedily: the optimistic start alone drives exploration.
 GREEDY = {"exploration": "epsilon_greedy", "epsilon": 0.0}
+
+# Posterior sampling: acts greedily on an MDP drawn from its posterior, redrawn at every
+# episode's end (RiverSwim's 20-step time limit included); its reward prior comes from the
+# env's reward scale (:func:`psrl_hparams`), not from the results.
+PSRL = "psrl"
+# PSRL's known reward noise, as a share of the reward scale: small, so that the posterior of a
+# mean reward narrows within a few visits and the Dirichlet over next states carries the rest.
+PSRL_NOISE_SHARE = 0.01
 
 DEEPSEA = "rlcompare/DeepSea-v0"
 DEEPSEA_GAMMA = 0.99
@@ -40,6 +51,9 @@ __all__ = [
     "deep_final",
     "deepsea_figure",
     "headline",
+    "psrl_hparams",
+    "psrl_priors",
+    "reward_scale",
     "solved",
     "solved_share",
     "specs",
@@ -54,6 +68,51 @@ class ExplorationSpecs(NamedTuple):
     tabular: list[RunSpec]
     deepsea: list[RunSpec]
     deep: list[RunSpec]
+
+
+def reward_scale(env: str, env_kwargs: Sequence[Mapping[str, Any]] = ({},)) -> float:
+    """The order of magnitude of ``env``'s rewards: the power of ten at or above the largest
+    |reward| of any possible outcome of its model, over every ``env_kwargs`` (DeepSea's sizes).
+    RiverSwim: 10,000 (its far reward); DeepSea: 1 (the treasure); FrozenLake: 1."""
+    largest = 0.0
+    for kwargs in env_kwargs:
+        mdp = tabular_mdp(env, **kwargs)
+        largest = max(largest, float(np.abs(mdp.outcome_reward[mdp.outcome_prob > 0]).max()))
+    if largest == 0.0:
+        return 1.0
+    return float(10.0 ** math.ceil(math.log10(largest)))
+
+
+def psrl_hparams(env: str, env_kwargs: Sequence[Mapping[str, Any]] = ({},)) -> dict[str, Any]:
+    """PSRL's reward prior for ``env``, from its model's rewards (over every ``env_kwargs``).
+
+    Rewards in [0, 1] without noise (FrozenLake's goal): the Beta(1, 1) prior, conjugate to
+    the Bernoulli reward of a pair. Otherwise (RiverSwim's 5 and 10,000, DeepSea's move cost
+    of -0.01 / N): a Normal prior centred on 0 with the std of the reward scale
+    (:func:`reward_scale`) and a known noise std of :data:`PSRL_NOISE_SHARE` of it. The
+    default N(0, 1) prior on RiverSwim never leaves the bank: no draw makes 10,000 upstream
+    worth more than the 5 it has seen.
+    """
+    models = [tabular_mdp(env, **kwargs) for kwargs in env_kwargs]
+    rewards = np.concatenate([m.outcome_reward[m.outcome_prob > 0] for m in models])
+    noisy = any((m.reward_std > 0).any() for m in models)
+    if rewards.min() >= 0.0 and rewards.max() <= 1.0 and not noisy:
+        return {"reward_prior": "beta"}
+    scale = reward_scale(env, env_kwargs)
+    return {
+        "reward_prior": "normal",
+        "reward_prior_mean": 0.0,
+        "reward_prior_std": scale,
+        "reward_noise_std": PSRL_NOISE_SHARE * scale,
+    }
+
+
+def psrl_priors(steps: Mapping[str, int], deepsea_sizes: Sequence[int]) -> dict[str, Any]:
+    """``{env: PSRL's reward prior}`` (:func:`psrl_hparams`) for every env of ``steps`` and
+    for DeepSea over ``deepsea_sizes``: the settings :func:`specs` gives PSRL."""
+    priors = {env: psrl_hparams(env) for env in steps}
+    priors[DEEPSEA] = psrl_hparams(DEEPSEA, [{"size": size} for size in deepsea_sizes])
+    return priors
 
 
 def specs(
@@ -76,6 +135,9 @@ def specs(
     deep_eval_episodes: int,
 ) -> ExplorationSpecs:
     """The specs of notebook 02 from its parameters.
+
+    Every env of ``steps`` and DeepSea also get PSRL (label ``psrl``, greedy on its sampled
+    MDP, the discount of the others), with the reward prior of :func:`psrl_hparams`.
 
     Args:
         strategies: ``{label: exploration hparams}`` of the tabular strategies.
@@ -108,11 +170,21 @@ def specs(
         tabular += grid_per_budget(
             ALGO, {env: budget}, seeds, hparams=hp, experiment=OPTIMISTIC, **protocol
         )
-    deepsea_strategies = {**strategies, OPTIMISTIC: {**GREEDY, "q_init": optimism[DEEPSEA]}}
+    priors = psrl_priors(steps, deepsea_sizes)
+    for env, budget in steps.items():
+        hp = {**priors[env], "gamma": gamma}
+        tabular += grid_per_budget(
+            PSRL, {env: budget}, seeds, hparams=hp, experiment=PSRL, **protocol
+        )
+    deepsea_strategies = {
+        **{label: (ALGO, hp) for label, hp in strategies.items()},
+        OPTIMISTIC: (ALGO, {**GREEDY, "q_init": optimism[DEEPSEA]}),
+        PSRL: (PSRL, priors[DEEPSEA]),
+    }
     deepsea: list[RunSpec] = []
-    for label, hp in deepsea_strategies.items():
+    for label, (algo, hp) in deepsea_strategies.items():
         deepsea += grid(
-            ALGO,
+            algo,
             DEEPSEA,
             deepsea_seeds,
             hparams={**hp, "gamma": DEEPSEA_GAMMA},
