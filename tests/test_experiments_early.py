@@ -100,13 +100,14 @@ def test_convergence_grid(profile, seeds, budget, every, cliff_episodes, maxbias
 
 # ------------------------------------------------------------------------------- 02 grids
 @pytest.mark.parametrize(
-    ("profile", "seeds", "sizes", "deepsea_seeds", "deep_seeds", "deep_steps", "deep_every"),
+    ("profile", "seeds", "sizes", "psrl_sizes", "deepsea_seeds", "deep", "deep_every"),
     [
-        ("smoke", 2, [4, 6], 2, 1, 600, 200),
-        ("default", 50, [4, 6, 8, 10, 12, 16], 20, 10, 20000, 1000),
+        ("smoke", 2, [4, 6], [4, 6], 2, (1, 600), 200),
+        ("default", 50, [4, 6, 8, 10, 12, 16], [4, 6, 8], 20, (10, 20000), 1000),
     ],
 )
-def test_exploration_grid(profile, seeds, sizes, deepsea_seeds, deep_seeds, deep_steps, deep_every):
+def test_exploration_grid(profile, seeds, sizes, psrl_sizes, deepsea_seeds, deep, deep_every):
+    deep_seeds, deep_steps = deep
     specs = build(exploration, "02_exploration", profile)
     labels = ["eps_0.1", "eps_decay", "boltzmann", "ucb", "optimistic", "psrl"]
     # 6 strategies x 2 envs x seeds, optimism then PSRL last.
@@ -137,10 +138,12 @@ def test_exploration_grid(profile, seeds, sizes, deepsea_seeds, deep_seeds, deep
     assert {hp["resample"] for hp in psrl.values()} == {"episode"}
     assert all("epsilon" not in hp for hp in psrl.values())
 
-    assert len(specs.deepsea) == 6 * len(sizes) * deepsea_seeds
+    # PSRL only at psrl_deepsea_sizes: it solves a sampled N^2-state MDP per episode.
+    assert len(specs.deepsea) == (5 * len(sizes) + len(psrl_sizes)) * deepsea_seeds
     assert list(dict.fromkeys(s.experiment for s in specs.deepsea)) == labels
     sea_psrl = [s for s in specs.deepsea if s.experiment == "psrl"]
-    assert len(sea_psrl) == len(sizes) * deepsea_seeds
+    assert sorted({s.env_kwargs["size"] for s in sea_psrl}) == psrl_sizes
+    assert len(sea_psrl) == len(psrl_sizes) * deepsea_seeds
     assert {s.algo for s in sea_psrl} == {"psrl"}
     # DeepSea's moves cost -0.01 / N, so not the Beta prior: a Normal at its scale of 1.
     assert {
@@ -279,15 +282,7 @@ def test_model_based_full_profile_runs_psrl_on_taxi():
     )
 
 
-def test_psrl_reward_prior_follows_the_reward_scale():
-    # Rewards in [0, 1]: Beta. CliffWalking: -1 per step, -100 for the cliff, deterministic:
-    # Normal at scale 100 with the 1% noise floor. FrozenLake is slippery but its rewards are
-    # 0 or 1: Beta.
-    assert model_based.psrl_reward_prior("FrozenLake-v1") == {"reward_prior": "beta"}
-    assert model_based.psrl_reward_prior("CliffWalking-v1") == {
-        "reward_prior_std": 100.0,
-        "reward_noise_std": 1.0,
-    }
+def test_model_based_psrl_envs_must_be_in_steps():
     with pytest.raises(ValueError, match=r"psrl_envs \['X'\] are not in steps"):
         model_based.specs(
             maze_seeds=1, maze_episodes=1, planning_steps=[0], seeds=1,
@@ -414,10 +409,10 @@ def test_exploration_tabular_final_has_a_psrl_row():
 
 
 def test_psrl_hparams_from_the_reward_scale():
-    assert exploration.reward_scale("rlcompare/RiverSwim-v0") == 10000.0
-    assert exploration.psrl_hparams("FrozenLake8x8-v1") == {"reward_prior": "beta"}
+    assert common.reward_scale("rlcompare/RiverSwim-v0") == 10000.0
+    assert common.psrl_hparams("FrozenLake8x8-v1") == {"reward_prior": "beta"}
     sizes = [{"size": 4}, {"size": 16}]
-    assert exploration.psrl_hparams("rlcompare/DeepSea-v0", sizes) == {
+    assert common.psrl_hparams("rlcompare/DeepSea-v0", sizes) == {
         "reward_prior": "normal",
         "reward_prior_mean": 0.0,
         "reward_prior_std": 1.0,
@@ -425,6 +420,8 @@ def test_psrl_hparams_from_the_reward_scale():
     }
     priors = exploration.psrl_priors({"rlcompare/RiverSwim-v0": 10}, [4])
     assert set(priors) == {"rlcompare/RiverSwim-v0", "rlcompare/DeepSea-v0"}
+    # CliffWalking: -1 per step, -100 at the cliff: scale 100, noise 1.
+    assert common.psrl_hparams("CliffWalking-v1")["reward_prior_std"] == 100.0
 
 
 def test_exploration_solved_reads_the_first_success():

@@ -9,7 +9,6 @@ figures use as the contender.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -19,9 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
-from rlcompare.envs.model import tabular_mdp
 from rlcompare.errors import SpecError
-from rlcompare.experiments.common import eval_every, grid_per_budget, keyed
+from rlcompare.experiments.common import eval_every, grid_per_budget, keyed, psrl_hparams
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -32,11 +30,8 @@ GREEDY = {"exploration": "epsilon_greedy", "epsilon": 0.0}
 
 # Posterior sampling: acts greedily on an MDP drawn from its posterior, redrawn at every
 # episode's end (RiverSwim's 20-step time limit included); its reward prior comes from the
-# env's reward scale (:func:`psrl_hparams`), not from the results.
+# env's reward scale (``common.psrl_hparams``), not from the results.
 PSRL = "psrl"
-# PSRL's known reward noise, as a share of the reward scale: small, so that the posterior of a
-# mean reward narrows within a few visits and the Dirichlet over next states carries the rest.
-PSRL_NOISE_SHARE = 0.01
 
 DEEPSEA = "rlcompare/DeepSea-v0"
 DEEPSEA_GAMMA = 0.99
@@ -51,9 +46,7 @@ __all__ = [
     "deep_final",
     "deepsea_figure",
     "headline",
-    "psrl_hparams",
     "psrl_priors",
-    "reward_scale",
     "solved",
     "solved_share",
     "specs",
@@ -70,46 +63,9 @@ class ExplorationSpecs(NamedTuple):
     deep: list[RunSpec]
 
 
-def reward_scale(env: str, env_kwargs: Sequence[Mapping[str, Any]] = ({},)) -> float:
-    """The order of magnitude of ``env``'s rewards: the power of ten at or above the largest
-    |reward| of any possible outcome of its model, over every ``env_kwargs`` (DeepSea's sizes).
-    RiverSwim: 10,000 (its far reward); DeepSea: 1 (the treasure); FrozenLake: 1."""
-    largest = 0.0
-    for kwargs in env_kwargs:
-        mdp = tabular_mdp(env, **kwargs)
-        largest = max(largest, float(np.abs(mdp.outcome_reward[mdp.outcome_prob > 0]).max()))
-    if largest == 0.0:
-        return 1.0
-    return float(10.0 ** math.ceil(math.log10(largest)))
-
-
-def psrl_hparams(env: str, env_kwargs: Sequence[Mapping[str, Any]] = ({},)) -> dict[str, Any]:
-    """PSRL's reward prior for ``env``, from its model's rewards (over every ``env_kwargs``).
-
-    Rewards in [0, 1] without noise (FrozenLake's goal): the Beta(1, 1) prior, conjugate to
-    the Bernoulli reward of a pair. Otherwise (RiverSwim's 5 and 10,000, DeepSea's move cost
-    of -0.01 / N): a Normal prior centred on 0 with the std of the reward scale
-    (:func:`reward_scale`) and a known noise std of :data:`PSRL_NOISE_SHARE` of it. The
-    default N(0, 1) prior on RiverSwim never leaves the bank: no draw makes 10,000 upstream
-    worth more than the 5 it has seen.
-    """
-    models = [tabular_mdp(env, **kwargs) for kwargs in env_kwargs]
-    rewards = np.concatenate([m.outcome_reward[m.outcome_prob > 0] for m in models])
-    noisy = any((m.reward_std > 0).any() for m in models)
-    if rewards.min() >= 0.0 and rewards.max() <= 1.0 and not noisy:
-        return {"reward_prior": "beta"}
-    scale = reward_scale(env, env_kwargs)
-    return {
-        "reward_prior": "normal",
-        "reward_prior_mean": 0.0,
-        "reward_prior_std": scale,
-        "reward_noise_std": PSRL_NOISE_SHARE * scale,
-    }
-
-
 def psrl_priors(steps: Mapping[str, int], deepsea_sizes: Sequence[int]) -> dict[str, Any]:
-    """``{env: PSRL's reward prior}`` (:func:`psrl_hparams`) for every env of ``steps`` and
-    for DeepSea over ``deepsea_sizes``: the settings :func:`specs` gives PSRL."""
+    """``{env: PSRL's reward prior}`` (``common.psrl_hparams``) for every env of ``steps``
+    and for DeepSea over ``deepsea_sizes``: the settings :func:`specs` gives PSRL."""
     priors = {env: psrl_hparams(env) for env in steps}
     priors[DEEPSEA] = psrl_hparams(DEEPSEA, [{"size": size} for size in deepsea_sizes])
     return priors
@@ -125,6 +81,7 @@ def specs(
     evals: int,
     eval_episodes: int,
     deepsea_sizes: Sequence[int],
+    psrl_deepsea_sizes: Sequence[int],
     deepsea_seeds: int,
     deepsea_episodes: int,
     deep_seeds: int,
@@ -137,7 +94,7 @@ def specs(
     """The specs of notebook 02 from its parameters.
 
     Every env of ``steps`` and DeepSea also get PSRL (label ``psrl``, greedy on its sampled
-    MDP, the discount of the others), with the reward prior of :func:`psrl_hparams`.
+    MDP, the discount of the others), with the reward prior of ``common.psrl_hparams``.
 
     Args:
         strategies: ``{label: exploration hparams}`` of the tabular strategies.
@@ -148,10 +105,16 @@ def specs(
             comparison.
         deepsea_sizes, deepsea_seeds, deepsea_episodes: DeepSea's sizes (swept), seeds and
             budget in episodes.
+        psrl_deepsea_sizes: The sizes of ``deepsea_sizes`` PSRL runs at (it solves a sampled
+            N^2-state MDP per episode: 24 CPU-seconds per run at N = 12).
         deep_seeds, deep_steps, deep_envs: Seeds, budget and envs of the DQN comparison.
         deep_explorations: DQN's exploration modes compared.
         deep_hparams: DQN's hyperparameters (every mode).
         deep_eval_episodes: Episodes per DQN evaluation.
+
+    Raises:
+        SpecError: an env without an optimism setting.
+        ValueError: a size of ``psrl_deepsea_sizes`` that ``deepsea_sizes`` lacks.
     """
     missing = [env for env in [*steps, DEEPSEA] if env not in optimism]
     if missing:
@@ -170,25 +133,31 @@ def specs(
         tabular += grid_per_budget(
             ALGO, {env: budget}, seeds, hparams=hp, experiment=OPTIMISTIC, **protocol
         )
-    priors = psrl_priors(steps, deepsea_sizes)
+    unknown = sorted(set(psrl_deepsea_sizes) - set(deepsea_sizes))
+    if unknown:
+        raise ValueError(
+            f"psrl_deepsea_sizes {unknown} are not in deepsea_sizes; valid: {list(deepsea_sizes)}"
+        )
+    priors = psrl_priors(steps, psrl_deepsea_sizes)
     for env, budget in steps.items():
         hp = {**priors[env], "gamma": gamma}
         tabular += grid_per_budget(
             PSRL, {env: budget}, seeds, hparams=hp, experiment=PSRL, **protocol
         )
+    all_sizes = list(deepsea_sizes)
     deepsea_strategies = {
-        **{label: (ALGO, hp) for label, hp in strategies.items()},
-        OPTIMISTIC: (ALGO, {**GREEDY, "q_init": optimism[DEEPSEA]}),
-        PSRL: (PSRL, priors[DEEPSEA]),
+        **{label: (ALGO, hp, all_sizes) for label, hp in strategies.items()},
+        OPTIMISTIC: (ALGO, {**GREEDY, "q_init": optimism[DEEPSEA]}, all_sizes),
+        PSRL: (PSRL, priors[DEEPSEA], list(psrl_deepsea_sizes)),
     }
     deepsea: list[RunSpec] = []
-    for label, (algo, hp) in deepsea_strategies.items():
+    for label, (algo, hp, sizes) in deepsea_strategies.items():
         deepsea += grid(
             algo,
             DEEPSEA,
             deepsea_seeds,
             hparams={**hp, "gamma": DEEPSEA_GAMMA},
-            env_kwargs={"size": list(deepsea_sizes)},
+            env_kwargs={"size": sizes},
             episodes=deepsea_episodes,
             eval_every=DEEPSEA_EVAL_EVERY,
             eval_episodes=1,

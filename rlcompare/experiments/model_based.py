@@ -16,8 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
-from rlcompare.envs.model import tabular_mdp
-from rlcompare.experiments.common import grid_per_budget, keyed
+from rlcompare.experiments.common import grid_per_budget, keyed, psrl_hparams
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 from rlcompare.viz.style import figure_legend, level_colors, metric_label
@@ -53,9 +52,6 @@ FINAL_COLUMNS = ["env", "learner", "runs", "iqm", "iqm_low", "iqm_high"]
 # Where a run's learner label lives: its ``experiment`` (an identity column every analysis
 # function keeps).
 LEARNER = "experiment"
-# Floor of PSRL's known reward noise, as a share of the env's reward scale (a deterministic
-# reward has none, and the Normal posterior needs some).
-NOISE_FLOOR = 0.01
 
 __all__ = [
     "FINAL_COLUMNS",
@@ -68,7 +64,6 @@ __all__ = [
     "maze_late",
     "model_error_figure",
     "planning_figure",
-    "psrl_reward_prior",
     "regret_auc",
     "regret_figure",
     "specs",
@@ -81,25 +76,6 @@ class ModelBasedSpecs(NamedTuple):
     maze: list[RunSpec]
     compare: list[RunSpec]
     maze_hparams: dict[str, Any]
-
-
-def psrl_reward_prior(env: str) -> dict[str, Any]:
-    """PSRL's reward posterior for ``env``, from its model's rewards: Beta for rewards in
-    [0, 1] without noise; else Normal with the prior's std at the largest |reward| and the
-    known noise std at the largest std of a pair's reward (over its outcomes and noise),
-    floored at ``NOISE_FLOOR`` of that scale. The prior is set by the reward scale, as a
-    user would set it; it is not tuned on results."""
-    mdp = tabular_mdp(env)
-    prob, reward = mdp.outcome_prob, mdp.outcome_reward
-    rewards = reward[prob > 0]
-    noisy = bool((mdp.reward_std > 0).any())
-    if rewards.min() >= 0.0 and rewards.max() <= 1.0 and not noisy:
-        return {"reward_prior": "beta"}
-    mean = (prob * reward).sum(axis=2, keepdims=True)
-    variance = (prob * (reward - mean) ** 2).sum(axis=2) + mdp.reward_std**2
-    scale = float(np.abs(rewards).max())
-    noise = max(float(np.sqrt(variance.max())), NOISE_FLOOR * scale)
-    return {"reward_prior_std": scale, "reward_noise_std": noise}
 
 
 def contenders(
@@ -116,7 +92,7 @@ def contenders(
         {"replan_every": replan_every},
     )
     if psrl:
-        learners["psrl"] = ("psrl", psrl_reward_prior(env))
+        learners["psrl"] = ("psrl", psrl_hparams(env))
     return learners
 
 

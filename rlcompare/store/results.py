@@ -92,7 +92,7 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
     if frame.empty:
         return pa.Table.from_pandas(frame, preserve_index=False)
     constants: dict[str, Any] = {}
-    for name in frame.columns[frame.dtypes == object]:
+    for name in frame.select_dtypes(include="object").columns:
         constant, value = _constant_text(frame[name])
         if not constant:
             return pa.Table.from_pandas(frame, preserve_index=False)
