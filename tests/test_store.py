@@ -6,7 +6,9 @@ import errno
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import rlcompare
@@ -111,3 +113,35 @@ def test_loading_many_runs_equals_concatenating_each_run(tmp_path: Path) -> None
     expected = pd.concat(each, ignore_index=True, sort=False)
     pd.testing.assert_frame_equal(load_results(tmp_path), expected, check_exact=True)
     assert load_results(tmp_path)["hp.alpha"].isna().any(), "random's rows lack q_learning's hp"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"hp.note": [None, None, None]},  # a hyperparameter left at None
+        {"hp.flag": [True, True, True], "hp.n": pd.array([1, None, 3], dtype="Int64")},
+        {"hp.mixed": ["a", "b", "a"]},  # not constant: from_pandas itself
+        {"hp.mixed": ["a", None, "a"]},
+    ],
+)
+def test_arrow_table_equals_from_pandas(extra: dict) -> None:
+    from rlcompare.store.results import arrow_table
+
+    frame = pd.DataFrame(
+        {
+            "experiment": ["x"] * 3,
+            "run_id": ["r"] * 3,
+            "step": np.array([0, 1, 2], dtype=np.int64),
+            "episode": pd.array([None, 1, 2], dtype="Int64"),
+            "metric": pd.array(["a", "b", "a"], dtype="string"),
+            "value": [0.5, np.nan, 1.0],
+            **extra,
+        }
+    )
+    expected = pa.Table.from_pandas(frame, preserve_index=False)
+    for _ in range(2):  # the second call takes the cached schema
+        table = arrow_table(frame)
+        assert table.equals(expected, check_metadata=True)
+        assert table.schema.equals(expected.schema, check_metadata=True)
+    pd.testing.assert_frame_equal(table.to_pandas(), frame)
