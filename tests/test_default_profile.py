@@ -42,10 +42,13 @@ def test_02_only_optimism_explores_deeply() -> None:
     regret = numbers["final_regret_iqm"]
     river = "rlcompare/RiverSwim-v0"
     assert regret[f"{river}/optimistic"] < 0.01 * min(regret[f"{river}/{s}"] for s in shallow)
+    assert regret[f"{river}/psrl"] < 0.01 * min(regret[f"{river}/{s}"] for s in shallow)
     solved = numbers["deepsea_solved_share"]
     largest = max(int(key.split("N=")[1]) for key in solved)
     assert solved[f"optimistic/N={largest}"] >= 0.9
     assert all(solved[f"{s}/N={largest}"] <= 0.1 for s in shallow)
+    psrl_largest = max(int(key.split("N=")[1]) for key in solved if key.startswith("psrl/"))
+    assert solved[f"psrl/N={psrl_largest}"] >= 0.9
 
 
 def test_04_planning_saves_env_steps() -> None:
