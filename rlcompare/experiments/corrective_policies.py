@@ -298,7 +298,14 @@ def agreement(
 
 
 def _params(env_kwargs: Mapping[str, Any]) -> _ModelParams:
-    names = ("fault_rate", "compound_rate", "deploy_rate", "difficulty")
+    names = (
+        "fault_rate",
+        "compound_rate",
+        "deploy_rate",
+        "difficulty",
+        "withheld_fault",
+        "only_fault",
+    )
     return _ModelParams(**{k: v for k, v in env_kwargs.items() if k in names})
 
 
