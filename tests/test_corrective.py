@@ -379,3 +379,27 @@ def test_incident_plans_reject_healthy_onsets_and_bad_steps():
         incident_plans.incident_plans(runbook, {"calm": 0})
     with pytest.raises(SpecError, match="steps = 0 is invalid"):
         incident_plans.incident_plans(runbook, {"overload": 60}, steps=0)
+
+
+def test_regret_by_fault_scores_each_kind_against_its_own_optimum(optimal):
+    from rlcompare.envs.selfheal import FAULTS
+
+    leak_only = rlcompare.tabular_mdp(ENV, fault_rate=0.1, only_fault="memory_leak")
+    leak_optimal = rlcompare.value_iteration(leak_only, GAMMA).policy
+    runbook = corrective.runbook_actions()
+    table = corrective.regret_by_fault(
+        {"optimal": optimal, "leak optimal": leak_optimal, "runbook": runbook},
+        GAMMA,
+        fault_rate=0.1,
+    )
+    assert list(table.columns) == ["all", *FAULTS[1:]]
+    assert table.loc["optimal", "all"] == pytest.approx(0.0, abs=1e-6)
+    assert table.loc["leak optimal", "memory_leak"] == pytest.approx(0.0, abs=1e-6)
+    assert (table >= 0).all().all() and table.loc["runbook", "all"] > 5
+    v_star = leak_only.initial @ rlcompare.value_iteration(leak_only, GAMMA).v
+    v_runbook = leak_only.initial @ rlcompare.policy_evaluation(leak_only, runbook, GAMMA)
+    assert table.loc["runbook", "memory_leak"] == pytest.approx(v_star - v_runbook)
+    with pytest.raises(SpecError, match=r"env kwargs \['only_fault'\] are set"):
+        corrective.regret_by_fault({"runbook": runbook}, GAMMA, only_fault="overload")
+    with pytest.raises(SpecError, match=r"fault kinds \['gremlins'\] are invalid"):
+        corrective.regret_by_fault({"runbook": runbook}, GAMMA, faults=["gremlins"])
