@@ -292,3 +292,114 @@ def test_certainty_equivalence_from_logs_needs_coverage(tmp_path):
     assert best[("poor", -100.0)] == pytest.approx(runbook_regret, abs=0.5)
     errors = final.loc[final["metric"] == "model_error", "value"]
     assert len(errors) == 8 and errors.between(0, 1).all()
+
+
+# ------------------------------------------------------------------------------ incident plans
+FAULT_KINDS = ["memory_leak", "bad_deploy", "overload"]
+
+
+def test_typical_incidents_point_to_their_fault():
+    from rlcompare.envs.selfheal_model import FAULTS, ModelParams, build_model
+    from rlcompare.experiments import incident_plans
+
+    model = build_model(ModelParams(fault_rate=0.1))
+    incidents = incident_plans.typical_incidents(FAULT_KINDS, fault_rate=0.1)
+    assert list(incidents.index) == FAULT_KINDS
+    for fault, state in incidents["state"].items():
+        assert model.impaired[state] and FAULTS[np.argmax(model.posterior[state])] == fault
+        # The most likely onset among the states pointing to that fault.
+        same = np.argmax(model.posterior, axis=1) == FAULTS.index(fault)
+        assert model.initial[state] == model.initial[same & model.impaired].max()
+    with pytest.raises(SpecError, match="fault 'gremlins' is invalid; valid: latency_degradation"):
+        incident_plans.typical_incidents(["gremlins"])
+
+
+def test_incident_plans_first_steps_by_hand(optimal):
+    from rlcompare.envs.selfheal_model import FAULTS, ModelParams, build_model
+    from rlcompare.experiments import incident_plans
+
+    model = build_model(ModelParams(fault_rate=0.1))
+    runbook = corrective.runbook_actions()
+    state = 60  # error elevated, latency very slow: most likely an overload
+    plans = incident_plans.incident_plans({"runbook": runbook}, {"overload": state}, steps=2)
+    first, second = plans.to_dict("records")
+    a = runbook[state]
+    assert first["action"] == ACTIONS[a] == "scale_out"
+    assert first["likely_fault"] == FAULTS[np.argmax(model.posterior[state])] == "overload"
+    assert first["p_fault"] == pytest.approx(model.posterior[state].max())
+    assert first["p_recovered"] == pytest.approx(model.P[state, a][~model.impaired].sum())
+    assert first["expected_cost"] == pytest.approx(model.severity[state] + 2.0)
+    # Step 2: the still-open mass moves on, the cost of step 2 comes from every path.
+    open_ = model.P[state, a] * model.impaired
+    here = int(np.argmax(open_))
+    belief = open_ @ model.posterior / open_.sum()
+    cost = -model.R[np.arange(N_STATES), runbook]
+    recovered = 1 - (open_ @ model.P[np.arange(N_STATES), runbook] @ model.impaired)
+    assert second["action"] == ACTIONS[runbook[here]]
+    assert second["likely_fault"] == FAULTS[np.argmax(belief)]
+    assert second["p_fault"] == pytest.approx(belief.max())
+    assert second["p_recovered"] == pytest.approx(recovered)
+    assert second["expected_cost"] == pytest.approx(-model.R[state, a] + model.P[state, a] @ cost)
+
+
+@pytest.mark.parametrize(
+    "env_kwargs", [{"fault_rate": 0.1}, {"fault_rate": 0.0, "deploy_rate": 0.0}]
+)
+def test_incident_plans_are_probabilities_and_growing_costs(env_kwargs):
+    from rlcompare.experiments import incident_plans
+
+    mdp = rlcompare.tabular_mdp(ENV, **env_kwargs)
+    policies = {
+        "runbook": corrective.runbook_actions(),
+        "optimal": rlcompare.value_iteration(mdp, GAMMA).policy,
+    }
+    incidents = incident_plans.typical_incidents(FAULT_KINDS, fault_rate=0.1)["state"]
+    plans = incident_plans.incident_plans(policies, incidents.to_dict(), steps=8, **env_kwargs)
+    assert list(plans.columns) == incident_plans.PLAN_COLUMNS
+    assert len(plans) == 3 * 2 * 8
+    assert plans["p_fault"].between(0, 1).all() and plans["p_recovered"].between(0, 1).all()
+    for _, plan in plans.groupby(["incident", "policy"]):
+        assert (plan["step"].diff().dropna() == 1).all()
+        assert (plan["p_recovered"].diff().dropna() >= -1e-12).all()
+        assert (plan["expected_cost"].diff().dropna() >= 0).all()
+    if env_kwargs["fault_rate"] == 0.0:  # no new faults: the optimum recovers for sure, in time
+        optimum = plans[plans["policy"] == "optimal"].groupby("incident")["p_recovered"].last()
+        assert (optimum > 0.9).all()
+    table = incident_plans.plan_table(plans, "overload")
+    assert table.index.names == ["policy", "step"] and len(table) == 16
+    with pytest.raises(SpecError, match="incident 'fire' is not in the plans; valid: memory_leak"):
+        incident_plans.plan_table(plans, "fire")
+
+
+def test_incident_plans_reject_healthy_onsets_and_bad_steps():
+    from rlcompare.experiments import incident_plans
+
+    runbook = {"runbook": corrective.runbook_actions()}
+    with pytest.raises(SpecError, match="incident 'calm' starts in state 0; valid: an impaired"):
+        incident_plans.incident_plans(runbook, {"calm": 0})
+    with pytest.raises(SpecError, match="steps = 0 is invalid"):
+        incident_plans.incident_plans(runbook, {"overload": 60}, steps=0)
+
+
+def test_regret_by_fault_scores_each_kind_against_its_own_optimum(optimal):
+    from rlcompare.envs.selfheal import FAULTS
+
+    leak_only = rlcompare.tabular_mdp(ENV, fault_rate=0.1, only_fault="memory_leak")
+    leak_optimal = rlcompare.value_iteration(leak_only, GAMMA).policy
+    runbook = corrective.runbook_actions()
+    table = corrective.regret_by_fault(
+        {"optimal": optimal, "leak optimal": leak_optimal, "runbook": runbook},
+        GAMMA,
+        fault_rate=0.1,
+    )
+    assert list(table.columns) == ["all", *FAULTS[1:]]
+    assert table.loc["optimal", "all"] == pytest.approx(0.0, abs=1e-6)
+    assert table.loc["leak optimal", "memory_leak"] == pytest.approx(0.0, abs=1e-6)
+    assert (table >= 0).all().all() and table.loc["runbook", "all"] > 5
+    v_star = leak_only.initial @ rlcompare.value_iteration(leak_only, GAMMA).v
+    v_runbook = leak_only.initial @ rlcompare.policy_evaluation(leak_only, runbook, GAMMA)
+    assert table.loc["runbook", "memory_leak"] == pytest.approx(v_star - v_runbook)
+    with pytest.raises(SpecError, match=r"env kwargs \['only_fault'\] are set"):
+        corrective.regret_by_fault({"runbook": runbook}, GAMMA, only_fault="overload")
+    with pytest.raises(SpecError, match=r"fault kinds \['gremlins'\] are invalid"):
+        corrective.regret_by_fault({"runbook": runbook}, GAMMA, faults=["gremlins"])

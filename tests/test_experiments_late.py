@@ -492,3 +492,55 @@ def test_summary_headline_lists_notebooks_and_approaches_with_evidence() -> None
         ],
         "approaches_with_evidence": ["Imitation (BC)", "Q-learning"],
     }
+
+
+def test_corrective_withheld_fault_runs_and_table(tmp_path: Path) -> None:
+    from rlcompare.envs.datasets import Dataset
+    from rlcompare.envs.selfheal import FAULTS
+    from rlcompare.envs.selfheal_model import decode_state
+
+    values = notebook_parameters("07_corrective_action", "smoke")
+    specs = corrective.build_specs(str(tmp_path), **_kwargs(values, CORRECTIVE))
+    withheld = corrective.withheld_specs(
+        specs,
+        str(tmp_path),
+        fault="memory_leak",
+        seeds=1,
+        fault_rate=0.1,
+        log_episodes=5,
+        log_epsilon=0.3,
+    )
+    without = "(without memory_leak)"
+    assert list(withheld.specs) == [
+        f"offline_q_learning {without}",
+        f"offline_certainty_equivalence {without}",
+        f"bc {without}",
+        "q_learning",
+        "offline_q_learning",
+        "offline_certainty_equivalence",
+    ]
+    first = withheld.specs[f"offline_q_learning {without}"][0]
+    assert first.env_kwargs == {"fault_rate": 0.1, "withheld_fault": "memory_leak"}
+    assert first.hparams["dataset"] == withheld.logs["discrete"] != specs.logs["discrete"]
+    assert withheld.specs[f"bc {without}"][0].env_kwargs["observation"] == "features"
+    # The same runs, evaluated once at the end: only the final policy counts.
+    (online,) = withheld.specs["q_learning"]
+    assert online.eval_every == online.steps and online.seed == specs.q_learning[0].seed
+    assert online.hparams == specs.q_learning[0].hparams and online.env_kwargs == {
+        "fault_rate": 0.1
+    }
+    # Memory rises only under a leak: logs without leaks never show it above normal.
+    logged = Dataset.load(withheld.logs["discrete"])
+    assert logged.env_kwargs["withheld_fault"] == "memory_leak"
+    observations = np.asarray(logged.observations).reshape(-1)
+    assert {decode_state(s)[2] for s in observations} == {0}
+    policies = corrective.withheld_policies(withheld)
+    assert len(policies) == 6 and all(p.shape == (108,) for p in policies.values())
+    fixed = corrective.fixed_policies(0.95, 0.1)
+    table = corrective.withheld_table(policies, fixed, 0.95, fault="memory_leak", fault_rate=0.1)
+    assert list(table.columns) == ["seeds", "all", "memory_leak"] + [
+        f for f in FAULTS[1:] if f != "memory_leak"
+    ]
+    assert list(table.index)[-2:] == ["runbook", "optimal (full mix)"]
+    assert table.loc["optimal (full mix)", "all"] == pytest.approx(0.0, abs=1e-6)
+    assert (table.drop(columns="seeds") >= 0).all().all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import gymnasium as gym
@@ -15,6 +16,7 @@ from rlcompare.envs.planning import policy_evaluation, value_iteration
 from rlcompare.envs.selfheal import (
     ACTIONS,
     ENV_ID,
+    FAULTS,
     MAX_EPISODE_STEPS,
     SelfHealingEnv,
     decode_features,
@@ -30,6 +32,8 @@ from rlcompare.envs.selfheal_model import (
     ROLL_BACK,
     SCALE_OUT,
     WAIT,
+    ModelParams,
+    build_model,
     decode_state,
     encode_state,
 )
@@ -41,6 +45,13 @@ GAMMA = 0.95
 QL_STEPS = 600_000
 QL_HPARAMS = {"gamma": GAMMA, "alpha_schedule": "visit", "omega": 0.6, "epsilon": 0.1}
 LEVELS = np.array([decode_state(s) for s in range(N_STATES)])  # (S, 5)
+# sha256[:16] of the default model's arrays (rounded to 1e-12) before the fault mix options.
+EXPECTED_DIGESTS = {
+    "P": "2c0f6dcfd9f699e2",
+    "R": "89f1a0e736af177e",
+    "initial": "6760989d3c829d2a",
+    "posterior": "48b49ad0c36f7725",
+}
 
 
 def _runbook_actions() -> np.ndarray:
@@ -128,6 +139,61 @@ def test_kwargs_change_the_model_and_bad_ones_name_the_valid_values():
         make_env(ENV_ID, {"observation": "pixels"})
     with pytest.raises(SpecError, match=r"fault_rate.*\[0, 1\]"):
         make_env(ENV_ID, {"fault_rate": 1.5})
+
+
+# -- fault mix options ---------------------------------------------------------------------------
+KINDS = FAULTS[1:]
+
+
+@pytest.mark.parametrize("option", ["withheld_fault", "only_fault"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fault_mix_options_keep_a_model_without_the_kinds_left_out(option: str, kind: str):
+    model = build_model(ModelParams(**{option: kind}))
+    assert np.allclose(model.P.sum(axis=-1), 1.0) and model.P.min() >= 0
+    assert math.isclose(model.initial.sum(), 1.0) and np.allclose(model.posterior.sum(axis=1), 1.0)
+    kinds = ModelParams(**{option: kind}).kinds
+    occurring = {FAULTS[f] for f in np.flatnonzero(kinds)}
+    assert occurring == ({*FAULTS} - {kind} if option == "withheld_fault" else {"healthy", kind})
+    # Attribution never names a kind that does not occur, so the dynamics never draw it.
+    assert (model.posterior[:, ~kinds] == 0).all()
+
+
+def test_a_withheld_leak_never_shows_in_episodes():
+    env = SelfHealingEnv(withheld_fault="memory_leak")
+    seen = set()
+    for seed in range(20):
+        state, _ = env.reset(seed=seed)
+        for _ in range(100):
+            # Memory rises only under a leak; waiting never restarts the processes to hide it.
+            assert decode_state(state)[2] == 0
+            state, _, _, _, info = env.step(WAIT)
+            seen.add(info["likely_fault"])
+    assert "memory_leak" not in seen and len(seen) >= 4
+    only = SelfHealingEnv(only_fault="overload")
+    only.reset(seed=0)
+    assert {only.step(WAIT)[4]["likely_fault"] for _ in range(300)} <= {"healthy", "overload"}
+
+
+def test_empty_fault_mix_options_leave_the_model_unchanged():
+    default = build_model(ModelParams())
+    assert build_model(ModelParams(withheld_fault="", only_fault="")) is default
+    # Rounded so that a platform's last bit does not matter (bit for bit where written).
+    digests = {
+        name: hashlib.sha256(np.round(getattr(default, name), 12).tobytes()).hexdigest()[:16]
+        for name in ("P", "R", "initial", "posterior")
+    }
+    assert digests == EXPECTED_DIGESTS
+    withheld = build_model(ModelParams(withheld_fault="memory_leak"))
+    assert not np.allclose(withheld.P, default.P)
+
+
+def test_fault_mix_options_name_the_valid_values():
+    with pytest.raises(SpecError, match="withheld_fault = 'gremlins' is invalid.*memory_leak"):
+        make_env(ENV_ID, {"withheld_fault": "gremlins"})
+    with pytest.raises(SpecError, match="only_fault = 'healthy' is invalid"):
+        make_env(ENV_ID, {"only_fault": "healthy"})
+    with pytest.raises(SpecError, match="both set; valid: at most one"):
+        make_env(ENV_ID, {"withheld_fault": "overload", "only_fault": "memory_leak"})
 
 
 # -- simulation ----------------------------------------------------------------------------------

@@ -125,6 +125,9 @@ class SelfHealingEnv(gym.Env):
             blurrier symptoms.
         feature_noise: Standard deviation of the Gaussian noise on the scaled symptom levels
             of the features form (a level step is 0.5).
+        withheld_fault: A fault kind (``FAULTS``) that never occurs, as in logs that never
+            hold it (``""``: none).
+        only_fault: The one fault kind that occurs, to score a policy per kind (``""``: all).
         render_mode: None or ``"ansi"`` (``render()`` returns the symptoms as text).
     """
 
@@ -138,6 +141,8 @@ class SelfHealingEnv(gym.Env):
         deploy_rate: float = 0.05,
         difficulty: str = "normal",
         feature_noise: float = 0.1,
+        withheld_fault: str = "",
+        only_fault: str = "",
         render_mode: str | None = None,
     ) -> None:
         if observation not in OBSERVATIONS:
@@ -150,7 +155,9 @@ class SelfHealingEnv(gym.Env):
             raise ValueError(f"feature_noise = {feature_noise!r} is out of range; valid: >= 0")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode = {render_mode!r} is invalid; valid: None, ansi")
-        self.params = ModelParams(fault_rate, compound_rate, deploy_rate, difficulty)
+        self.params = ModelParams(
+            fault_rate, compound_rate, deploy_rate, difficulty, withheld_fault, only_fault
+        )
         self.model: SelfHealingModel = build_model(self.params)
         self.observation_form = observation
         self.feature_noise = float(feature_noise)

@@ -40,6 +40,13 @@ episodes are truncated by the registered step limit (``rlcompare.envs.selfheal.M
 so learners must bootstrap through truncation. Episodes start at the onset of an incident
 (``initial``). The objective for Q* is the discounted return with gamma in 0.95-0.99 (an
 incident plays out over a few steps, far fewer than the step limit).
+
+Two options change the fault mix, for logs that never hold a kind and for scoring per kind:
+``withheld_fault`` removes one kind and ``only_fault`` keeps one kind alone. A removed kind
+leaves the onset mix, the arrivals on a healthy service (bad deploys too, for
+``bad_deploy``), the base rates behind the attribution, and every worsening or compounding
+into it (the fault stays as it is instead); the shares of the kinds left are renormalised, so
+faults arrive at the same rate.
 """
 
 from __future__ import annotations
@@ -186,12 +193,17 @@ class ModelParams:
         deploy_rate: Per-step chance that a deploy lands.
         difficulty: ``"easy"``, ``"normal"`` or ``"hard"``: lower fix probabilities and
             blurrier symptoms.
+        withheld_fault: A fault kind that never occurs (``""``: none). A string, not a
+            list, since sweeps read list values as settings to sweep.
+        only_fault: The one fault kind that occurs (``""``: all of them).
     """
 
     fault_rate: float = 0.1
     compound_rate: float = 0.3
     deploy_rate: float = 0.05
     difficulty: str = "normal"
+    withheld_fault: str = ""
+    only_fault: str = ""
 
     def __post_init__(self) -> None:
         for name in ("fault_rate", "compound_rate", "deploy_rate"):
@@ -204,6 +216,30 @@ class ModelParams:
             raise ValueError(
                 f"difficulty = {self.difficulty!r} is invalid; valid: {', '.join(DIFFICULTIES)}"
             )
+        for name in ("withheld_fault", "only_fault"):
+            value = getattr(self, name)
+            if value != "" and value not in FAULTS[1:]:
+                raise ValueError(
+                    f"{name} = {value!r} is invalid; valid: '' (none) or one of "
+                    f"{', '.join(FAULTS[1:])}"
+                )
+        if self.withheld_fault and self.only_fault:
+            raise ValueError(
+                f"withheld_fault = {self.withheld_fault!r} and only_fault = "
+                f"{self.only_fault!r} are both set; valid: at most one of them"
+            )
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """(F,) bool, the faults that occur (healthy always does)."""
+        if self.only_fault:
+            kinds = np.eye(len(FAULTS), dtype=bool)[FAULTS.index(self.only_fault)]
+        else:
+            kinds = np.ones(len(FAULTS), dtype=bool)
+            if self.withheld_fault:
+                kinds[FAULTS.index(self.withheld_fault)] = False
+        kinds[HEALTHY] = True
+        return kinds
 
 
 @dataclass(frozen=True)
@@ -258,20 +294,31 @@ def _signatures(blur: float) -> tuple[np.ndarray, np.ndarray]:
     return ERROR_SIGNATURE @ spread, LATENCY_SIGNATURE @ spread
 
 
-def _posterior(blur: float) -> np.ndarray:
-    """(S, F) Bayes attribution of causes to symptoms (the acted flag carries no evidence)."""
+def _restricted(shares: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """``shares`` of the faults that occur, renormalised to the same total (unchanged, bit for
+    bit, when every kind occurs; zeros when none of the shares is left)."""
+    if kinds.all():
+        return shares
+    kept = np.where(kinds, shares, 0.0)
+    return kept * (shares.sum() / kept.sum()) if kept.sum() > 0 else kept
+
+
+def _posterior(blur: float, kinds: np.ndarray) -> np.ndarray:
+    """(S, F) Bayes attribution of causes to symptoms (the acted flag carries no evidence),
+    over the faults that occur; symptoms none of them can show (unreachable) get the prior."""
     error_sig, latency_sig = _signatures(blur)
+    prior = _restricted(FAULT_PRIOR, kinds)
     post = np.empty((N_STATES, len(FAULTS)))
     for s in range(N_STATES):
         error, latency, memory, deploy, _ = decode_state(s)
         weight = (
-            FAULT_PRIOR
+            prior
             * error_sig[:, error]
             * latency_sig[:, latency]
             * MEMORY_LIKELIHOOD[:, memory]
             * DEPLOY_LIKELIHOOD[:, deploy]
         )
-        post[s] = weight / weight.sum()
+        post[s] = weight / weight.sum() if weight.sum() > 0 else prior / prior.sum()
     return post
 
 
@@ -280,9 +327,11 @@ def _fault_step(
 ) -> np.ndarray:
     """(F,) distribution of the fault after ``action`` (step 2), deploys aside."""
     nxt = np.zeros(len(FAULTS))
+    kinds = p.kinds
     if fault == HEALTHY:
-        nxt += p.fault_rate * ARRIVAL_SHARE
-        nxt[HEALTHY] += 1.0 - p.fault_rate
+        arrivals = _restricted(ARRIVAL_SHARE, kinds)
+        nxt += p.fault_rate * arrivals
+        nxt[HEALTHY] += 1.0 - p.fault_rate * (arrivals.sum() > 0)
         return nxt
     if action == PAGE:
         nxt[HEALTHY] = 1.0
@@ -296,10 +345,11 @@ def _fault_step(
     nxt[HEALTHY] += fix
     rest = 1.0 - fix
     worse, p_worse = WORSEN.get((action, fault), (fault, 0.0))
-    nxt[worse] += rest * p_worse
-    rest *= 1.0 - p_worse
+    if kinds[worse]:  # a fault that never occurs is not what things turn into
+        nxt[worse] += rest * p_worse
+        rest *= 1.0 - p_worse
     for source, target, share in COMPOUND:
-        if fault == source and (source != LEAK or memory == 2):
+        if fault == source and kinds[target] and (source != LEAK or memory == 2):
             nxt[target] += rest * p.compound_rate * share
             rest *= 1.0 - p.compound_rate * share
     nxt[fault] += rest
@@ -337,17 +387,18 @@ def _symptom_dist(
 
 
 def _outcomes(
-    fault_dist: np.ndarray, action: int, deploy_rate: float
+    fault_dist: np.ndarray, action: int, deploy_rate: float, bad_share: float = BAD_DEPLOY_SHARE
 ) -> list[tuple[int, bool, float]]:
-    """(new fault, deploy landed, probability) after deploys land on ``fault_dist`` (step 3)."""
+    """(new fault, deploy landed, probability) after deploys land on ``fault_dist`` (step 3);
+    ``bad_share`` of those landing on a healthy service are bad."""
     land = 0.0 if action == ROLL_BACK else deploy_rate
     out = []
     for fault in np.flatnonzero(fault_dist):
         prob = fault_dist[fault]
         out.append((int(fault), False, prob * (1 - land)))
         if land > 0 and fault == HEALTHY:
-            out.append((BAD_DEPLOY, True, prob * land * BAD_DEPLOY_SHARE))
-            out.append((HEALTHY, True, prob * land * (1 - BAD_DEPLOY_SHARE)))
+            out.append((BAD_DEPLOY, True, prob * land * bad_share))
+            out.append((HEALTHY, True, prob * land * (1 - bad_share)))
         elif land > 0:
             out.append((int(fault), True, prob * land))
     return out
@@ -358,7 +409,9 @@ def build_model(params: ModelParams) -> SelfHealingModel:
     """Enumerates the model's arrays for ``params`` (cached; the arrays are read-only)."""
     blur = DIFFICULTIES[params.difficulty][1]
     error_sig, latency_sig = _signatures(blur)
-    posterior = _posterior(blur)
+    kinds = params.kinds
+    posterior = _posterior(blur, kinds)
+    bad_share = BAD_DEPLOY_SHARE if kinds[BAD_DEPLOY] else 0.0
     P = np.zeros((N_STATES, N_ACTIONS, N_STATES))
     levels = np.array([decode_state(s) for s in range(N_STATES)])
     for s, (_, _, memory, deploy, acted) in enumerate(levels):
@@ -367,16 +420,17 @@ def build_model(params: ModelParams) -> SelfHealingModel:
                 posterior[s, f] * _fault_step(f, a, memory, deploy, acted, params)
                 for f in range(len(FAULTS))
             )
-            for fault, landed, prob in _outcomes(fault_dist, a, params.deploy_rate):
+            for fault, landed, prob in _outcomes(fault_dist, a, params.deploy_rate, bad_share):
                 if prob > 0:
                     P[s, a] += prob * _symptom_dist(
                         fault, landed, a, memory, deploy, error_sig, latency_sig
                     )
     # The onset of an incident: a fault (or a bad deploy) arrives on a healthy service.
-    onset = ARRIVAL_SHARE * params.fault_rate
-    onset[BAD_DEPLOY] = params.deploy_rate * BAD_DEPLOY_SHARE
+    onset = _restricted(ARRIVAL_SHARE, kinds) * params.fault_rate
+    onset[BAD_DEPLOY] = params.deploy_rate * bad_share
     if onset.sum() == 0:  # no faults ever arrive: start from the usual mix all the same
         onset = ARRIVAL_SHARE + BAD_DEPLOY_SHARE * np.eye(len(FAULTS))[BAD_DEPLOY]
+        onset = np.where(kinds, onset, 0.0)
     initial = sum(
         onset[f]
         / onset.sum()

@@ -8,6 +8,7 @@ values, runbook logs, per-state tables) live in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
@@ -28,6 +29,7 @@ from rlcompare.experiments.corrective_policies import (
     log_coverage,
     policy_actions,
     policy_values,
+    regret_by_fault,
     runbook_actions,
     runbook_logs,
 )
@@ -84,9 +86,14 @@ __all__ = [
     "logs_coverage",
     "policy_actions",
     "policy_values",
+    "regret_by_fault",
     "runbook_actions",
     "runbook_logs",
     "scoreboard",
+    "Withheld",
+    "withheld_policies",
+    "withheld_specs",
+    "withheld_table",
 ]
 
 
@@ -310,6 +317,105 @@ def learned_policies(specs: Specs, policies: Mapping[str, np.ndarray]) -> dict[s
         "offline_certainty_equivalence": policy_actions(run(specs.certainty_equivalence[0])),
         "runbook": policies["runbook"],
     }
+
+
+class Withheld(NamedTuple):
+    """Learners from logs that never hold one fault kind, and those they are compared with."""
+
+    fault: str
+    """The fault kind the logs never hold (``withheld_fault`` of their env)."""
+    logs: dict[str, str]
+    """``{form: path}`` of the runbook logs with deviations, logged without ``fault``."""
+    specs: dict[str, list[RunSpec]]
+    """``{label: runs}``: ``<learner> (without <fault>)`` from those logs, then online
+    Q-learning and the same offline learners from the full logs (runs of :class:`Specs`);
+    each evaluated once, at the end."""
+
+
+def withheld_specs(
+    specs: Specs,
+    log_dir: str,
+    *,
+    fault: str,
+    seeds: int,
+    fault_rate: float,
+    log_episodes: int,
+    log_epsilon: float,
+) -> Withheld:
+    """The first ``seeds`` runs of the offline learners and BC of ``specs``, learning instead
+    from runbook logs of a service where ``fault`` never occurs (logged to ``log_dir`` once).
+
+    The runs' env settings name the withheld kind too, as the logs' do (a dataset is only
+    learned from on the settings it was logged on); the learners are scored on the full mix
+    afterwards (:func:`withheld_table`). Only the final greedy policy counts, so every run
+    is evaluated once, at the end: the evaluations draw on their own streams, so training,
+    hence the policy, is that of the run with more evaluations.
+    """
+    env_kwargs = {"fault_rate": fault_rate, "withheld_fault": fault}
+    logs = runbook_logs(log_dir, episodes=log_episodes, epsilon=log_epsilon, env_kwargs=env_kwargs)
+
+    def final(group: list[RunSpec]) -> list[RunSpec]:
+        return [replace(spec, eval_every=spec.steps) for spec in group[:seeds]]
+
+    def without(group: list[RunSpec], form: str) -> list[RunSpec]:
+        return [
+            replace(
+                spec,
+                hparams={**spec.hparams, "dataset": logs[form]},
+                env_kwargs={**spec.env_kwargs, "withheld_fault": fault},
+            )
+            for spec in final(group)
+        ]
+
+    label = f"(without {fault})"
+    return Withheld(
+        fault=fault,
+        logs=logs,
+        specs={
+            f"offline_q_learning {label}": without(specs.offline, "discrete"),
+            f"{CE} {label}": without(specs.certainty_equivalence, "discrete"),
+            f"bc {label}": without(specs.bc, "features"),
+            "q_learning": final(specs.q_learning),
+            "offline_q_learning": final(specs.offline),
+            CE: final(specs.certainty_equivalence),
+        },
+    )
+
+
+def withheld_policies(withheld: Withheld) -> dict[str, np.ndarray]:
+    """(S,) greedy actions of every run of ``withheld``, keyed ``<label>/<seed>`` (retrained:
+    the store keeps no agents; same spec, same result)."""
+    return {
+        f"{label}/{spec.seed}": policy_actions(
+            run(spec), spec.env_kwargs.get("observation", "discrete")
+        )
+        for label, group in withheld.specs.items()
+        for spec in group
+    }
+
+
+def withheld_table(
+    policies: Mapping[str, np.ndarray],
+    fixed: Mapping[str, np.ndarray],
+    gamma: float,
+    *,
+    fault: str,
+    fault_rate: float,
+) -> pd.DataFrame:
+    """Mean exact regret over seeds of each learner of :func:`withheld_policies`, beside the
+    runbook and the optimum of the full mix, on the full mix (``all``) and on each kind alone
+    (:func:`regret_by_fault`); the withheld ``fault``'s column comes right after ``all``.
+
+    Returns:
+        One row per learner (index ``learner``), ``seeds``, then the regret columns.
+    """
+    named = {**policies, "runbook": fixed["runbook"], "optimal (full mix)": fixed["optimal"]}
+    regret = regret_by_fault(named, gamma, fault_rate=fault_rate)
+    learner = regret.index.str.rsplit("/", n=1).str[0].rename("learner")
+    table = regret.groupby(learner, sort=False).mean()
+    table.insert(0, "seeds", regret.groupby(learner, sort=False).size())
+    others = [c for c in table if c not in ("seeds", "all", fault)]
+    return table[["seeds", "all", fault, *others]]
 
 
 def _log_kinds(specs: Specs, log_epsilon: float) -> dict[str, str]:

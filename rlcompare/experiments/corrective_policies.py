@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "log_coverage",
     "policy_actions",
     "policy_values",
+    "regret_by_fault",
     "runbook_actions",
     "runbook_logs",
 ]
@@ -140,6 +141,41 @@ def policy_values(
             regret = max(optimum - value, 0.0)
             records.append({**kwargs, "policy": name, "value": value, "regret": regret})
     return pd.DataFrame.from_records(records)
+
+
+def regret_by_fault(
+    policies: Mapping[str, np.ndarray],
+    gamma: float,
+    faults: Sequence[str] = FAULTS[1:],
+    **env_kwargs: Any,
+) -> pd.DataFrame:
+    """Exact regret of each policy on the full fault mix and on each fault kind alone.
+
+    A kind's column scores the policy in the model where only that kind occurs
+    (``only_fault``), against that model's own optimum; a policy built for the full mix, the
+    optimum of the full mix included, has some regret there, since it does not know which
+    kind it faces.
+
+    Returns:
+        One row per policy (index ``policy``): ``all`` (the full mix), then one column per
+        kind of ``faults``.
+    """
+    policies = _check(policies)
+    fixed = sorted({"only_fault", "withheld_fault"} & set(env_kwargs))
+    if fixed:
+        raise SpecError(f"env kwargs {fixed} are set; valid: none, each column sets its own mix")
+    unknown = [f for f in faults if f not in FAULTS[1:]]
+    if unknown:
+        raise SpecError(f"fault kinds {unknown} are invalid; valid: {', '.join(FAULTS[1:])}")
+    columns = {}
+    for column, only in [("all", ""), *((f, f) for f in faults)]:
+        mdp = _model({**env_kwargs, "only_fault": only})
+        optimum = float(mdp.initial @ value_iteration(mdp, gamma).v)
+        columns[column] = {
+            name: max(optimum - float(mdp.initial @ policy_evaluation(mdp, actions, gamma)), 0.0)
+            for name, actions in policies.items()
+        }
+    return pd.DataFrame(columns).rename_axis("policy")
 
 
 # ------------------------------------------------------------------------- simulated scores
@@ -298,7 +334,14 @@ def agreement(
 
 
 def _params(env_kwargs: Mapping[str, Any]) -> _ModelParams:
-    names = ("fault_rate", "compound_rate", "deploy_rate", "difficulty")
+    names = (
+        "fault_rate",
+        "compound_rate",
+        "deploy_rate",
+        "difficulty",
+        "withheld_fault",
+        "only_fault",
+    )
     return _ModelParams(**{k: v for k, v in env_kwargs.items() if k in names})
 
 
