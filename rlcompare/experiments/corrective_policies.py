@@ -46,9 +46,11 @@ __all__ = [
     "ENV_ID",
     "action_table",
     "agreement",
+    "checked_policies",
     "clean_observation",
     "evaluate_fixed",
     "log_coverage",
+    "model_params",
     "policy_actions",
     "policy_values",
     "regret_by_fault",
@@ -103,7 +105,12 @@ def _model(env_kwargs: Mapping[str, Any]) -> TabularMDP:
     return tabular_mdp(ENV_ID, **kwargs)
 
 
-def _check(policies: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def checked_policies(policies: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``policies`` as arrays, each checked to be one action per SelfHealing state.
+
+    Raises:
+        SpecError: naming the policy whose shape or actions are invalid.
+    """
     checked = {}
     for name, actions in policies.items():
         actions = np.asarray(actions)
@@ -129,7 +136,7 @@ def policy_values(
         One row per setting and policy, plus an ``optimal`` row per setting: the swept kwargs,
         ``policy``, ``value`` (E over initial states of V^pi) and ``regret`` (V* - V^pi, >= 0).
     """
-    policies = _check(policies)
+    policies = checked_policies(policies)
     records = []
     for kwargs in _sweep(env_kwargs):
         mdp = _model(kwargs)
@@ -160,7 +167,7 @@ def regret_by_fault(
         One row per policy (index ``policy``): ``all`` (the full mix), then one column per
         kind of ``faults``.
     """
-    policies = _check(policies)
+    policies = checked_policies(policies)
     fixed = sorted({"only_fault", "withheld_fault"} & set(env_kwargs))
     if fixed:
         raise SpecError(f"env kwargs {fixed} are set; valid: none, each column sets its own mix")
@@ -199,7 +206,7 @@ def evaluate_fixed(
     Returns:
         The tidy table (``algo`` is the policy's name, ``status`` is ``ok``).
     """
-    policies = _check(policies)
+    policies = checked_policies(policies)
     specs = grid(
         "random",
         ENV_ID,
@@ -274,14 +281,14 @@ def action_table(
         column per policy (action names), then ``<policy>_cost`` per policy: Q*(s, optimal) -
         Q*(s, its action), what its choice loses in discounted cost (0 when it agrees).
     """
-    policies = _check(policies)
+    policies = checked_policies(policies)
     mdp = _model(env_kwargs)
     solution = value_iteration(mdp, gamma)
-    posterior = build_model(_params(env_kwargs)).posterior
+    posterior = build_model(model_params(env_kwargs)).posterior
     visits = _visits(mdp, solution.policy, horizon)
     ranked = np.argsort(-visits, kind="stable")
     if impaired_only:
-        ranked = ranked[build_model(_params(env_kwargs)).impaired[ranked]]
+        ranked = ranked[build_model(model_params(env_kwargs)).impaired[ranked]]
     states = ranked[:top]
     records = []
     for s in states:
@@ -320,7 +327,7 @@ def agreement(
     Weighted by the policy's own state visits over ``horizon`` steps; an action counts as
     optimal when its Q* is within 1e-6 of the best.
     """
-    policies = _check(policies)
+    policies = checked_policies(policies)
     mdp = _model(env_kwargs)
     solution = value_iteration(mdp, gamma)
     best = solution.q >= solution.q.max(axis=1, keepdims=True) - 1e-6
@@ -333,7 +340,8 @@ def agreement(
     )
 
 
-def _params(env_kwargs: Mapping[str, Any]) -> _ModelParams:
+def model_params(env_kwargs: Mapping[str, Any]) -> _ModelParams:
+    """The SelfHealing model's parameters that ``env_kwargs`` set (the rest at defaults)."""
     names = (
         "fault_rate",
         "compound_rate",

@@ -35,7 +35,7 @@ from rlcompare.envs.selfheal_model import (
     decode_state,
 )
 from rlcompare.errors import SpecError
-from rlcompare.experiments.corrective_policies import _check, _params
+from rlcompare.experiments.corrective_policies import checked_policies, model_params
 
 __all__ = ["PLAN_COLUMNS", "incident_plans", "plan_table", "short_symptoms", "typical_incidents"]
 
@@ -66,7 +66,7 @@ def typical_incidents(faults: Sequence[str], **env_kwargs: Any) -> pd.DataFrame:
         One row per kind, indexed by ``fault``: ``state``, ``symptoms``, ``p_initial`` (its
         probability at the onset of an incident) and ``p_fault`` (posterior of the kind).
     """
-    model = build_model(_params(env_kwargs))
+    model = build_model(model_params(env_kwargs))
     likely = np.argmax(model.posterior, axis=1)
     records = []
     for fault in faults:
@@ -151,10 +151,10 @@ def incident_plans(
         have been normal at least once after the t-th action; ``expected_cost``, the
         expected cost of steps 1..t.
     """
-    policies = _check(policies)
+    policies = checked_policies(policies)
     if steps < 1:
         raise SpecError(f"steps = {steps!r} is invalid; valid: an int >= 1")
-    model = build_model(_params(env_kwargs))
+    model = build_model(model_params(env_kwargs))
     records = []
     for label, state in incidents.items():
         state = int(state)
