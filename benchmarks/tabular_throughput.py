@@ -39,6 +39,13 @@ MODEL_BASED = {
 }
 
 
+def best_naive(steps: int, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` naive loops: on a shared machine one measurement of it moved
+    by 2x within a run, and the fastest is the least disturbed (so the ratios against it
+    are the conservative ones)."""
+    return max(naive_loop(steps, seed) for seed in range(repeats))
+
+
 def naive_loop(steps: int, seed: int = 0) -> float:
     """Env steps per CPU-second of a textbook Q-learning loop on the gymnasium env."""
     env = gym.make(ENV)
@@ -192,9 +199,9 @@ def main() -> None:
     scale = 10 if args.quick else 1
     print(f"CPU: {cpu_model()}")
     arrays, traced, rss = taxi_memory(1024, 10_000 // scale)
-    naive = naive_loop(100_000 // scale)
+    naive = best_naive(100_000 // scale)
     fast = engine(65, 1_000_000 // scale)
-    print(f"{ENV}: naive gymnasium loop   {naive:14,.0f} env steps / CPU-s")
+    print(f"{ENV}: naive gymnasium loop   {naive:14,.0f} env steps / CPU-s (best of 3)")
     print(f"{ENV}: rlcompare engine       {fast:14,.0f} env steps / CPU-s (64 seeds)")
     print(f"ratio engine / naive:          {fast / naive:14,.0f} x")
     full = end_to_end(64, 200_000 // scale)
@@ -204,7 +211,7 @@ def main() -> None:
     )
     sweep_seeds = max(1, args.seeds // scale)
     swept = sweep_end_to_end(sweep_seeds, args.steps)
-    naive_again = naive_loop(100_000 // scale)
+    naive_again = best_naive(100_000 // scale)
     print(
         f"{ENV}: sweep end to end      {swept:14,.0f} env steps / CPU-s ({sweep_seeds} seeds x "
         f"{args.steps:,} steps, default eval, serial); naive loop beside it "
