@@ -121,7 +121,7 @@ def test_dyna_last_model_error_is_that_of_a_point_mass() -> None:
     mdp = two_state_mdp()
     cfg, st = fresh("dyna_q", 2, 1)
     st.visits[0, 0] = 1
-    learned_model.remember(st, 0, 0, 1.0, 0, False)
+    learned_model.remember(st.model_next, st.model_reward, st.model_terminal, 0, 0, 1.0, 0, False)
     errors = model_errors(mdp, st, cfg)
     assert errors == {"model_error": 0.5, "model_reward_error": 0.5}
 

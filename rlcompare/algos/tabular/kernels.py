@@ -72,6 +72,8 @@ _COMPILED = (
     update.prepare,
     update._psrl_due,
     update._plan_on_model,
+    update._learn_on_model,
+    update._dyna_step,
     update.learn,
 )
 _INLINED = (rules.step_size, rules.policy_probabilities, rules.choose_action, update.learn)

@@ -38,22 +38,35 @@ from rlcompare.algos.tabular.rules import (
 
 
 # ---------------------------------------------------------------------------- the model
-def record_seen(st: TabularState, s: int, a: int) -> None:
+# The leaves called once per real step take arrays, not the TabularState: an ordinary call
+# passes every array of the tuple, which costs more than the function's own work.
+def record_seen(
+    seen_states: np.ndarray, seen_actions: np.ndarray, n_seen: np.ndarray, s: int, a: int
+) -> None:
     """Dyna-Q's lists of seen states and of the actions taken in each (its planning draws
     from them); called at a pair's first real transition."""
-    n_states = st.seen_states.shape[0]
-    if st.n_seen[s] == 0:
-        st.seen_states[st.n_seen[n_states]] = s
-        st.n_seen[n_states] += 1
-    st.seen_actions[s, st.n_seen[s]] = a
-    st.n_seen[s] += 1
+    n_states = seen_states.shape[0]
+    if n_seen[s] == 0:
+        seen_states[n_seen[n_states]] = s
+        n_seen[n_states] += 1
+    seen_actions[s, n_seen[s]] = a
+    n_seen[s] += 1
 
 
-def remember(st: TabularState, s: int, a: int, r: float, s_next: int, terminated: bool) -> None:
+def remember(
+    model_next: np.ndarray,
+    model_reward: np.ndarray,
+    model_terminal: np.ndarray,
+    s: int,
+    a: int,
+    r: float,
+    s_next: int,
+    terminated: bool,
+) -> None:
     """Dyna-Q's deterministic model: keep the last transition seen from (s, a)."""
-    st.model_next[s, a] = s_next
-    st.model_reward[s, a] = r
-    st.model_terminal[s, a] = terminated
+    model_next[s, a] = s_next
+    model_reward[s, a] = r
+    model_terminal[s, a] = terminated
 
 
 def observe(st: TabularState, s: int, a: int, r: float, s_next: int, terminated: bool) -> None:
