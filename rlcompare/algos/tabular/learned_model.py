@@ -38,8 +38,8 @@ from rlcompare.algos.tabular.rules import (
 
 
 # ---------------------------------------------------------------------------- the model
-# The leaves called once per real step take arrays, not the TabularState: an ordinary call
-# passes every array of the tuple, which costs more than the function's own work.
+# Dyna-Q's last-seen leaves, called at every real step, take arrays, not the TabularState:
+# an ordinary call passes every array of the tuple, which costs more than their own work.
 def record_seen(
     seen_states: np.ndarray, seen_actions: np.ndarray, n_seen: np.ndarray, s: int, a: int
 ) -> None:
