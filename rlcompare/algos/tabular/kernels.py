@@ -56,7 +56,9 @@ _COMPILED = (
     learned_model.observe,
     learned_model.expected_backup,
     learned_model.sampled_successor,
-    learned_model.dyna_plan,
+    learned_model._seen_pair,
+    learned_model.last_seen_step,
+    learned_model.counts_plan,
     learned_model._heap_swap,
     learned_model._sift_up,
     learned_model.queue_pair,
@@ -73,10 +75,16 @@ _COMPILED = (
     update._psrl_due,
     update._plan_on_model,
     update._learn_on_model,
-    update._dyna_step,
+    update._counts_dyna,
     update.learn,
 )
-_INLINED = (rules.step_size, rules.policy_probabilities, rules.choose_action, update.learn)
+_INLINED = (
+    rules.step_size,
+    rules.policy_probabilities,
+    rules.choose_action,
+    learned_model._seen_pair,
+    update.learn,
+)
 for _function in _COMPILED:
     register_jitable(_nrt=False, inline="always" if _function in _INLINED else "never")(_function)
 

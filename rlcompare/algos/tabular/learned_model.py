@@ -26,7 +26,6 @@ from rlcompare.algos.tabular.rules import (
     BETA_PRIOR,
     EXPECTED_MODEL,
     HEAP_SIZE,
-    LAST_MODEL,
     N_PREDECESSORS,
     PLANNING_UPDATES,
     TabularConfig,
@@ -127,22 +126,62 @@ def sampled_successor(st: TabularState, s: int, a: int, u: float) -> int:
 
 
 # ---------------------------------------------------------------------------- Dyna-Q
-def dyna_plan(st: TabularState, cfg: TabularConfig, valid: np.ndarray, rng: Any) -> bool:
-    """Dyna-Q's planning: ``planning_steps`` updates on the model, each from a random seen
-    state and a random action taken there (two uniforms; ``"sample"`` draws a third for the
-    next state). Returns True on divergence."""
-    n_states = st.seen_states.shape[0]
+def _seen_pair(
+    seen_states: np.ndarray, seen_actions: np.ndarray, n_seen: np.ndarray, rng: Any
+) -> tuple[int, int]:
+    """A random seen state and a random action taken there (two uniforms)."""
+    n = n_seen[seen_states.shape[0]]
+    s = seen_states[min(int(rng.random() * n), n - 1)]
+    n = n_seen[s]
+    return s, seen_actions[s, min(int(rng.random() * n), n - 1)]
+
+
+def last_seen_step(
+    q: np.ndarray,
+    visits: np.ndarray,
+    seen_states: np.ndarray,
+    seen_actions: np.ndarray,
+    n_seen: np.ndarray,
+    model_next: np.ndarray,
+    model_reward: np.ndarray,
+    model_terminal: np.ndarray,
+    counters: np.ndarray,
+    cfg: TabularConfig,
+    valid: np.ndarray,
+    s: int,
+    a: int,
+    r: float,
+    s_next: int,
+    terminated: bool,
+    rng: Any,
+) -> bool:
+    """Dyna-Q on its last-seen model (Sutton & Barto) after its TD update: keep the
+    transition, then ``planning_steps`` updates, each from a random seen pair. Returns True
+    on divergence. It runs at every real step, so it takes the arrays it uses rather than
+    the whole TabularState (see above)."""
+    if visits[s, a] == 1:
+        record_seen(seen_states, seen_actions, n_seen, s, a)
+    remember(model_next, model_reward, model_terminal, s, a, r, s_next, terminated)
+    for _ in range(cfg.planning_steps):
+        s, a = _seen_pair(seen_states, seen_actions, n_seen, rng)
+        target = model_reward[s, a]
+        if not model_terminal[s, a]:
+            target += cfg.gamma * max_valid(q, valid, model_next[s, a])
+        td_update(q, s, a, target, step_size(cfg, visits[s, a]))
+        if not math.isfinite(q[s, a]):
+            return True
+    counters[PLANNING_UPDATES] += cfg.planning_steps
+    return False
+
+
+def counts_plan(st: TabularState, cfg: TabularConfig, valid: np.ndarray, rng: Any) -> bool:
+    """Dyna-Q's planning on the counts model: ``planning_steps`` updates, each from a random
+    seen pair, on the expectation over its next states (``"expected"``) or on one drawn
+    from the counts (``"sample"``: a third uniform). Returns True on divergence."""
     gamma = cfg.gamma
     for _ in range(cfg.planning_steps):
-        n = st.n_seen[n_states]
-        s = st.seen_states[min(int(rng.random() * n), n - 1)]
-        n = st.n_seen[s]
-        a = st.seen_actions[s, min(int(rng.random() * n), n - 1)]
-        if cfg.dyna_model == LAST_MODEL:
-            target = st.model_reward[s, a]
-            if not st.model_terminal[s, a]:
-                target += gamma * max_valid(st.q, valid, st.model_next[s, a])
-        elif cfg.dyna_model == EXPECTED_MODEL:
+        s, a = _seen_pair(st.seen_states, st.seen_actions, st.n_seen, rng)
+        if cfg.dyna_model == EXPECTED_MODEL:
             target = expected_backup(st, st.q, valid, gamma, s, a)
         else:
             k = sampled_successor(st, s, a, rng.random())
