@@ -75,7 +75,6 @@ _COMPILED = (
     update._psrl_due,
     update._plan_on_model,
     update._learn_on_model,
-    update._counts_dyna,
     update.learn,
 )
 _INLINED = (

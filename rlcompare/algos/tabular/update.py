@@ -100,33 +100,19 @@ def _learn_on_model(
     truncated: bool,
     rng: Any,
 ) -> int:
-    """The learners that only plan: count the transition, then plan. Each model-based path
-    is one ordinary call out of ``learn``: with their calls inlined there, the engine's
-    Q-learning ran at 5.3-6.0M env steps per CPU-second instead of 7.6-8.2M (measured side
-    by side with the code before them)."""
+    """Counts the transition into the learned model, then plans on it: the learners that
+    only plan, and Dyna-Q on its counts model after its TD update. Returns DIVERGED or
+    NO_ACTION. Each model-based path is one ordinary call out of ``learn``: with their calls
+    inlined there, the engine's Q-learning ran at 5.3-6.0M env steps per CPU-second instead
+    of 7.6-8.2M (measured side by side with the code before them)."""
     model.observe(st, s, a, r, s_next, terminated)
-    if _plan_on_model(st, cfg, valid, s, a, terminated, truncated, rng):
-        return DIVERGED
-    return NO_ACTION
-
-
-def _counts_dyna(
-    st: TabularState,
-    cfg: TabularConfig,
-    valid: np.ndarray,
-    s: int,
-    a: int,
-    r: float,
-    s_next: int,
-    terminated: bool,
-    rng: Any,
-) -> bool:
-    """Dyna-Q on the counts model after its TD update: count the transition, then plan.
-    Returns True on divergence."""
-    if st.visits[s, a] == 1:
-        model.record_seen(st.seen_states, st.seen_actions, st.n_seen, s, a)
-    model.observe(st, s, a, r, s_next, terminated)
-    return model.counts_plan(st, cfg, valid, rng)
+    if cfg.algo != DYNA_Q:
+        diverged = _plan_on_model(st, cfg, valid, s, a, terminated, truncated, rng)
+    else:
+        if st.visits[s, a] == 1:
+            model.record_seen(st.seen_states, st.seen_actions, st.n_seen, s, a)
+        diverged = model.counts_plan(st, cfg, valid, rng)
+    return DIVERGED if diverged else NO_ACTION
 
 
 def learn(
@@ -196,7 +182,9 @@ def learn(
     # Dyna-Q's model learns the transition, then plans. The last-seen model's step takes
     # arrays: passing the whole TabularState at every step cost a third of its speed.
     if cfg.dyna_model != LAST_MODEL:
-        diverged = _counts_dyna(st, cfg, valid, s, a, r, s_next, terminated, rng)
+        diverged = (
+            _learn_on_model(st, cfg, valid, s, a, r, s_next, terminated, truncated, rng) == DIVERGED
+        )
     else:
         diverged = model.last_seen_step(
             st.q,
