@@ -6,13 +6,14 @@
 - Metric names and their direction (which way is better), used by every statistic that ranks.
 - Run statuses: ``ok``, ``diverged`` (stopped by a NaN/inf; its rows are kept) and ``failed``
   (an error; no rows, the traceback in the metadata).
-- What the loop needs of an agent (:class:`StepAgent`) and what a trainer is (:data:`Trainer`).
+- What the loop needs of an agent (:class:`StepAgent`), the transition it hands over
+  (:class:`Transition`) and what a trainer is (:data:`Trainer`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from rlcompare.runner.context import RunContext
@@ -84,6 +85,41 @@ class StepAgent(Protocol):
 
     def eval_metrics(self) -> dict[str, float]:
         """Extra metrics recorded at each evaluation (``q_error``, ``td_error``, ...)."""
+
+
+class Transition(NamedTuple):
+    """One env step as the loop hands it to :meth:`StepAgent.update`."""
+
+    obs: Any
+    action: Any
+    reward: float
+    next_obs: Any
+    terminated: bool
+    truncated: bool
+    step: int
+
+
+class TransitionLearner:
+    """Base of the built-in step agents: ``update`` takes the protocol's arguments and hands
+    them to ``learn`` as one :class:`Transition`, so each agent writes only what it does with
+    a transition."""
+
+    def update(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+        step: int,
+    ) -> None:
+        """See :meth:`StepAgent.update`."""
+        self.learn(Transition(obs, action, reward, next_obs, terminated, truncated, step))
+
+    def learn(self, t: Transition) -> None:
+        """Learns from one transition."""
+        raise NotImplementedError
 
 
 # A trainer owns its loop: it takes the run's context, trains within the spec's budget,

@@ -53,10 +53,11 @@ from rlcompare.errors import SpecError
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
 from rlcompare.runner.protocol import Protocol
+from rlcompare.runner.schema import Transition, TransitionLearner
 from rlcompare.seeding import RunSeeds
 
 
-class DQNAgent:
+class DQNAgent(TransitionLearner):
     """A DQN step agent for ``loop.drive`` (see the module docstring for the semantics).
 
     Args:
@@ -139,24 +140,17 @@ class DQNAgent:
     def _random_action(self) -> int:
         return int(self.rng.integers(self.n_actions)) + self.action_start
 
-    def update(
-        self,
-        obs: Any,
-        action: Any,
-        reward: float,
-        next_obs: Any,
-        terminated: bool,
-        truncated: bool,
-        step: int,
-    ) -> None:
+    def learn(self, t: Transition) -> None:
         """Stores the transition; updates the target and trains when their intervals say."""
-        index = int(action) - self.action_start
+        index = int(t.action) - self.action_start
         if self.nstep is None:
-            discount = 0.0 if terminated else self.hp["gamma"]
-            self.buffer.add(obs, index, reward, next_obs, discount)
+            discount = 0.0 if t.terminated else self.hp["gamma"]
+            self.buffer.add(t.obs, index, t.reward, t.next_obs, discount)
         else:
-            for transition in self.nstep.push(obs, index, reward, next_obs, terminated, truncated):
-                self.buffer.add(*transition)
+            pushed = self.nstep.push(t.obs, index, t.reward, t.next_obs, t.terminated, t.truncated)
+            for stored in pushed:
+                self.buffer.add(*stored)
+        step = t.step
         if step % self.hp["target_update_interval"] == 0:
             self.learner.update_target(self.hp["tau"])
         if step % self.train_freq == 0 and step > self.hp["learning_starts"] and len(self.buffer):

@@ -44,12 +44,13 @@ from rlcompare.algos.deep.mpc_planner import cem, mppi, shifted
 from rlcompare.envs.make import env_info
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
+from rlcompare.runner.schema import Transition, TransitionLearner
 from rlcompare.seeding import RunSeeds
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class MPCAgent:
+class MPCAgent(TransitionLearner):
     """A learned-model MPC step agent for ``loop.drive`` (semantics in the module docstring).
 
     Args:
@@ -168,28 +169,19 @@ class MPCAgent:
         self._planning_calls += 1
         return self._to_env(self.plan[0].cpu().numpy())
 
-    def update(
-        self,
-        obs: Any,
-        action: Any,
-        reward: float,
-        next_obs: Any,
-        terminated: bool,
-        truncated: bool,
-        step: int,
-    ) -> None:
+    def learn(self, t: Transition) -> None:
         """Stores the transition; trains the model when due; a new episode plans afresh."""
-        unit = (np.asarray(action, dtype=np.float64).reshape(-1) - self.center) / self.half
+        unit = (np.asarray(t.action, dtype=np.float64).reshape(-1) - self.center) / self.half
         self.store.add(
-            np.asarray(obs, dtype=np.float32).reshape(-1),
+            np.asarray(t.obs, dtype=np.float32).reshape(-1),
             unit.astype(np.float32),
-            reward,
-            np.asarray(next_obs, dtype=np.float32).reshape(-1),
+            t.reward,
+            np.asarray(t.next_obs, dtype=np.float32).reshape(-1),
         )
         hp = self.hp
-        if step % hp["train_every"] == 0 or step == hp["random_steps"]:
+        if t.step % hp["train_every"] == 0 or t.step == hp["random_steps"]:
             self.model.fit(self.store, hp["model_epochs"], hp["model_batch_size"])
-        if terminated or truncated:
+        if t.terminated or t.truncated:
             self.plan = self._fresh_plan()
 
     def greedy_action(self, obs: Any) -> np.ndarray:

@@ -42,6 +42,7 @@ from rlcompare.envs.planning import (
 )
 from rlcompare.errors import Diverged
 from rlcompare.runner.context import RunContext
+from rlcompare.runner.schema import Transition, TransitionLearner
 from rlcompare.seeding import RunSeeds
 
 # Greedy policies whose exact values a Reference keeps (a sweep's seeds share one Reference,
@@ -178,7 +179,7 @@ def make_config(algo: str, hp: Mapping[str, Any]) -> TabularConfig:
     )
 
 
-class TabularAgent:
+class TabularAgent(TransitionLearner):
     """A tabular learner (the StepAgent of ``rlcompare.runner.loop``).
 
     Attributes:
@@ -242,32 +243,23 @@ class TabularAgent:
             kernels.choose_action(self.state, self.cfg, self.valid, int(obs), step, self.rng)
         )
 
-    def update(
-        self,
-        obs: Any,
-        action: Any,
-        reward: float,
-        next_obs: Any,
-        terminated: bool,
-        truncated: bool,
-        step: int,
-    ) -> None:
+    def learn(self, t: Transition) -> None:
         """Learns from one transition (raises Diverged on non-finite values)."""
         result = kernels.learn(
             self.state,
             self.cfg,
             self.valid,
-            int(obs),
-            int(action),
-            float(reward),
-            int(next_obs),
-            bool(terminated),
-            bool(truncated),
-            step,
+            int(t.obs),
+            int(t.action),
+            float(t.reward),
+            int(t.next_obs),
+            bool(t.terminated),
+            bool(t.truncated),
+            t.step,
             self.rng,
         )
         if result == DIVERGED:
-            raise Diverged(f"non-finite action value after the update at step {step}")
+            raise Diverged(f"non-finite action value after the update at step {t.step}")
         self._pending = int(result)
 
     def greedy_action(self, obs: Any) -> int:
