@@ -7,8 +7,8 @@ the installed SB3. This module imports neither torch nor SB3.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 
@@ -16,7 +16,14 @@ from rlcompare.algos.deep.common import require_default
 from rlcompare.envs.make import env_info
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
-from rlcompare.spec.registry import dataset_matches_env, offline_needs_steps
+from rlcompare.spec.registry import (
+    Algorithm,
+    CrossCheck,
+    SpaceCheck,
+    dataset_matches_env,
+    offline_needs_steps,
+    register_algorithm,
+)
 
 DEVICES = ("cpu", "auto", "cuda")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "noisy")
@@ -232,3 +239,30 @@ def check_deep_spec(spec: Any) -> None:
             raise SpecError(
                 "hyperparameter 'device' = 'cuda' but no CUDA device is available; valid: cpu, auto"
             )
+
+
+class DeepAlgorithm(NamedTuple):
+    """The declaration of a deep algorithm: every one (the built-ins, ``mpc`` and each
+    ``register_sb3`` class) is registered by :meth:`register`, in the ``deep`` family (each
+    run pins torch to one thread)."""
+
+    name: str
+    summary: str
+    params: Mapping[str, Param]
+    trainer: str | Callable[..., Any]
+    spaces: SpaceCheck
+    check_params: CrossCheck | None
+    check_spec: Callable[[Any], None] = check_deep_spec
+
+    def register(self) -> Algorithm:
+        """Registers it; the same declaration again is a no-op."""
+        return register_algorithm(
+            self.name,
+            trainer=self.trainer,
+            params=self.params,
+            summary=self.summary,
+            spaces=self.spaces,
+            check_params=self.check_params,
+            check_spec=self.check_spec,
+            family="deep",
+        )
