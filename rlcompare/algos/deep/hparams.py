@@ -7,8 +7,8 @@ the installed SB3. This module imports neither torch nor SB3.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 
@@ -16,7 +16,14 @@ from rlcompare.algos.deep.common import require_default
 from rlcompare.envs.make import env_info
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
-from rlcompare.spec.registry import dataset_matches_env, offline_needs_steps
+from rlcompare.spec.registry import (
+    Algorithm,
+    CrossCheck,
+    SpaceCheck,
+    dataset_matches_env,
+    offline_needs_steps,
+    register_algorithm,
+)
 
 DEVICES = ("cpu", "auto", "cuda")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "noisy")
@@ -41,21 +48,41 @@ DEVICE_DOC = "torch device; auto = cuda when available (CPU is the reproducible 
 # Every deep agent's ``device`` (a frozen Param, so the tables can share it).
 DEVICE_PARAM = Param("cpu", "str", DEVICE_DOC, choices=DEVICES)
 
+
+def off_policy_params(
+    *,
+    learning_rate: float,
+    tau_doc: str,
+    learning_starts_doc: str,
+    batch_size: int = 256,
+    tau: float = 0.005,
+    train_freq: int = 1,
+) -> dict[str, Param]:
+    """The replay hyperparameters of Stable-Baselines3's off-policy classes (DQN, SAC), with
+    ``OffPolicyAlgorithm``'s defaults where the class keeps them."""
+    return {
+        "learning_rate": Param(learning_rate, "float", "Adam step size", low=0, low_open=True),
+        "buffer_size": Param(1_000_000, "int", "replay capacity in transitions", low=1),
+        "learning_starts": Param(100, "int", learning_starts_doc, low=0),
+        "batch_size": Param(batch_size, "int", "transitions per gradient step", low=1),
+        "tau": Param(tau, "float", tau_doc, low=0, high=1, low_open=True),
+        "gamma": Param(0.99, "float", "discount factor", low=0, high=1),
+        "train_freq": Param(train_freq, "int", "env steps between training phases", low=1),
+        "gradient_steps": Param(
+            1, "int", "gradient steps per training phase (-1 = as many as env steps)", low=-1
+        ),
+    }
+
+
 # SB3 DQN's own hyperparameters (defaults of stable_baselines3.DQN).
 SB3_DQN_PARAMS: dict[str, Param] = {
-    "learning_rate": Param(1e-4, "float", "Adam step size", low=0, low_open=True),
-    "buffer_size": Param(1_000_000, "int", "replay capacity in transitions", low=1),
-    "learning_starts": Param(
-        100, "int", "env steps of uniform random actions before learning starts", low=0
-    ),
-    "batch_size": Param(32, "int", "transitions per gradient step", low=1),
-    "tau": Param(
-        1.0, "float", "target update coefficient (1 = hard copy)", low=0, high=1, low_open=True
-    ),
-    "gamma": Param(0.99, "float", "discount factor", low=0, high=1),
-    "train_freq": Param(4, "int", "env steps between training phases", low=1),
-    "gradient_steps": Param(
-        1, "int", "gradient steps per training phase (-1 = as many as env steps)", low=-1
+    **off_policy_params(
+        learning_rate=1e-4,
+        batch_size=32,
+        tau=1.0,
+        train_freq=4,
+        tau_doc="target update coefficient (1 = hard copy)",
+        learning_starts_doc="env steps of uniform random actions before learning starts",
     ),
     "n_steps": Param(1, "int", "n-step returns (1 = one-step TD)", low=1),
     "target_update_interval": Param(
@@ -232,3 +259,30 @@ def check_deep_spec(spec: Any) -> None:
             raise SpecError(
                 "hyperparameter 'device' = 'cuda' but no CUDA device is available; valid: cpu, auto"
             )
+
+
+class DeepAlgorithm(NamedTuple):
+    """The declaration of a deep algorithm: every one (the built-ins, ``mpc`` and each
+    ``register_sb3`` class) is registered by :meth:`register`, in the ``deep`` family (each
+    run pins torch to one thread)."""
+
+    name: str
+    summary: str
+    params: Mapping[str, Param]
+    trainer: str | Callable[..., Any]
+    spaces: SpaceCheck
+    check_params: CrossCheck | None
+    check_spec: Callable[[Any], None] = check_deep_spec
+
+    def register(self) -> Algorithm:
+        """Registers it; the same declaration again is a no-op."""
+        return register_algorithm(
+            self.name,
+            trainer=self.trainer,
+            params=self.params,
+            summary=self.summary,
+            spaces=self.spaces,
+            check_params=self.check_params,
+            check_spec=self.check_spec,
+            family="deep",
+        )

@@ -13,10 +13,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_deep_spec
+from rlcompare.algos.deep.hparams import DEVICE_PARAM, DeepAlgorithm, check_deep_spec
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
-from rlcompare.spec.registry import register_algorithm
 
 PLANNERS = ("cem", "mppi")
 
@@ -116,16 +115,19 @@ def check_mpc_spec(spec: Any) -> None:
 
 MPC_SUMMARY = "MPC: learned ensemble dynamics + CEM/MPPI sampling planner (Box actions)"
 
+# mpc's declaration, beside its hyperparameter table (rlcompare.algos.deep registers it with
+# the other built-ins, after sac).
+MPC = DeepAlgorithm(
+    "mpc",
+    MPC_SUMMARY,
+    MPC_PARAMS,
+    "rlcompare.algos.deep.mpc:train",
+    mpc_spaces,
+    check_mpc,
+    check_mpc_spec,
+)
+
 
 def register_mpc() -> None:
     """Registers ``mpc``; registering it again (a re-imported module) is a no-op."""
-    register_algorithm(
-        "mpc",
-        trainer="rlcompare.algos.deep.mpc:train",
-        params=MPC_PARAMS,
-        summary=MPC_SUMMARY,
-        spaces=mpc_spaces,
-        check_params=check_mpc,
-        check_spec=check_mpc_spec,
-        family="deep",
-    )
+    MPC.register()

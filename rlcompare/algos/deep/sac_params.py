@@ -8,22 +8,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_gradient_steps
+from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_gradient_steps, off_policy_params
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
 
 SAC_PARAMS: dict[str, Param] = {
-    "learning_rate": Param(3e-4, "float", "Adam step size", low=0, low_open=True),
-    "buffer_size": Param(1_000_000, "int", "replay capacity in transitions", low=1),
-    "learning_starts": Param(100, "int", "env steps of random actions before learning", low=0),
-    "batch_size": Param(256, "int", "transitions per gradient step", low=1),
-    "tau": Param(
-        0.005, "float", "Polyak coefficient of the target critics", low=0, high=1, low_open=True
-    ),
-    "gamma": Param(0.99, "float", "discount factor", low=0, high=1),
-    "train_freq": Param(1, "int", "env steps between training phases", low=1),
-    "gradient_steps": Param(
-        1, "int", "gradient steps per phase (-1 = as many as env steps)", low=-1
+    **off_policy_params(
+        learning_rate=3e-4,
+        tau_doc="Polyak coefficient of the target critics",
+        learning_starts_doc="env steps of random actions before learning",
     ),
     "ent_coef": Param(
         "auto",

@@ -36,10 +36,10 @@ from typing import Any
 import gymnasium as gym
 
 from rlcompare.algos.deep.common import schedule_horizon
-from rlcompare.algos.deep.hparams import DEVICE_PARAM, check_deep_spec
+from rlcompare.algos.deep.hparams import DEVICE_PARAM, DeepAlgorithm, check_deep_spec
 from rlcompare.errors import SpecError
 from rlcompare.spec.params import Param
-from rlcompare.spec.registry import CrossCheck, SpaceCheck, register_algorithm
+from rlcompare.spec.registry import CrossCheck, SpaceCheck
 
 POLICY = "MlpPolicy"
 # Arguments rlcompare sets itself (never hyperparameters of a spec).
@@ -401,13 +401,7 @@ def register_sb3(
                 f"Stable-Baselines3 {cls.__name__} ({target}) via register_sb3; "
                 f"not settable: {', '.join(n for n in left_out if n not in SET_BY_US)}"
             )
-    return register_algorithm(
-        name,
-        trainer=SB3Trainer(target) if trainer is None else trainer,
-        params=params,
-        summary=summary,
-        spaces=spaces,
-        check_params=check_params,
-        check_spec=check_sb3_spec,
-        family="deep",
-    )
+    trainer = SB3Trainer(target) if trainer is None else trainer
+    return DeepAlgorithm(
+        name, summary, params, trainer, spaces, check_params, check_sb3_spec
+    ).register()
