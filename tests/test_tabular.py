@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_engine_matches_step_api
+from conftest import assert_engine_matches_step_api, short_run
 
 import rlcompare
 from rlcompare.envs.model import TabularMDP
@@ -95,15 +95,9 @@ def test_tabular_algos_need_discrete_observations() -> None:
 # -- every learner, every strategy ------------------------------------------------------------
 @pytest.mark.parametrize("algo", ALGOS)
 def test_every_learner_solves_the_chain(algo: str) -> None:
-    spec = rlcompare.RunSpec(
-        algo,
-        "rlcompare/Chain-v0",
-        0,
-        steps=2_000,
-        hparams={"alpha": 0.5, "gamma": 0.9},
-        eval_episodes=2,
-    )
-    frame = rlcompare.run(spec).frame
+    frame = short_run(
+        algo, "rlcompare/Chain-v0", 2_000, eval_episodes=2, alpha=0.5, gamma=0.9
+    ).frame
     assert metric(frame, "success_rate").iloc[-1] == 1.0
     assert metric(frame, "eval_return").iloc[-1] == 1.0
     assert metric(frame, "policy_regret").iloc[-1] == pytest.approx(0.0, abs=1e-12)
@@ -119,15 +113,8 @@ def test_every_learner_solves_the_chain(algo: str) -> None:
     ],
 )
 def test_strategies_and_step_sizes_solve_the_chain(hparams: dict) -> None:
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "rlcompare/Chain-v0",
-        1,
-        steps=3_000,
-        hparams={"gamma": 0.9, **hparams},
-        eval_episodes=1,
-    )
-    assert metric(rlcompare.run(spec).frame, "success_rate").iloc[-1] == 1.0
+    result = short_run("q_learning", "rlcompare/Chain-v0", 3_000, seed=1, gamma=0.9, **hparams)
+    assert metric(result.frame, "success_rate").iloc[-1] == 1.0
 
 
 # -- reproducibility -----------------------------------------------------------------------
@@ -203,44 +190,23 @@ def test_episode_budget_is_exact() -> None:
 
 
 def test_time_limit_truncates_episodes() -> None:
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "rlcompare/RiverSwim-v0",
-        0,
-        steps=1_000,
-        hparams={"gamma": 0.9},
-        eval_episodes=1,
+    lengths = metric(
+        short_run("q_learning", "rlcompare/RiverSwim-v0", 1_000, gamma=0.9).frame, "episode_length"
     )
-    lengths = metric(rlcompare.run(spec).frame, "episode_length")
     assert (lengths == 20).all() and lengths.size == 50
 
 
 def test_td_error_decreases_on_a_small_mdp() -> None:
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "rlcompare/Chain-v0",
-        0,
-        steps=3_000,
-        hparams={"alpha": 0.5, "gamma": 0.9},
-        eval_every=500,
-        eval_episodes=1,
+    result = short_run(
+        "q_learning", "rlcompare/Chain-v0", 3_000, eval_every=500, alpha=0.5, gamma=0.9
     )
-    td = metric(rlcompare.run(spec).frame, "td_error")
+    td = metric(result.frame, "td_error")
     assert td.size == 6  # none at step 0: no updates yet
     assert td.iloc[0] > 0.01 > td.iloc[-1]
 
 
 def test_model_metrics_present_with_a_model() -> None:
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "Taxi-v4",
-        0,
-        steps=1_000,
-        eval_every=500,
-        eval_episodes=1,
-        hparams={"gamma": 0.9},
-    )
-    frame = rlcompare.run(spec).frame
+    frame = short_run("q_learning", "Taxi-v4", 1_000, eval_every=500, gamma=0.9).frame
     for name in ("q_error", "policy_regret"):
         values = metric(frame, name)
         assert values.size == 3 and np.isfinite(values).all()
@@ -248,16 +214,9 @@ def test_model_metrics_present_with_a_model() -> None:
 
 
 def test_no_model_metrics_without_a_model() -> None:
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "rlcompare_test/NoModelChain-v0",
-        0,
-        steps=1_000,
-        eval_every=250,
-        hparams={"alpha": 0.5, "gamma": 0.9},
-        eval_episodes=1,
+    result = short_run(
+        "q_learning", "rlcompare_test/NoModelChain-v0", 1_000, eval_every=250, alpha=0.5, gamma=0.9
     )
-    result = rlcompare.run(spec)
     metrics = set(result.frame.metric)
     assert {"q_error", "policy_regret"}.isdisjoint(metrics)
     assert {"td_error", "eval_return", "episode_return"} <= metrics
@@ -266,15 +225,7 @@ def test_no_model_metrics_without_a_model() -> None:
 
 
 def test_model_metrics_skipped_when_values_are_infinite() -> None:
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "rlcompare/RiverSwim-v0",
-        0,
-        steps=100,
-        hparams={"gamma": 1.0},
-        eval_episodes=1,
-    )
-    result = rlcompare.run(spec)
+    result = short_run("q_learning", "rlcompare/RiverSwim-v0", 100, eval_every=5, gamma=1.0)
     assert "q_error" not in set(result.frame.metric)
     assert result.status == "ok"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import short_run
 
 import rlcompare
 from rlcompare.algos.tabular import kernels
@@ -79,16 +80,9 @@ def test_engine_evaluation_equals_the_gymnasium_eval_env(
 def test_evaluations_repeat_the_same_episodes_and_ties() -> None:
     # Zero Q everywhere: every step of every episode is a tie, broken from eval_ties,
     # which restarts at every evaluation, as do the eval env's draws.
-    spec = rlcompare.RunSpec(
-        "q_learning",
-        "FrozenLake-v1",
-        1,
-        steps=10,
-        eval_every=5,
-        eval_episodes=20,
-        hparams={"alpha": 1e-300},
-    )
-    rows = rlcompare.run(spec).frame
+    rows = short_run(
+        "q_learning", "FrozenLake-v1", 10, seed=1, eval_every=5, eval_episodes=20, alpha=1e-300
+    ).frame
     returns = rows.loc[rows.metric == "eval_return", "value"]
     assert returns.size == 3 and returns.nunique() == 1
 
