@@ -103,7 +103,7 @@ def test_convergence_grid(profile, seeds, budget, every, cliff_episodes, maxbias
     ("profile", "seeds", "sizes", "psrl_sizes", "deepsea_seeds", "deep", "deep_every"),
     [
         ("smoke", 2, [4, 6], [4, 6], 2, (1, 600), 200),
-        ("default", 50, [4, 6, 8, 10, 12, 16], [4, 6, 8], 20, (10, 20000), 1000),
+        ("default", 50, [4, 6, 8, 10, 12, 16], [4, 6, 8], 20, (6, 20000), 1000),
     ],
 )
 def test_exploration_grid(profile, seeds, sizes, psrl_sizes, deepsea_seeds, deep, deep_every):
@@ -176,7 +176,7 @@ def test_exploration_refuses_an_env_without_optimism():
 
 # ------------------------------------------------------------------------------- 03 grids
 @pytest.mark.parametrize(
-    ("profile", "seeds", "steps", "every"), [("smoke", 2, 800, 400), ("default", 10, 20000, 1000)]
+    ("profile", "seeds", "steps", "every"), [("smoke", 2, 800, 400), ("default", 6, 20000, 1000)]
 )
 def test_sample_efficiency_grid(profile, seeds, steps, every):
     specs = build(sample_efficiency, "03_sample_efficiency", profile)

@@ -59,7 +59,7 @@ PENDULUM += "eval_episodes protocols extra_envs"
 
 @pytest.mark.parametrize(
     ("profile", "seeds", "steps", "every", "mpc"),
-    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 10, 10000, 1000, (5, 5000, 1000, 2))],
+    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 6, 10000, 1000, (5, 5000, 1000, 2))],
 )
 def test_pendulum_grid(profile: str, seeds: int, steps: int, every: int, mpc: tuple) -> None:
     values = notebook_parameters("06_continuous_actions", profile)

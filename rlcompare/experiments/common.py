@@ -16,9 +16,10 @@ from rlcompare.envs.datasets import resolve_dataset
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.spec.runspec import RunSpec, grid
 
-# The columns of a per-algo ``stats.summary`` that a notebook's final table shows: IQM and
-# mean, each with its CI.
-SUMMARY_COLUMNS = ["algo", "runs", "iqm", "iqm_low", "iqm_high", "mean", "mean_low", "mean_high"]
+# The columns of ``stats.summary`` that a notebook's final table shows: the runs and the
+# IQM with its CI (IQM_COLUMNS), then per algo the mean with its CI too (SUMMARY_COLUMNS).
+IQM_COLUMNS = ["runs", "iqm", "iqm_low", "iqm_high"]
+SUMMARY_COLUMNS = ["algo", *IQM_COLUMNS, "mean", "mean_low", "mean_high"]
 
 
 def eval_every(budget: int, evals: int) -> int:

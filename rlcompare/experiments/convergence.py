@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
-from rlcompare.experiments.common import grid_per_budget, keyed
+from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -40,7 +40,7 @@ MAXBIAS_HPARAMS = {"alpha": 0.1, "epsilon": 0.1, "gamma": 1.0}
 MAXBIAS_OPTIMAL_LEFT = 0.05
 MAXBIAS_EARLY_EPISODES = 50
 
-FINAL_COLUMNS = ["env", "hp.alpha_schedule", "algo", "runs", "iqm", "iqm_low", "iqm_high"]
+FINAL_COLUMNS = ["env", "hp.alpha_schedule", "algo", *IQM_COLUMNS]
 
 __all__ = [
     "ConvergenceSpecs",

@@ -19,7 +19,13 @@ from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
-from rlcompare.experiments.common import eval_every, grid_per_budget, keyed, psrl_hparams
+from rlcompare.experiments.common import (
+    IQM_COLUMNS,
+    eval_every,
+    grid_per_budget,
+    keyed,
+    psrl_hparams,
+)
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -38,7 +44,7 @@ DEEPSEA_GAMMA = 0.99
 # Episodes between evaluations on DeepSea (solved at the first evaluation that succeeds).
 DEEPSEA_EVAL_EVERY = 100
 
-COLUMNS = ["env", "experiment", "runs", "iqm", "iqm_low", "iqm_high"]
+COLUMNS = ["env", "experiment", *IQM_COLUMNS]
 
 __all__ = [
     "ExplorationSpecs",

@@ -22,15 +22,15 @@ from rlcompare.envs import experts
 from rlcompare.envs.datasets import Dataset, collect_demonstrations
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.envs.planning import policy_evaluation, value_iteration
-from rlcompare.experiments.common import dataset_labels, eval_every
+from rlcompare.experiments.common import IQM_COLUMNS, dataset_labels, eval_every
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
 LAKE, CARTPOLE = "FrozenLake-v1", "CartPole-v1"
 ONLINE = "online"
 # Columns of the final-score tables that the notebook shows.
-FINAL_COLUMNS = ["logs", "algo", "runs", "iqm", "iqm_low", "iqm_high", "demonstrator"]
-REGRET_COLUMNS = ["logs", "runs", "iqm", "iqm_low", "iqm_high"]
+FINAL_COLUMNS = ["logs", "algo", *IQM_COLUMNS, "demonstrator"]
+REGRET_COLUMNS = ["logs", *IQM_COLUMNS]
 CARTPOLE_DEMONSTRATORS: dict[str, Callable[[Any], int]] = {
     "expert": experts.cartpole_expert,
     "novice": experts.cartpole_novice,

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
-from rlcompare.experiments.common import grid_per_budget, keyed, psrl_hparams
+from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed, psrl_hparams
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 from rlcompare.viz.style import figure_legend, level_colors, metric_label
@@ -48,7 +48,7 @@ EVIDENCE_NAMES = {
     "certainty_equivalence": "certainty equivalence",
     "psrl": "PSRL",
 }
-FINAL_COLUMNS = ["env", "learner", "runs", "iqm", "iqm_low", "iqm_high"]
+FINAL_COLUMNS = ["env", "learner", *IQM_COLUMNS]
 # Where a run's learner label lives: its ``experiment`` (an identity column every analysis
 # function keeps).
 LEARNER = "experiment"

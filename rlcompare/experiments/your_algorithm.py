@@ -22,14 +22,14 @@ from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
-from rlcompare.experiments.common import grid_per_budget, keyed
+from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed
 from rlcompare.spec import registry
 from rlcompare.spec.runspec import RunSpec
 from rlcompare.viz import plots
 
 # The folder above the rlcompare package: where examples/ lives in a source checkout.
 SOURCE_TREE = Path(__file__).resolve().parents[2]
-FINAL_COLUMNS = ["env", "algo", "runs", "iqm", "iqm_low", "iqm_high", "mean"]
+FINAL_COLUMNS = ["env", "algo", *IQM_COLUMNS, "mean"]
 
 __all__ = [
     "FINAL_COLUMNS",
