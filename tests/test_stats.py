@@ -429,3 +429,21 @@ def test_fast_iqm_columns_matches_scipy() -> None:
         np.testing.assert_allclose(
             fast_iqm_columns(matrix), scipy.stats.trim_mean(matrix, 0.25, axis=0), atol=1e-12
         )
+
+
+def test_aggregate_curves_default_grid_spans_every_groups_budget(tidy):
+    # Notebook 06: the planner runs 5,000 steps, DQN 10,000; each curve must reach its own end
+    # (a grid over the range every run covers stopped DQN's curve at the planner's budget).
+    df = tidy(
+        {
+            ("long", "E", 0): [(0, 0.0), (100, 10.0)],
+            ("long", "E", 1): [(0, 0.0), (100, 20.0)],
+            ("short", "E", 0): [(0, 0.0), (50, 5.0)],
+        }
+    )
+    out = stats.aggregate_curves(df, num_points=5, reps=REPS)
+    steps = out.groupby("algo")["step"].apply(list).to_dict()
+    assert steps == {"long": [0, 25, 50, 75, 100], "short": [0, 25, 50]}
+    assert out.set_index(["algo", "step"]).loc[("long", 100), "iqm"] == pytest.approx(15.0)
+    with pytest.raises(ValueError, match=r"span = 'both'.*common, all"):
+        stats.interpolate_curves(df, span="both")

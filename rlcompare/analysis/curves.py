@@ -66,11 +66,17 @@ def budget_ends(df: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
 
 
 # ------------------------------------------------------------------------ learning curves
+# Default step ranges of interpolate_curves' grid.
+GRID_SPANS = ("common", "all")
+
+
 def interpolate_curves(
     df: pd.DataFrame,
     metric: str = "eval_return",
     steps: Sequence[int] | np.ndarray | None = None,
     num_points: int = 50,
+    *,
+    span: str = "common",
 ) -> pd.DataFrame:
     """Each run's ``metric`` linearly interpolated onto one step grid.
 
@@ -84,8 +90,14 @@ def interpolate_curves(
         df: Tidy results table.
         metric: Metric to interpolate.
         steps: Grid of env steps; by default ``num_points`` evenly spaced integer steps over
-            the range every run covers (every run that did not diverge, where there is one).
+            the range of ``span``.
         num_points: Grid size when ``steps`` is None.
+        span: ``"common"``: the range every run covers (every run that did not diverge,
+            where there is one); ``"all"``: from the latest start to the last step of any
+            run, for runs of different budgets (NaN past a run's end).
+
+    Raises:
+        ValueError: an unknown ``span``, or runs that share no step range.
 
     Returns:
         Long frame: run columns, ``step``, ``metric``, ``value`` (one row per run x grid step).
@@ -94,8 +106,11 @@ def interpolate_curves(
     spans = rows.reset_index().groupby("run_id")["step"].agg(["min", "max"])
     finished = spans[~spans.index.isin(diverged_runs(df))]
     spans = finished if len(finished) else spans
+    if span not in GRID_SPANS:
+        raise ValueError(f"span = {span!r} is invalid; valid: {', '.join(GRID_SPANS)}")
     if steps is None:
-        low, high = spans["min"].max(), spans["max"].min()
+        low = spans["min"].max()
+        high = spans["max"].min() if span == "common" else spans["max"].max()
         if high < low:
             raise ValueError(
                 f"runs share no step range for {metric!r} (latest start {low}, "
@@ -125,14 +140,15 @@ def aggregate_curves(
 ) -> pd.DataFrame:
     """IQM learning curve per group with a stratified bootstrap CI band at every grid step.
 
-    Curves are first put on a common grid (:func:`interpolate_curves`); grid steps where some
-    run of a group has no value are left out for that group.
+    Curves are first put on one grid (:func:`interpolate_curves`; by default over the steps of
+    the longest run, so each group's curve reaches the end of its own budget); grid steps
+    where some run of a group has no value are left out for that group.
 
     Returns:
         Columns: the ``by`` columns, ``step, iqm, iqm_low, iqm_high, runs``.
     """
     by = as_list(by)
-    curves = interpolate_curves(df, metric, steps, num_points)
+    curves = interpolate_curves(df, metric, steps, num_points, span="all")
     wide = curves.pivot(index="run_id", columns="step", values="value")
     runs = run_info(metric_rows(df, metric)).join(wide)
 
