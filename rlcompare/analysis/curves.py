@@ -102,12 +102,12 @@ def interpolate_curves(
     Returns:
         Long frame: run columns, ``step``, ``metric``, ``value`` (one row per run x grid step).
     """
+    if span not in GRID_SPANS:
+        raise ValueError(f"span = {span!r} is invalid; valid: {', '.join(GRID_SPANS)}")
     rows = metric_rows(df, metric).groupby(["run_id", "step"], sort=True)["value"].mean()
     spans = rows.reset_index().groupby("run_id")["step"].agg(["min", "max"])
     finished = spans[~spans.index.isin(diverged_runs(df))]
     spans = finished if len(finished) else spans
-    if span not in GRID_SPANS:
-        raise ValueError(f"span = {span!r} is invalid; valid: {', '.join(GRID_SPANS)}")
     if steps is None:
         low = spans["min"].max()
         high = spans["max"].min() if span == "common" else spans["max"].max()
