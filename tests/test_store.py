@@ -145,3 +145,35 @@ def test_arrow_table_equals_from_pandas(extra: dict) -> None:
         assert table.equals(expected, check_metadata=True)
         assert table.schema.equals(expected.schema, check_metadata=True)
     pd.testing.assert_frame_equal(table.to_pandas(), frame)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RunSpec("q_learning", "FrozenLake-v1", 0, steps=2_000),  # bulk episode rows
+        RunSpec("dyna_q", "Taxi-v4", 1, steps=1_000, hparams={"model": "expected"}),
+        RunSpec("random", "CartPole-v1", 0, steps=300),  # row-wise episode rows
+    ],
+)
+def test_run_table_is_from_pandas_of_its_frame(spec: RunSpec) -> None:
+    """The Arrow table a run builds from its arrays (what the store writes) is, schema and
+    pandas metadata included, what ``from_pandas`` makes of its frame."""
+    result = rlcompare.run(spec)
+    expected = pa.Table.from_pandas(result.frame, preserve_index=False)
+    assert result.table.equals(expected)
+    assert result.table.schema.equals(expected.schema, check_metadata=True)
+    steps = result.frame["step"].to_numpy()
+    assert (np.diff(steps) >= 0).all(), "rows are sorted by step"
+
+
+@pytest.mark.parametrize("metrics", [None, ["eval_return", "episode_length"]])
+def test_sweep_returns_what_the_store_loads(tmp_path: Path, metrics: list | None) -> None:
+    """A sweep returns the runs it just stored from memory and the others from their files:
+    the frame equals ``load_results`` of the store, cell for cell."""
+    specs = rlcompare.grid(["q_learning", "random"], "FrozenLake-v1", seeds=2, steps=1_000)
+    rlcompare.sweep(specs[:2], tmp_path, executor="serial", progress=False)
+    swept = rlcompare.sweep(specs, tmp_path, executor="serial", progress=False, metrics=metrics)
+    expected = rlcompare.load_results(tmp_path, metrics=metrics)
+    pd.testing.assert_frame_equal(swept, expected, check_exact=True)
+    assert set(swept["run_id"]) == {spec.run_id for spec in specs}
+    assert metrics is None or set(swept["metric"]) == set(metrics)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rlcompare.envs.make import make_env, success_fn
 from rlcompare.runner.protocol import EvalSchedule
@@ -202,45 +203,72 @@ class RunContext:
         return self._last_eval_step
 
     # -- output -------------------------------------------------------------------------------
-    def frame(self) -> pd.DataFrame:
-        """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns."""
+    def table(self) -> pa.Table:
+        """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns, as Arrow.
+
+        Built from the recorded arrays: no pandas frame and no Python object per row (a store
+        write once spent most of its time turning each row's repeated strings into Arrow).
+        The table, schema and pandas metadata included, is the one
+        ``pa.Table.from_pandas(frame, preserve_index=False)`` makes of :meth:`frame`.
+        """
         spec = self.spec
-        columns = _row_columns(self._rows)
-        for steps, episodes, returns, lengths in self._episode_blocks:
-            for metric, values in zip(EPISODE_METRICS, (returns, lengths), strict=True):
-                columns.append((steps, episodes, np.full(len(steps), metric, dtype=object), values))
-        steps, episodes, metrics, values = (
-            np.concatenate([block[i] for block in columns]) if columns else np.array([])
-            for i in range(4)
-        )
+        steps, episodes, codes, values, names = self._columns()
         # Rows sorted by step, episode rows before the evaluation at the same step (a stable
         # sort keeps each source's order), whatever mix of row-wise and bulk logging made them.
-        order = (
-            np.lexsort((~np.isin(metrics, EPISODE_METRICS), steps.astype(np.int64)))
-            if len(steps)
-            else np.array([], dtype=int)
-        )
-        if not self._episode_blocks:
-            order = np.arange(len(steps))
-        columns: dict[str, Any] = {
-            "experiment": spec.experiment,
-            "run_id": spec.run_id,
-            "algo": spec.algo,
-            "env": spec.env,
-            "seed": np.full(len(steps), spec.seed, dtype=np.int64),
-            "step": np.asarray(steps, dtype=np.int64)[order],
-            "episode": pd.arrays.IntegerArray(
-                np.asarray(episodes, dtype=np.int64)[order],
-                np.asarray(episodes, dtype=np.int64)[order] < 0,
-            ),
-            "metric": pd.array(np.asarray(metrics, dtype=object)[order], dtype="string"),
-            "value": np.asarray(values, dtype=np.float64)[order],
+        if self._episode_blocks:
+            is_episode = np.isin(codes, [names.index(m) for m in EPISODE_METRICS])
+            order = np.lexsort((~is_episode, steps))
+            steps, episodes, codes, values = steps[order], episodes[order], codes[order], values[order]
+        constants = {
+            prefix + name: flat_value(value)
+            for prefix, mapping in ((HP_PREFIX, spec.resolved_hparams), (ENV_PREFIX, spec.env_kwargs))
+            for name, value in sorted(mapping.items())
         }
-        # Built in one go: a column added at a time costs a copy of the frame's blocks each.
-        for prefix, mapping in ((HP_PREFIX, spec.resolved_hparams), (ENV_PREFIX, spec.env_kwargs)):
-            for name, value in sorted(mapping.items()):
-                columns[prefix + name] = flat_value(value)
-        return pd.DataFrame(columns)
+        schema = _schema(constants)
+        rows = len(steps)
+        identity = (spec.experiment, spec.run_id, spec.algo, spec.env)
+        arrays = [pa.repeat(pa.scalar(text, pa.string()), rows) for text in identity]
+        arrays += [
+            pa.array(np.full(rows, spec.seed, dtype=np.int64)),
+            pa.array(steps),
+            pa.array(episodes, mask=episodes < 0),
+            pa.array(names, pa.string()).take(pa.array(codes)),
+            pa.array(values),
+        ]
+        arrays += [
+            pa.nulls(rows) if value is None else pa.repeat(pa.scalar(value, field.type), rows)
+            for value, field in zip(constants.values(), list(schema)[len(arrays) :], strict=True)
+        ]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def frame(self) -> pd.DataFrame:
+        """The run's tidy rows with identity, ``hp.*`` and ``env.*`` columns."""
+        return self.table().to_pandas()
+
+    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """(steps, episodes (-1: none), metric codes, values, metric names) of every recorded
+        row: row-wise records first, then the bulk episode blocks, each in its own order."""
+        names = list(dict.fromkeys([row[2] for row in self._rows] + list(EPISODE_METRICS)))
+        code = {name: index for index, name in enumerate(names)}
+        blocks = []
+        if self._rows:
+            steps, episodes, metrics, values = zip(*self._rows, strict=True)
+            blocks.append(
+                (
+                    np.asarray(steps, dtype=np.int64),
+                    np.asarray([-1 if e is None else e for e in episodes], dtype=np.int64),
+                    np.asarray([code[m] for m in metrics], dtype=np.int32),
+                    np.asarray(values, dtype=np.float64),
+                )
+            )
+        for steps, episodes, returns, lengths in self._episode_blocks:
+            for metric, values in zip(EPISODE_METRICS, (returns, lengths), strict=True):
+                blocks.append((steps, episodes, np.full(len(steps), code[metric], np.int32), values))
+        if not blocks:
+            empty = np.array([], dtype=np.int64)
+            return empty, empty, empty.astype(np.int32), empty.astype(np.float64), names
+        steps, episodes, codes, values = (np.concatenate([b[i] for b in blocks]) for i in range(4))
+        return steps, episodes, codes, values, names
 
     def close(self) -> None:
         """Closes the eval env."""
@@ -255,18 +283,30 @@ def flat_value(value: Any) -> Any:
     return str(list(value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def _row_columns(
-    rows: list[tuple[int, int | None, str, float]],
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Row-wise records as one columnar block (episode None stored as -1)."""
-    if not rows:
-        return []
-    steps, episodes, metrics, values = zip(*rows, strict=True)
-    return [
-        (
-            np.asarray(steps, dtype=np.int64),
-            np.asarray([-1 if e is None else e for e in episodes], dtype=np.int64),
-            np.asarray(metrics, dtype=object),
-            np.asarray(values, dtype=np.float64),
+
+# Arrow schemas (with their pandas metadata) by the run's hp/env columns and their types:
+# building one costs more than a run's rows, and a sweep's runs share a few.
+_SCHEMAS: dict[tuple[tuple[str, str], ...], pa.Schema] = {}
+
+
+def _schema(constants: Mapping[str, Any]) -> pa.Schema:
+    """The schema ``pa.Table.from_pandas`` gives a run's frame whose ``hp.*`` / ``env.*``
+    columns hold ``constants`` (the types of the other columns never change)."""
+    layout = tuple((name, type(value).__name__) for name, value in constants.items())
+    schema = _SCHEMAS.get(layout)
+    if schema is None:
+        if len(_SCHEMAS) >= 256:
+            _SCHEMAS.clear()
+        template = pd.DataFrame(
+            {
+                **{name: ["x"] for name in ("experiment", "run_id", "algo", "env")},
+                "seed": np.zeros(1, dtype=np.int64),
+                "step": np.zeros(1, dtype=np.int64),
+                "episode": pd.array([0], dtype="Int64"),
+                "metric": pd.array(["x"], dtype="string"),
+                "value": np.zeros(1, dtype=np.float64),
+                **{name: [value] for name, value in constants.items()},
+            }
         )
-    ]
+        schema = _SCHEMAS[layout] = pa.Schema.from_pandas(template, preserve_index=False)
+    return schema

@@ -9,9 +9,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from rlcompare.errors import Diverged, SpecError
 from rlcompare.runner.context import RunContext
@@ -25,17 +27,22 @@ class RunResult:
 
     Attributes:
         spec: The spec that was run.
-        frame: Tidy rows (see DESIGN.md).
+        table: Tidy rows (see DESIGN.md) as Arrow, what the store writes.
         agent: The trained agent (None when the run failed or came from the store).
         status: ``ok``, ``diverged`` or ``failed``.
         metadata: Spec, status, versions, commit, threads, platform (and error if failed).
     """
 
     spec: RunSpec
-    frame: pd.DataFrame
+    table: pa.Table
     agent: Any = None
     status: str = "ok"
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """Tidy rows (see DESIGN.md) as pandas, converted from ``table`` on first use."""
+        return self.table.to_pandas()
 
 
 def environment_metadata() -> dict[str, Any]:
@@ -100,6 +107,10 @@ def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[R
     return [result for result in results if result is not None]
 
 
+# The rows of a failed run: none (its traceback is in the metadata).
+_NO_ROWS = pa.Table.from_pandas(pd.DataFrame(), preserve_index=False)
+
+
 def _failed(spec: RunSpec, error: str) -> RunResult:
     """A run that could not even start (its context failed to build): no rows, the reason."""
     meta = {
@@ -109,7 +120,7 @@ def _failed(spec: RunSpec, error: str) -> RunResult:
         "reason": error,
         **environment_metadata(),
     }
-    return RunResult(spec, pd.DataFrame(), None, "failed", meta)
+    return RunResult(spec, _NO_ROWS, None, "failed", meta)
 
 
 def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunResult]:
@@ -136,7 +147,7 @@ def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunRes
         error = traceback.format_exc()
         return [
             RunResult(
-                ctx.spec, ctx.frame().iloc[0:0], None, "failed", _metadata(ctx, "failed", error)
+                ctx.spec, ctx.table().slice(0, 0), None, "failed", _metadata(ctx, "failed", error)
             )
             for ctx in contexts
         ]
@@ -144,7 +155,7 @@ def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunRes
         for ctx in contexts:
             ctx.close()
     return [
-        RunResult(ctx.spec, ctx.frame(), agent, ctx.status, _metadata(ctx, ctx.status))
+        RunResult(ctx.spec, ctx.table(), agent, ctx.status, _metadata(ctx, ctx.status))
         for ctx, agent in zip(contexts, agents, strict=True)
     ]
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rlcompare.errors import CorruptResultError, SpecError, StoreError
@@ -54,6 +55,12 @@ def clean_leftovers(store: str | os.PathLike[str]) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+# Stores whose leftovers this process has cleaned: a writer that dies leaves its temporary
+# file behind for the next process to clean, so once per store is enough (globbing a large
+# store at every write grew with the store).
+_CLEANED: set[Path] = set()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -116,13 +123,13 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def write_run(
-    store: str | os.PathLike[str], frame: pd.DataFrame, metadata: dict[str, Any]
+    store: str | os.PathLike[str], rows: pa.Table | pd.DataFrame, metadata: dict[str, Any]
 ) -> Path | None:
     """Stores one run atomically.
 
     Args:
         store: Store folder (created if missing).
-        frame: The run's tidy rows.
+        rows: The run's tidy rows (``RunResult.table``, or a frame).
         metadata: Must hold ``run_id`` and ``status``; kept in the Parquet footer.
 
     Returns:
@@ -137,8 +144,10 @@ def write_run(
     tmp = store / f".{run_id}.{os.getpid()}.tmp"
     try:
         store.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(store)
-        table = arrow_table(frame)
+        if store.resolve() not in _CLEANED:
+            clean_leftovers(store)
+            _CLEANED.add(store.resolve())
+        table = rows if isinstance(rows, pa.Table) else arrow_table(rows)
         footer = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata, default=str)}
         table = table.replace_schema_metadata(footer)
         with open(tmp, "wb") as handle:
@@ -194,7 +203,8 @@ def stored_statuses(store: str | os.PathLike[str]) -> dict[str, str]:
     return statuses
 
 
-def metric_filter(metrics: Iterable[str] | None) -> list[tuple[str, str, list[str]]] | None:
+def metric_filter(metrics: Iterable[str] | None) -> list[str] | None:
+    """The metric names ``metrics`` asks for (None: every row); SpecError for a bad value."""
     if metrics is None:
         return None
     if isinstance(metrics, str):
@@ -206,7 +216,14 @@ def metric_filter(metrics: Iterable[str] | None) -> list[tuple[str, str, list[st
             f"metrics = {metrics!r} is invalid; valid: None (all rows) or a non-empty list of "
             "metric names such as ['eval_return', 'q_error']"
         )
-    return [("metric", "in", wanted)]
+    return wanted
+
+
+def only_metrics(table: pa.Table, wanted: list[str] | None) -> pa.Table:
+    """The rows of ``table`` whose metric is in ``wanted`` (every row for None)."""
+    if wanted is None or not table.num_rows:
+        return table
+    return table.filter(pc.is_in(table["metric"], value_set=pa.array(wanted, pa.string())))
 
 
 def load_results(
@@ -222,35 +239,66 @@ def load_results(
         store: Store folder.
         on_corrupt: ``"raise"`` (CorruptResultError naming the file) or ``"skip"`` (warn).
         run_ids: Only these runs (missing ones are left out).
-        metrics: Only rows of these metrics, filtered while reading. Long tabular runs log
-            millions of ``episode_return`` / ``episode_length`` rows; an analysis of the
+        metrics: Only rows of these metrics, filtered as each run is read. Long tabular runs
+            log millions of ``episode_return`` / ``episode_length`` rows; an analysis of the
             evaluation metrics need not hold them in memory.
     """
+    return runs_frame(store, on_corrupt=on_corrupt, run_ids=run_ids, metrics=metrics)
+
+
+def runs_frame(
+    store: str | os.PathLike[str],
+    *,
+    on_corrupt: str = "raise",
+    run_ids: Iterable[str] | None = None,
+    metrics: Iterable[str] | None = None,
+    in_memory: dict[str, tuple[str, pa.Table]] | None = None,
+) -> pd.DataFrame:
+    """:func:`load_results`, taking the runs in ``in_memory`` (``run_id -> (status, rows)``,
+    the very tables just stored by this process) from there instead of their files."""
     if on_corrupt not in ("raise", "skip"):
         raise ValueError(f"on_corrupt = {on_corrupt!r} is invalid; valid: raise, skip")
-    row_filter = metric_filter(metrics)
+    wanted = metric_filter(metrics)
+    in_memory = in_memory or {}
     paths = stored_runs(store)
     if run_ids is not None:
-        wanted = set(run_ids)
-        paths = [p for p in paths if p.name[: -len(SUFFIX)] in wanted]
+        requested = set(run_ids)
+        paths = [p for p in paths if p.name[: -len(SUFFIX)] in requested]
     tables = []
     for path in paths:
+        run_id = path.name[: -len(SUFFIX)]
         try:
-            status = read_metadata(path)["status"]
-            table = pq.read_table(path, filters=row_filter)
-        except (CorruptResultError, OSError, KeyError, pa.ArrowException) as error:
+            status, table = in_memory[run_id] if run_id in in_memory else _read_run(path)
+        except (CorruptResultError, OSError, KeyError, ValueError, pa.ArrowException) as error:
             if on_corrupt == "raise":
                 raise CorruptResultError(
                     f"corrupt result file {str(path)!r}: {error} "
                     "(load_results(..., on_corrupt='skip') skips it with a warning)"
                 ) from error
-            warnings.warn(f"skipping corrupt result file {str(path)!r}: {error}", stacklevel=2)
+            warnings.warn(f"skipping corrupt result file {str(path)!r}: {error}", stacklevel=3)
             continue
+        table = only_metrics(table, wanted)
         if table.num_rows:
-            tables.append(table.append_column(STATUS_COLUMN, pa.array([status] * table.num_rows)))
+            tables.append(table.append_column(STATUS_COLUMN, pa.repeat(status, table.num_rows)))
     if not tables:
         return pd.DataFrame(columns=[*ID_COLUMNS, STATUS_COLUMN])
     return _concatenated(tables)
+
+
+def _read_run(path: Path) -> tuple[str, pa.Table]:
+    """(status, rows) of one stored run, its file opened once."""
+    file = pq.ParquetFile(path)
+    try:
+        footer = file.schema_arrow.metadata or {}
+        try:
+            status = json.loads(footer[METADATA_KEY])["status"]
+        except (KeyError, ValueError, TypeError) as error:
+            raise CorruptResultError(
+                f"{str(path)!r} is not a readable rlcompare result: {error!r}"
+            ) from error
+        return status, file.read()
+    finally:
+        file.close()
 
 
 def _concatenated(tables: list[pa.Table]) -> pd.DataFrame:

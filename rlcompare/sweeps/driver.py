@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from rlcompare.errors import SpecError, StoreError, choices_text
 from rlcompare.runner.schema import DONE_STATUSES
 from rlcompare.spec.runspec import RunSpec
-from rlcompare.store.results import load_results, metric_filter, stored_statuses, write_run
+from rlcompare.store.results import metric_filter, only_metrics, runs_frame, stored_statuses, write_run
 from rlcompare.sweeps.executors import DISPATCH, EXECUTORS
 from rlcompare.sweeps.tasks import plan_tasks
 
@@ -69,7 +70,7 @@ def sweep(
         from rlcompare.sweeps.ray_executor import import_ray
 
         import_ray()
-    metric_filter(metrics)  # a bad value fails here, before any training
+    wanted = metric_filter(metrics)  # a bad value fails here, before any training
     _check_imports(imports)
     specs = list({spec.run_id: spec for spec in _checked(specs)}.values())
     workers = workers or os.cpu_count() or 1
@@ -83,6 +84,8 @@ def sweep(
         )
     pending = [spec for spec in specs if spec.run_id not in done]
     failed: dict[str, str] = {}
+    # The rows this sweep stored, kept (filtered) to be returned without reading them back.
+    written: dict[str, tuple[str, Any]] = {}
     Path(store).mkdir(parents=True, exist_ok=True)
     if pending:
         tasks = plan_tasks(pending, workers)
@@ -90,8 +93,13 @@ def sweep(
         try:
             dispatch = DISPATCH[executor](tasks, workers, imports=imports, **executor_options)
             for output in dispatch:
-                for frame, metadata in output:
-                    write_run(store, frame, metadata)
+                for rows, metadata in output:
+                    stored = write_run(store, rows, metadata)
+                    if stored is not None and isinstance(rows, pa.Table):
+                        written[metadata["run_id"]] = (
+                            metadata["status"],
+                            only_metrics(rows, wanted),
+                        )
                     if metadata["status"] == "failed":
                         failed[metadata["run_id"]] = metadata.get("reason") or "unknown error"
                 bar.update(len(output))
@@ -100,7 +108,7 @@ def sweep(
     if failed:
         first = next(iter(failed.values())).strip().splitlines()[-1]
         warnings.warn(f"{len(failed)} run(s) failed (first: {first})", stacklevel=2)
-    frame = load_results(store, run_ids=requested, metrics=metrics)
+    frame = runs_frame(store, run_ids=requested, metrics=metrics, in_memory=written)
     frame.attrs["failed"] = failed
     return frame
 
