@@ -284,16 +284,33 @@ def finite_horizon_values(mdp: TabularMDP, policy: np.ndarray, horizon: int) -> 
         chain[mdp.terminal] = 0.0
         reward = (probs * mdp.rewards).sum(axis=1)
         reward[mdp.terminal] = 0.0
+
+        def backup(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+            return np.add(np.matmul(chain, values, out=out), reward, out=out)
+
     else:
         chain, reward = _policy_chain(mdp, probs)
-    values = np.zeros(mdp.n_states)
-    for _ in range(int(horizon)):
-        updated = reward + chain @ values
-        # A fixed point stays one: every later step would give the same values.
-        if np.array_equal(updated, values):
+
+        def backup(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+            return np.add(chain @ values, reward, out=out)
+
+    # Two buffers in turn, and the fixed-point test once per block: the loop's cost was
+    # numpy's per-call overhead, not arithmetic. Past a fixed point every step gives the
+    # same values bit for bit, so testing less often changes nothing in the result.
+    values, spare = np.zeros(mdp.n_states), np.empty(mdp.n_states)
+    done, horizon = 0, int(horizon)
+    while done < horizon:
+        block = min(_FIXED_POINT_CHECK, horizon - done)
+        for _ in range(block):
+            values, spare = backup(values, spare), values
+        done += block
+        if np.array_equal(backup(values, spare), values):
             break
-        values = updated
     return values
+
+
+# Backups between two tests of whether the finite-horizon DP reached a fixed point.
+_FIXED_POINT_CHECK = 16
 
 
 def expected_return(mdp: TabularMDP, policy: np.ndarray, horizon: int) -> float:
