@@ -1,6 +1,7 @@
 """Compiled (numba) versions of the tabular rules, and the engine's simulation loops.
 
-The only module of rlcompare that imports numba. It compiles the plain functions of
+The engine's only module that imports numba (the other compiled loop is
+``rlcompare.envs.planning``'s finite-horizon DP, self-contained). It compiles the plain functions of
 ``rlcompare.algos.exploration``, ``rlcompare.envs.model`` and ``rlcompare.algos.tabular``'s
 ``rules``, ``learned_model`` and ``update`` in place (``register_jitable``) and caches the
 machine code on disk (``cache=True``). numba checks only a cached function's own file for
