@@ -59,7 +59,7 @@ PENDULUM += "eval_episodes protocols extra_envs"
 
 @pytest.mark.parametrize(
     ("profile", "seeds", "steps", "every", "mpc"),
-    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 6, 10000, 1000, (5, 5000, 1000, 2))],
+    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 6, 10000, 1000, (5, 3000, 500, 1))],
 )
 def test_pendulum_grid(profile: str, seeds: int, steps: int, every: int, mpc: tuple) -> None:
     values = notebook_parameters("06_continuous_actions", profile)
@@ -97,6 +97,16 @@ def test_pendulum_full_profile_adds_mountain_car_for_the_continuous_learners() -
         "mpc, MountainCarContinuous-v0",
     }
     assert {s.steps for s in car if s.algo == "mpc"} == {20000}
+
+
+def test_pendulum_runs_on_their_own_protocol_are_dispatched_first() -> None:
+    values = notebook_parameters("06_continuous_actions", "default")
+    specs = pendulum.build_specs(**_kwargs(values, PENDULUM))
+    first = pendulum.own_protocol_first(specs, values["protocols"])
+    assert sorted(first, key=specs.index) == specs, "the same runs"
+    assert [s.algo for s in first[:5]] == ["mpc"] * 5
+    assert [s.run_id for s in first[5:]] == [s.run_id for s in specs if s.algo != "mpc"]
+    assert pendulum.own_protocol_first(specs, None) == specs
 
 
 def test_pendulum_protocols_name_only_continuous_algos() -> None:

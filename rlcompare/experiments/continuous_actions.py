@@ -40,6 +40,7 @@ __all__ = [
     "headline",
     "label_agents",
     "order",
+    "own_protocol_first",
     "threshold_table",
 ]
 
@@ -95,6 +96,19 @@ def build_specs(
             hparams = dict(continuous_hparams[algo])
             specs += grid(algo, env, hparams=hparams, **protocol(algo))
     return specs
+
+
+def own_protocol_first(
+    specs: Sequence[RunSpec], protocols: Mapping[str, Mapping[str, int]] | None
+) -> list[RunSpec]:
+    """``specs`` with the runs of the algorithms that ``protocols`` names (the planner: few
+    runs, each costly) first, the rest in order.
+
+    Workers take runs in order: with the planner's runs last, its final one ran alone while
+    the other workers idled; first, the many short runs fill in beside them.
+    """
+    named = set(protocols or {})
+    return [s for s in specs if s.algo in named] + [s for s in specs if s.algo not in named]
 
 
 def agent_label(spec: RunSpec) -> str:
