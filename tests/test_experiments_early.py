@@ -66,7 +66,7 @@ ALGOS_01 = ["q_learning", "sarsa", "expected_sarsa", "double_q"]
         ("smoke", 2, dict.fromkeys(TABULAR_ENVS, 2000), 500, 20, (4, 20)),
         (
             "default",
-            50,
+            20,
             dict(zip(TABULAR_ENVS, [200000, 400000, 100000, 400000], strict=True)),
             None,
             500,
@@ -89,7 +89,8 @@ def test_convergence_grid(profile, seeds, budget, every, cliff_episodes, maxbias
     assert {s.resolved_hparams["gamma"] for s in specs.convergence} == {0.9}
     assert {s.experiment for s in specs.convergence} == {"convergence"}
 
-    assert len(specs.cliff) == 3 * seeds
+    # Example 6.6 keeps 50 seeds in the default profile (cheap: 500 episodes each).
+    assert len(specs.cliff) == 3 * (2 if profile == "smoke" else 50)
     assert budgets(specs.cliff) == {"CliffWalking-v1": (None, cliff_episodes, None)}
     assert {s.hparams["alpha"] for s in specs.cliff} == {0.5}
     maxbias_seeds, maxbias_episodes = maxbias
@@ -103,7 +104,7 @@ def test_convergence_grid(profile, seeds, budget, every, cliff_episodes, maxbias
     ("profile", "seeds", "sizes", "psrl_sizes", "deepsea_seeds", "deep", "deep_every"),
     [
         ("smoke", 2, [4, 6], [4, 6], 2, (1, 600), 200),
-        ("default", 50, [4, 6, 8, 10, 12, 16], [4, 6, 8], 20, (6, 20000), 1000),
+        ("default", 20, [4, 6, 8, 10, 12, 16], [4, 6, 8], 10, (6, 20000), 1000),
     ],
 )
 def test_exploration_grid(profile, seeds, sizes, psrl_sizes, deepsea_seeds, deep, deep_every):
