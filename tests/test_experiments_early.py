@@ -230,7 +230,7 @@ def test_notebook_dqn_settings_are_rl_zoo3s(name, parameter):
 # ------------------------------------------------------------------------------- 04 grids
 @pytest.mark.parametrize(
     ("profile", "maze_seeds", "maze_episodes", "seeds", "evals"),
-    [("smoke", 2, 5, 2, 4), ("default", 30, 50, 20, 20)],
+    [("smoke", 2, 5, 2, 4), ("default", 30, 50, 10, 20)],
 )
 def test_model_based_grid(profile, maze_seeds, maze_episodes, seeds, evals):
     specs = build(model_based, "04_model_based", profile)
