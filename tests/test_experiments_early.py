@@ -177,7 +177,7 @@ def test_exploration_refuses_an_env_without_optimism():
 
 # ------------------------------------------------------------------------------- 03 grids
 @pytest.mark.parametrize(
-    ("profile", "seeds", "steps", "every"), [("smoke", 2, 800, 400), ("default", 6, 20000, 1000)]
+    ("profile", "seeds", "steps", "every"), [("smoke", 2, 800, 400), ("default", 5, 20000, 1000)]
 )
 def test_sample_efficiency_grid(profile, seeds, steps, every):
     specs = build(sample_efficiency, "03_sample_efficiency", profile)
