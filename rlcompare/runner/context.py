@@ -218,10 +218,18 @@ class RunContext:
         if self._episode_blocks:
             is_episode = np.isin(codes, [names.index(m) for m in EPISODE_METRICS])
             order = np.lexsort((~is_episode, steps))
-            steps, episodes, codes, values = steps[order], episodes[order], codes[order], values[order]
+            steps, episodes, codes, values = (
+                steps[order],
+                episodes[order],
+                codes[order],
+                values[order],
+            )
         constants = {
             prefix + name: flat_value(value)
-            for prefix, mapping in ((HP_PREFIX, spec.resolved_hparams), (ENV_PREFIX, spec.env_kwargs))
+            for prefix, mapping in (
+                (HP_PREFIX, spec.resolved_hparams),
+                (ENV_PREFIX, spec.env_kwargs),
+            )
             for name, value in sorted(mapping.items())
         }
         schema = _schema(constants)
@@ -263,7 +271,9 @@ class RunContext:
             )
         for steps, episodes, returns, lengths in self._episode_blocks:
             for metric, values in zip(EPISODE_METRICS, (returns, lengths), strict=True):
-                blocks.append((steps, episodes, np.full(len(steps), code[metric], np.int32), values))
+                blocks.append(
+                    (steps, episodes, np.full(len(steps), code[metric], np.int32), values)
+                )
         if not blocks:
             empty = np.array([], dtype=np.int64)
             return empty, empty, empty.astype(np.int32), empty.astype(np.float64), names
@@ -281,7 +291,6 @@ def flat_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(list(value)) if isinstance(value, (list, tuple)) else str(value)
-
 
 
 # Arrow schemas (with their pandas metadata) by the run's hp/env columns and their types:

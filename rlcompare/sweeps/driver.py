@@ -19,7 +19,13 @@ import pyarrow as pa
 from rlcompare.errors import SpecError, StoreError, choices_text
 from rlcompare.runner.schema import DONE_STATUSES
 from rlcompare.spec.runspec import RunSpec
-from rlcompare.store.results import metric_filter, only_metrics, runs_frame, stored_statuses, write_run
+from rlcompare.store.results import (
+    metric_filter,
+    only_metrics,
+    runs_frame,
+    stored_statuses,
+    write_run,
+)
 from rlcompare.sweeps.executors import DISPATCH, EXECUTORS
 from rlcompare.sweeps.tasks import plan_tasks
 
