@@ -12,6 +12,7 @@ recurrent class of its chain with nonzero mean reward makes a value infinite.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -304,18 +305,14 @@ def _backward_values(
     return values
 
 
-_BACKWARD: list = []
-
-
+@cache
 def _compiled_backward():  # noqa: ANN202 (a numba dispatcher)
     """``_backward_values`` compiled (and cached on disk) on first use: the DP runs up to a
     thousand backups per evaluation of every tabular run, and numpy's per-call overhead was
     most of an evaluation's time (4 ms per policy on CliffWalking's 1,000-step cap)."""
-    if not _BACKWARD:
-        import numba
+    import numba
 
-        _BACKWARD.append(numba.njit(cache=True, nogil=True)(_backward_values))
-    return _BACKWARD[0]
+    return numba.njit(cache=True, nogil=True)(_backward_values)
 
 
 def expected_return(mdp: TabularMDP, policy: np.ndarray, horizon: int) -> float:

@@ -144,9 +144,9 @@ def write_run(
     tmp = store / f".{run_id}.{os.getpid()}.tmp"
     try:
         store.mkdir(parents=True, exist_ok=True)
-        if store.resolve() not in _CLEANED:
+        if (cleaned := store.resolve()) not in _CLEANED:
             clean_leftovers(store)
-            _CLEANED.add(store.resolve())
+            _CLEANED.add(cleaned)
         table = rows if isinstance(rows, pa.Table) else arrow_table(rows)
         footer = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata, default=str)}
         table = table.replace_schema_metadata(footer)
@@ -176,12 +176,22 @@ def write_run(
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The rlcompare metadata of one stored run (spec, status, versions, ...)."""
     try:
-        footer = pq.read_schema(path).metadata or {}
-        return json.loads(footer[METADATA_KEY])
-    except (OSError, KeyError, ValueError, pa.ArrowException) as error:
-        raise CorruptResultError(
-            f"{str(path)!r} is not a readable rlcompare result: {error}"
-        ) from error
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as error:
+        raise _not_a_result(path, error) from error
+    return _footer(schema, path)
+
+
+def _footer(schema: pa.Schema, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The rlcompare metadata in a stored run's schema."""
+    try:
+        return json.loads((schema.metadata or {})[METADATA_KEY])
+    except (KeyError, ValueError) as error:
+        raise _not_a_result(path, error) from error
+
+
+def _not_a_result(path: str | os.PathLike[str], error: Exception) -> CorruptResultError:
+    return CorruptResultError(f"{str(path)!r} is not a readable rlcompare result: {error}")
 
 
 def stored_runs(store: str | os.PathLike[str]) -> list[Path]:
@@ -289,14 +299,7 @@ def _read_run(path: Path) -> tuple[str, pa.Table]:
     """(status, rows) of one stored run, its file opened once."""
     file = pq.ParquetFile(path)
     try:
-        footer = file.schema_arrow.metadata or {}
-        try:
-            status = json.loads(footer[METADATA_KEY])["status"]
-        except (KeyError, ValueError, TypeError) as error:
-            raise CorruptResultError(
-                f"{str(path)!r} is not a readable rlcompare result: {error!r}"
-            ) from error
-        return status, file.read()
+        return _footer(file.schema_arrow, path)["status"], file.read()
     finally:
         file.close()
 

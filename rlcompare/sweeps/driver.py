@@ -91,7 +91,7 @@ def sweep(
     pending = [spec for spec in specs if spec.run_id not in done]
     failed: dict[str, str] = {}
     # The rows this sweep stored, kept (filtered) to be returned without reading them back.
-    written: dict[str, tuple[str, Any]] = {}
+    written: dict[str, tuple[str, pa.Table]] = {}
     Path(store).mkdir(parents=True, exist_ok=True)
     if pending:
         tasks = plan_tasks(pending, workers)

@@ -1,12 +1,13 @@
 """Compiled (numba) versions of the tabular rules, and the engine's simulation loops.
 
 The engine's only module that imports numba (the other compiled loop is
-``rlcompare.envs.planning``'s finite-horizon DP, self-contained). It compiles the plain functions of
-``rlcompare.algos.exploration``, ``rlcompare.envs.model`` and ``rlcompare.algos.tabular``'s
-``rules``, ``learned_model`` and ``update`` in place (``register_jitable``) and caches the
-machine code on disk (``cache=True``). numba checks only a cached function's own file for
-changes, not the files of the functions it calls, so this module keeps a digest of every
-source it compiles next to each cache entry and clears entries whose digest is stale.
+``rlcompare.envs.planning``'s finite-horizon DP, self-contained). It compiles the plain
+functions of ``rlcompare.algos.exploration``, ``rlcompare.envs.model`` and
+``rlcompare.algos.tabular``'s ``rules``, ``learned_model`` and ``update`` in place
+(``register_jitable``) and caches the machine code on disk (``cache=True``). numba checks
+only a cached function's own file for changes, not the files of the functions it calls, so
+this module keeps a digest of every source it compiles next to each cache entry and clears
+entries whose digest is stale.
 """
 
 from __future__ import annotations
