@@ -8,6 +8,8 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 KERNEL := rlcompare
 PROFILE ?= default
+# pytest-xdist workers for `make test`: most tests keep one core busy, so one per core here.
+TEST_WORKERS ?= 2
 
 .PHONY: venv browser test suite lint bench lab clean
 
@@ -30,7 +32,7 @@ browser:
 
 test: venv browser
 	$(BIN)/ruff check rlcompare tests benchmarks notebooks examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 suite: venv
 	$(BIN)/rlcompare suite --profile $(PROFILE)

@@ -20,6 +20,9 @@ os.environ.setdefault("CI", "1")  # progress bars off
 REPO = Path(__file__).resolve().parents[1]
 
 WALL_METRICS = ("wall_time_s", "env_steps_per_s", "planning_ms")
+# Ray clusters started on one machine share its temp folder (where a plain ray.init() finds the
+# last cluster started) and its ports: tests that start one run in one pytest-xdist worker.
+ONE_RAY_WORKER = pytest.mark.xdist_group("ray")
 
 
 class NoModelChainEnv(gymnasium.Env):

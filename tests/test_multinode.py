@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ONE_RAY_WORKER
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).with_name("ray")
@@ -49,7 +50,10 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
+pytestmark = [
+    pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason())),
+    ONE_RAY_WORKER,
+]
 
 
 # ------------------------------------------------------------------ specs (driver and test)
