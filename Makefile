@@ -32,7 +32,7 @@ browser:
 
 test: venv browser
 	$(BIN)/ruff check rlcompare tests benchmarks notebooks examples
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 suite: venv
 	$(BIN)/rlcompare suite --profile $(PROFILE)

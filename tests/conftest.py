@@ -20,9 +20,6 @@ os.environ.setdefault("CI", "1")  # progress bars off
 REPO = Path(__file__).resolve().parents[1]
 
 WALL_METRICS = ("wall_time_s", "env_steps_per_s", "planning_ms")
-# Ray clusters started on one machine share its temp folder (where a plain ray.init() finds the
-# last cluster started) and its ports: tests that start one run in one pytest-xdist worker.
-ONE_RAY_WORKER = pytest.mark.xdist_group("ray")
 
 
 class NoModelChainEnv(gymnasium.Env):
@@ -133,3 +130,39 @@ def assert_engine_matches_step_api(spec: rlcompare.RunSpec) -> Any:
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
+
+
+# `make test` runs pytest on pytest-xdist workers. Tests whose node ids start with one of these
+# prefixes run on one worker, in order: Ray clusters started on one machine share its temp
+# folder (where a plain ray.init() finds the last one started) and its ports, and 00_summary's
+# smoke run reads the stores the other notebooks' smoke runs wrote. (xdist's own xdist_group
+# marks do not group on pytest 9.2: pytest-dev/pytest-xdist#1386.)
+ONE_WORKER = {
+    "tests/test_ray.py::": "ray",
+    "tests/test_multinode.py::": "ray",
+    "tests/test_extension.py::test_main_module_definitions_run_on_ray_like_serial": "ray",
+    "tests/test_notebooks.py::test_notebook_runs_under_nbval_with_smoke_profile": "notebooks",
+}
+
+
+def worker_group(nodeid: str) -> str:
+    """The scheduling unit of a test: its ``ONE_WORKER`` group, or the test alone."""
+    groups = (group for prefix, group in ONE_WORKER.items() if nodeid.startswith(prefix))
+    return next(groups, nodeid)
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # plain pytest: no workers to schedule
+    LoadScopeScheduling = None
+
+if LoadScopeScheduling is not None:
+
+    class _GroupedLoad(LoadScopeScheduling):
+        """xdist's ``load`` distribution, with each ``ONE_WORKER`` group as one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        return _GroupedLoad(config, log) if config.getvalue("dist") == "load" else None

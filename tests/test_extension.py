@@ -17,7 +17,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ONE_RAY_WORKER, REPO
+from conftest import REPO
 
 import rlcompare
 from rlcompare import Param, SpecError
@@ -121,7 +121,6 @@ def test_main_module_definitions_run_on_process_executor_like_serial(tmp_path):
     assert {"eval_return", "success_rate", "episode_return"} <= metrics
 
 
-@ONE_RAY_WORKER
 @pytest.mark.timeout(600)
 def test_main_module_definitions_run_on_ray_like_serial(tmp_path):
     pytest.importorskip("ray")

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ONE_RAY_WORKER
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).with_name("ray")
@@ -50,10 +49,7 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = [
-    pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason())),
-    ONE_RAY_WORKER,
-]
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))
 
 
 # ------------------------------------------------------------------ specs (driver and test)

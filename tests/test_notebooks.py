@@ -169,8 +169,6 @@ def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("smoke")
 
 
-# In order on one pytest-xdist worker: 00_summary reads the stores the others wrote.
-@pytest.mark.xdist_group("smoke_notebooks")
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_under_nbval_with_smoke_profile(name: str, smoke_dir: Path) -> None:
     (run,) = plan(

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ONE_RAY_WORKER, REPO, without_wall_time
+from conftest import REPO, without_wall_time
 
 import rlcompare
 from rlcompare.store.results import read_metadata, stored_runs
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
-pytestmark = ONE_RAY_WORKER
 
 
 @pytest.fixture(scope="module")
