@@ -115,6 +115,45 @@ def test_loading_many_runs_equals_concatenating_each_run(tmp_path: Path) -> None
     assert load_results(tmp_path)["hp.alpha"].isna().any(), "random's rows lack q_learning's hp"
 
 
+def test_loading_runs_of_different_algorithms_is_pandas_concat_cell_for_cell(
+    tmp_path: Path,
+) -> None:
+    """Runs whose hyperparameter columns differ (text and bool columns one run lacks, a column
+    None in all of one algorithm's runs) load as pandas' concat of their frames would give
+    them, a missing cell NaN and a stored None None, without pandas' all-NA FutureWarning."""
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    from rlcompare.store.results import load_results, stored_runs
+
+    specs = rlcompare.grid(["random", "q_learning"], "FrozenLake-v1", seeds=2, steps=200)
+    # epsilon_final: None (stored as a null column) in the runs above, a float here
+    specs += rlcompare.grid(
+        "q_learning", "FrozenLake-v1", seeds=1, steps=200, hparams={"epsilon_final": 0.01}
+    )
+    specs += rlcompare.grid(
+        "dqn",
+        "CartPole-v1",
+        seeds=1,
+        steps=200,
+        hparams={"learning_starts": 50, "batch_size": 16, "net_arch": [8]},
+    )
+    rlcompare.sweep(specs, tmp_path, executor="serial", progress=False)
+    each = [pq.read_table(path).to_pandas() for path in stored_runs(tmp_path)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        expected = pd.concat(each, ignore_index=True, sort=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        loaded = load_results(tmp_path).drop(columns="status")
+    pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
+    objects = [c for c in expected if expected[c].dtype == object]
+    assert {"hp.exploration", "hp.double"} <= set(objects)
+    for column in objects:  # NaN and None are told apart, as pandas left them
+        assert [type(x) for x in loaded[column]] == [type(x) for x in expected[column]], column
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -305,20 +306,37 @@ def _read_run(path: Path) -> tuple[str, pa.Table]:
 
 
 def _concatenated(tables: list[pa.Table]) -> pd.DataFrame:
-    """One frame of many runs' tables, in order. Consecutive runs with the same columns (the
-    runs of one sweep) are joined in Arrow and converted once: pandas' concat of thousands of
-    small frames spent most of a short sweep's time checking missing values. Chunks with other
-    columns (other algorithms' ``hp.*``) join by pandas' rules, missing cells NaN."""
-    chunks: list[list[pa.Table]] = []
-    for table in tables:
-        if chunks and table.schema.equals(chunks[-1][0].schema, check_metadata=False):
-            chunks[-1].append(table)
-        else:
-            chunks.append([table])
-    frames = [
-        pa.concat_tables(
-            [t.replace_schema_metadata(chunk[0].schema.metadata) for t in chunk]
-        ).to_pandas()
-        for chunk in chunks
-    ]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
+    """One frame of many runs' tables, in order, as ``pd.concat`` of their frames would give
+    it: columns in order of first appearance, and a run's missing columns NaN (dtypes widened
+    as pandas widens them: int to float, bool to object).
+
+    The tables are joined in Arrow, their schemas unified, and converted once. pandas' concat
+    of frames with different columns checked every cell of their all-missing object columns
+    in Python (24M checks, most of 40 s, in one cell of notebook 07).
+    """
+    try:
+        merged = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Types Arrow will not unify (a column int in one run, text in another): pandas' rules.
+        frames = [table.to_pandas() for table in tables]
+        return pd.concat(frames, ignore_index=True, sort=False)
+    frame = merged.replace_schema_metadata(tables[0].schema.metadata).to_pandas()
+    _missing_as_nan(frame, tables)
+    return frame
+
+
+def _missing_as_nan(frame: pd.DataFrame, tables: list[pa.Table]) -> None:
+    """Sets the object-column cells of runs that lack the column to NaN, as pandas' concat
+    leaves them (Arrow's unified table holds None there)."""
+    bounds = np.cumsum([0, *(table.num_rows for table in tables)])
+    names = [set(table.column_names) for table in tables]
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        lacking = [i for i, present in enumerate(names) if column not in present]
+        if not lacking:
+            continue
+        values = frame[column].to_numpy(dtype=object, copy=True)
+        for i in lacking:
+            values[bounds[i] : bounds[i + 1]] = np.nan
+        frame[column] = values
