@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from conftest import REPO
+from conftest import ONE_WORKER, REPO, worker_group
 
 import rlcompare
 from rlcompare.envs import CUSTOM_ENVS
@@ -169,3 +169,18 @@ def test_every_registered_env_makes_and_steps(env_id):
     finally:
         env.close()
     assert env_id in gym.registry
+
+
+def test_every_one_worker_prefix_names_existing_tests() -> None:
+    """A renamed test file or function would silently leave its ``ONE_WORKER`` group (and
+    run beside the tests it must not meet); each prefix names a file and, where it names a
+    function, a test defined in that file."""
+    for prefix, group in ONE_WORKER.items():
+        path, _, function = prefix.partition("::")
+        assert (REPO / path).is_file(), prefix
+        if function:
+            tree = ast.parse((REPO / path).read_text())
+            names = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+            assert function in names, prefix
+        assert worker_group(prefix + ("x" if not function else "[case]")) == group
+    assert worker_group("tests/test_store.py::test_a") == "tests/test_store.py::test_a"
