@@ -202,7 +202,8 @@ def build_specs(
     other_rates = [rate for rate in fault_rates if rate != fault_rate]
     both_logs = [runbook_only["discrete"], logs["discrete"]]
     coverage_hparams = {**tabular, "dataset": both_logs, "q_init": [0.0, pessimistic_q_init]}
-    # One plan at the end of the draws; no step size, no exploration: it never acts to learn.
+    # Counts each logged transition once and plans on the logs' own model when the last is
+    # counted (replan_every = the budget: no plan before); no step size, no exploration.
     ce_hparams = {"gamma": gamma, "q_init": pessimistic_q_init, "replan_every": offline_steps}
     ce_coverage = tabular_grid(
         "certainty_equivalence", {**ce_hparams, "dataset": both_logs}, offline_steps, offline_steps

@@ -48,8 +48,8 @@ DATASET_PARAM: dict[str, Param] = {
     "dataset": Param(
         None,
         "str",
-        "learn from this Dataset.save file instead of the env: one "
-        "TD update per step on a uniformly drawn transition",
+        "learn from this Dataset.save file instead of the env: one TD update per step on "
+        "a transition drawn uniformly, with replacement (replay of the logs)",
         nullable=True,
     ),
 }
@@ -207,10 +207,23 @@ _declare(
     SWEEPING_PARAMS,
     _MODEL_BASED,
 )
+# Certainty equivalence builds its model from logs in one pass (``kernels.run_offline``).
+CE_DATASET_PARAM: dict[str, Param] = {
+    "dataset": Param(
+        None,
+        "str",
+        "learn from this Dataset.save file instead of the env: step k counts logged "
+        "transition k into the model (each once, in logged order; the last one also plans), "
+        "steps past the logs' size change nothing",
+        nullable=True,
+    ),
+}
+
 _declare(
     "certainty_equivalence",
-    "value iteration on the maximum-likelihood model, acting with an exploration strategy",
-    {**CERTAINTY_PARAMS, **DATASET_PARAM},
+    "value iteration on the maximum-likelihood model, acting with an exploration strategy "
+    "(from logs: the logs' own model)",
+    {**CERTAINTY_PARAMS, **CE_DATASET_PARAM},
     _MODEL_BASED,
 )
 _declare(

@@ -312,11 +312,26 @@ def _run_offline(
     first_step: int,
     stop_step: int,
 ) -> tuple[int, bool]:
-    """TD updates ``first_step + 1 .. stop_step``, each on a transition drawn uniformly from
-    the dataset with ``rng``. Returns (the last step done, whether the values diverged)."""
+    """Updates ``first_step + 1 .. stop_step`` from the dataset. Returns (the last step done,
+    whether the values diverged).
+
+    Model-free learners (offline Q-learning, Expected SARSA, Double Q): each step is one TD
+    update on a transition drawn uniformly, with replacement, with ``rng`` (experience
+    replay of the logs). Learners with a model (certainty equivalence) count each logged
+    transition exactly once, in logged order, step k counting transition k (Sutton & Barto
+    6.3's batch setting): a model counted from draws with replacement would be a bootstrap
+    resample of the logs, different for every seed. The step that counts the last
+    transition also plans on the full model (value iteration); later steps change nothing.
+    """
     n = observations.shape[0]
+    once = cfg.algo >= rules.PRIORITIZED_SWEEPING
     for step in range(first_step + 1, stop_step + 1):
-        i = min(int(rng.random() * n), n - 1)
+        if once:
+            if step > n:
+                break
+            i = step - 1
+        else:
+            i = min(int(rng.random() * n), n - 1)
         result = update.learn(
             st,
             cfg,
@@ -331,6 +346,8 @@ def _run_offline(
             rng,
         )
         if result == DIVERGED:
+            return step, True
+        if once and step == n and learned_model.solve(st, cfg, valid, False):
             return step, True
     return stop_step, False
 

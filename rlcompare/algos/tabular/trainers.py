@@ -4,7 +4,8 @@
   seed after seed; it reproduces the env's own sampling draw for draw, so its rows equal
   those of ``loop.drive`` on the real env (``train_steps``), only faster.
 * Discrete env without a model: ``loop.drive`` with a TabularAgent (the step API).
-* ``dataset`` set: TD updates on logged transitions, no env interaction.
+* ``dataset`` set: learning from logged transitions, no env interaction (TD updates on
+  uniform draws; certainty equivalence: each transition counted once).
 
 Seeds share nothing but read-only arrays, so a seed's results do not depend on its batch.
 """
@@ -244,8 +245,11 @@ def load_transitions(path: str, n_states: int, n_actions: int) -> tuple[np.ndarr
 
 
 def train_offline(ctx: RunContext) -> TabularAgent:
-    """Learning from logged data: each of the ``steps`` budget is one TD update on a
-    transition drawn uniformly from the dataset with the agent's stream."""
+    """Learning from logged data (``kernels.run_offline``): for the model-free learners each
+    step of the ``steps`` budget is one TD update on a transition drawn uniformly, with
+    replacement, with the agent's stream; certainty equivalence counts each logged
+    transition once, in logged order, and plans on the logs' own maximum-likelihood model
+    (its result does not depend on the seed)."""
     _, budget = ctx.spec.budget  # a steps budget: RunSpec rejects episodes with a dataset
     path = str(ctx.hp["dataset"])
     mdp = model_or_none(ctx.spec.env, ctx.spec.env_kwargs)
