@@ -14,13 +14,15 @@ plan through it at every step.
   shifted by one (reset at the end of an episode), and the first action is taken. While
   training, candidate i is scored by its undiscounted return predicted by member i mod
   ``ensemble_size`` alone (PETS' TS-infinity with one particle: model disagreement explores,
-  and a step costs one model forward per candidate); termination is not modelled.
+  and a step costs one model forward per candidate; any population works, members beyond it
+  score padding that is dropped); termination is not modelled.
 - The greedy (evaluation) action is the planner's first action on the mean model (the members'
   predictions averaged at every step: ``ensemble_size`` times the forwards of a behaviour
   step, so evaluation episodes dominate a run's cost), with the planner noise reseeded to a
   fixed seed at every call, so it depends only on the observation, the model and the
-  evaluation's warm start (reset at the start of every evaluation). Before the model has been
-  trained it is the middle of the action Box.
+  evaluation's warm start, which is reset at the start of every evaluation episode (as PETS
+  resets its plan per episode): two evaluation episodes from the same state act alike. Before
+  the model has been trained it is the middle of the action Box.
 
 Metrics at each evaluation: ``model_loss`` (mean squared error in normalised units over the
 last training epoch) and ``planning_ms`` (wall milliseconds per behaviour planning call since
@@ -41,7 +43,7 @@ from rlcompare.algos.deep.learner import resolve_device
 from rlcompare.algos.deep.mpc_model import EnsembleModel, TransitionStore
 from rlcompare.algos.deep.mpc_params import ENV_REWARDS
 from rlcompare.algos.deep.mpc_planner import cem, mppi, shifted
-from rlcompare.envs.make import env_info
+from rlcompare.envs.make import env_info, make_env
 from rlcompare.runner.context import RunContext
 from rlcompare.runner.loop import drive
 from rlcompare.runner.schema import Transition, TransitionLearner
@@ -113,10 +115,12 @@ class MPCAgent(TransitionLearner):
         def returns(actions: torch.Tensor) -> torch.Tensor:
             n, horizon, act_dim = actions.shape
             if not mean_model:
-                # Pad the population to a multiple of the ensemble with copies of its first
-                # candidates (their scores are dropped), then deal it out member by member.
+                # Pad the population to a multiple of the ensemble with copies of its
+                # candidates, cycled when it is smaller than the ensemble (their scores are
+                # dropped), then deal it out member by member.
                 per_member = -(-n // size)
-                padded = torch.cat([actions, actions[: per_member * size - n]])
+                copies = torch.arange(per_member * size - n, device=actions.device) % n
+                padded = torch.cat([actions, actions[copies]])
                 actions = padded.view(per_member, size, horizon, act_dim).transpose(0, 1)
             features = model.action_features(actions)  # (size, H, rows, h1)
             rows = features.shape[2]
@@ -192,6 +196,11 @@ class MPCAgent(TransitionLearner):
         self.eval_plan = self._plan_from(obs, shifted(self.eval_plan), self.eval_generator, True)
         return self._to_env(self.eval_plan[0].cpu().numpy())
 
+    def start_eval_episode(self) -> None:
+        """A new evaluation episode plans from a fresh warm start (the eval env calls this
+        at every reset, see :func:`train`)."""
+        self.eval_plan = self._fresh_plan()
+
     def eval_metrics(self) -> dict[str, float]:
         """``model_loss`` (once trained) and ``planning_ms`` since the previous call; starts the
         evaluation that follows from a fresh warm start."""
@@ -218,4 +227,23 @@ def train(ctx: RunContext) -> MPCAgent:
     agent = MPCAgent(
         ctx.hp, info.observation_space, info.action_space, ctx.seeds, reward_fn, capacity
     )
+    # The evaluation resets its env for each episode without telling the agent (the runner
+    # has no episode hook for a greedy policy), so the eval env tells it.
+    ctx._eval_env = _EpisodeStarts(  # noqa: SLF001
+        make_env(ctx.spec.env, ctx.spec.env_kwargs, eval=True), agent.start_eval_episode
+    )
     return drive(ctx, agent)  # type: ignore[return-value]
+
+
+class _EpisodeStarts(gym.Wrapper):
+    """An env that calls ``on_reset`` after each of its resets."""
+
+    def __init__(self, env: gym.Env, on_reset: Callable[[], None]) -> None:
+        super().__init__(env)
+        self._on_reset = on_reset
+
+    def reset(self, **kwargs: Any) -> Any:
+        """The wrapped env's reset, then ``on_reset``."""
+        out = self.env.reset(**kwargs)
+        self._on_reset()
+        return out
