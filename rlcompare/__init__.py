@@ -36,6 +36,8 @@ _LAZY = {
     "plots": "rlcompare.viz.plots",
     "curves": "rlcompare.analysis.curves",
     "register_sb3": "rlcompare.algos.deep.sb3_generic",
+    "compare": "rlcompare.studies.compare",
+    "Contender": "rlcompare.studies.compare",
 }
 
 

@@ -28,6 +28,7 @@ LAYERS = (
     "sweeps",
     "analysis",
     "viz",
+    "studies",
     "experiments",
     "app",
 )

@@ -1,0 +1,1 @@
+"""Designs that drive sweeps and read analysis: ``compare`` (sequential verdicts)."""
