@@ -108,7 +108,7 @@ def test_check_runs_before_each_evaluation() -> None:
     assert steps_evaluated(run) == [0, 10] and run.diverged is not None
 
 
-# -- the SB3 forms: the budget means what SB3's learn means --------------------------------
+# -- the SB3 forms: SB3's learn on the rollouts complete within the budget -----------------
 
 
 def test_ppo_trains_the_last_rollout_like_sb3_learn() -> None:
@@ -141,16 +141,17 @@ def test_sb3_dqn_trains_every_phase_like_sb3_learn_and_our_dqn() -> None:
     assert dqn.agent.learner.gradient_steps == plain._n_updates
 
 
-def test_ppo_steps_budget_ends_where_sb3_learn_ends() -> None:
-    # 300 is not a multiple of the rollout (64 steps): SB3 finishes the rollout, to 320.
+def test_ppo_steps_budget_ends_at_the_budget() -> None:
+    # 300 is not a multiple of the rollout (64 steps): SB3's learn(300) would finish the
+    # rollout, to 320; the protocol's budget rule stops at 300 and trains on 4 rollouts.
     hparams = {"n_steps": 64, "batch_size": 32, "n_epochs": 1}
     result = rlcompare.run(
         RunSpec(
             "ppo", "CartPole-v1", 0, steps=300, eval_every=100, eval_episodes=1, hparams=hparams
         )
     )
-    assert list(evals(result)) == [0, 100, 200, 300, 320]
-    assert result.agent.model.num_timesteps == 320
+    assert list(evals(result)) == [0, 100, 200, 300]
+    assert result.agent.model.num_timesteps == 300 and result.agent.model._n_updates == 4
 
 
 def test_ppo_with_several_envs_evaluates_at_the_first_vector_step_past_a_multiple() -> None:

@@ -64,8 +64,12 @@ def test_a2c_params_are_read_from_its_signature(a2c) -> None:
     assert params["n_envs"].default == 1
     assert params["net_arch"].default is None and params["net_arch"].nullable
     signature = inspect.signature(A2C.__init__).parameters
+    # The rest: A2C's arguments, and its MlpPolicy's (documented as "policy: ...").
+    policy = inspect.signature(A2C.policy_aliases["MlpPolicy"].__init__).parameters
     for name in set(params) - {"device", "n_envs", "net_arch"}:
-        assert params[name].default == signature[name].default, name
+        own = signature if name in signature else policy
+        assert params[name].default == own[name].default, name
+        assert (name in signature) != params[name].doc.startswith("policy: "), name
     left_out = {"policy", "env", "seed", "verbose", "policy_kwargs", "rollout_buffer_class"}
     assert not left_out & set(params)
     assert "rollout_buffer_class" in a2c.summary and "rollout_buffer_kwargs" in a2c.summary

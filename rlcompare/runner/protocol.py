@@ -15,13 +15,26 @@ The rules, for every algorithm:
    once, and then passes a multiple without landing on it. Either way one evaluation runs,
    however many multiples were passed, recorded at the step actually reached (the first one
    at or past the multiple). Both forms below use this one rule (``EvalSchedule.due``).
-4. **The end.** One evaluation once training stops, at the steps actually taken: the budget
-   for our own loops; for SB3 models, where SB3's ``learn`` stops (see ``sb3_common``).
+4. **The end.** One evaluation once training stops, at the steps actually taken: the budget,
+   by the budget rule below, for every algorithm (SB3 models included).
 5. **Once per step.** A step that was just evaluated is not evaluated again (the end that
    falls on a schedule step records one evaluation).
 6. **Divergence.** ``Diverged`` raised anywhere in training or evaluation stops the run; it
    is recorded with ``mark_diverged`` at the step reached, its rows so far kept, and no end
    evaluation runs.
+
+The budget, the same rule for every algorithm:
+
+* ``steps=N``: exactly N env steps (an offline learner counts its own updates: ``dqn`` with
+  a dataset, N gradient steps). A learner that trains in phases (every ``train_freq`` env
+  steps, on rollouts of ``n_steps``) trains on every phase complete by step N, and not on a
+  phase the budget cuts: those steps are taken and logged, the update they would feed is not
+  made. SB3 models follow it too: their own ``learn(N)`` would finish the rollout in
+  progress, past N, so ``sb3_common`` stops them at N. Hence ``dqn`` and ``sb3_dqn`` with the
+  same settings take the same env steps and the same gradient steps. With n envs in lockstep
+  the run ends at the vector step that reaches N (the first multiple of n at or past N).
+* ``episodes=N``: exactly N finished training episodes (with n envs, the first ones in env
+  order on the vector step that reaches N); a phase in progress then follows the same rule.
 
 Forms:
 

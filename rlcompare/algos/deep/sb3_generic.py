@@ -5,14 +5,18 @@ hyperparameters from ``Class.__init__``: every argument with a literal default (
 bool, str, or None under an annotation naming int / float / str) becomes a
 :class:`~rlcompare.spec.params.Param` of that kind, so a spec is validated before training
 like every built-in's. Arguments a spec cannot express (buffer classes, noise objects, dicts)
-keep SB3's defaults and are listed in the algorithm's summary. rlcompare sets ``policy``
-("MlpPolicy"), ``env`` (the spec's, in a DummyVecEnv), ``seed`` (the run's ``sb3`` stream)
-and ``policy_kwargs`` (from ``net_arch``), and adds ``device`` (cpu by default, the
-reproducible choice), ``net_arch`` and, for on-policy classes, ``n_envs``.
+keep SB3's defaults and are listed in the algorithm's summary. The arguments of the class's
+``MlpPolicy`` with literal defaults become hyperparameters the same way (QRDQN's
+``n_quantiles``, A2C's ``ortho_init``) and reach the policy through ``policy_kwargs``, except
+those the class sets itself (``use_sde``, its optimizer) and any a class argument already
+names. rlcompare sets ``policy`` ("MlpPolicy"), ``env`` (the spec's, in a DummyVecEnv),
+``seed`` (the run's ``sb3`` stream) and ``policy_kwargs`` (from ``net_arch`` and the policy's
+arguments), and adds ``device`` (cpu by default, the reproducible choice), ``net_arch`` and,
+for on-policy classes, ``n_envs``.
 
 Every SB3 algorithm runs through :class:`SB3Trainer`, the one generic trainer: build the
 model, seed its envs, take its greedy policy, run :func:`~rlcompare.algos.deep.sb3_common.
-run_protocol` (the one evaluation protocol; SB3 trains what its own ``learn(N)`` trains).
+run_protocol` (the one evaluation protocol and budget rule: ``steps=N`` is N env steps).
 ``ppo``, ``sac`` and ``sb3_dqn`` are instances with hooks for what is special to them (PPO's
 policy kwargs and warm start, sb3_dqn's unclipped gradients).
 
@@ -44,6 +48,9 @@ from rlcompare.spec.registry import CrossCheck, SpaceCheck
 POLICY = "MlpPolicy"
 # Arguments rlcompare sets itself (never hyperparameters of a spec).
 SET_BY_US = ("policy", "env", "seed", "device", "policy_kwargs")
+# Policy arguments that are not hyperparameters: the spaces and schedule the class passes, and
+# net_arch, which has its own (int_list) parameter.
+POLICY_SET_BY_CLASS = ("observation_space", "action_space", "lr_schedule", "net_arch")
 # Arguments that change logging only, or SB3's construction order: left at SB3's defaults.
 NOT_HYPERPARAMETERS = ("verbose", "tensorboard_log", "stats_window_size", "_init_setup_model")
 # Bounds of the hyperparameters SB3 algorithms share by name (applied where the default
@@ -108,9 +115,16 @@ def import_sb3_class(target: str) -> type:
         )
     aliases = getattr(cls, "policy_aliases", {})
     if POLICY not in aliases:
+        recurrent = any("Lstm" in alias for alias in aliases)
+        why = (
+            " (a recurrent class: its action depends on a hidden state carried through the "
+            "episode, which rlcompare's greedy evaluation of one observation does not keep)"
+            if recurrent
+            else ""
+        )
         raise ValueError(
             f"SB3 class {target!r} has no {POLICY!r} (its policies: "
-            f"{', '.join(aliases) or 'none'}); valid: a class with an MlpPolicy"
+            f"{', '.join(aliases) or 'none'}){why}; valid: a class with an MlpPolicy"
         )
     return cls
 
@@ -194,6 +208,8 @@ def sb3_params(cls: type) -> tuple[dict[str, Param], list[str]]:
         nullable = arg.default is None or type(None) in admits
         doc = docs.get(name, f"{cls.__name__}'s {name}")
         params[name] = _bounded(name, Param(default, kind, doc, nullable=nullable))
+    for name, param in policy_params(cls).items():
+        params.setdefault(name, param)
     if issubclass(cls, OnPolicyAlgorithm):
         params["n_envs"] = Param(
             1, "int", "parallel envs (DummyVecEnv) per rollout", low=1, high=256
@@ -203,6 +219,59 @@ def sb3_params(cls: type) -> tuple[dict[str, Param], list[str]]:
     )
     params["device"] = DEVICE_PARAM
     return params, left_out
+
+
+def policy_params(cls: type) -> dict[str, Param]:
+    """The hyperparameters read from ``cls``'s MlpPolicy: its arguments with literal defaults,
+    less those the class sets itself (:func:`class_set_policy_arguments`) and ours."""
+    policy = cls.policy_aliases[POLICY]  # type: ignore[attr-defined]
+    docs = _param_docs(policy)
+    skip = {*POLICY_SET_BY_CLASS, *SET_BY_US, *class_set_policy_arguments(cls)}
+    params: dict[str, Param] = {}
+    for name, arg in list(inspect.signature(policy.__init__).parameters.items())[1:]:
+        if name in skip or arg.default is arg.empty:
+            continue
+        admits = _annotation_types(arg.annotation)
+        kind = _kind(arg.default, admits)
+        if kind is None:
+            continue
+        default = float(arg.default) if kind == "float" and arg.default is not None else arg.default
+        doc = docs.get(name, f"{policy.__name__}'s {name}")
+        nullable = arg.default is None or type(None) in admits
+        params[name] = _bounded(name, Param(default, kind, f"policy: {doc}", nullable=nullable))
+    return params
+
+
+def class_set_policy_arguments(cls: type) -> set[str]:
+    """Policy arguments ``cls`` sets itself, read from its source: keywords of its
+    ``self.policy_class(...)`` call (on-policy classes pass ``use_sde``) and keys it assigns
+    in ``self.policy_kwargs[...]`` (A2C's and QRDQN's optimizer, DDPG's ``n_critics``).
+    Passing them again would fail or be overwritten."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        for method in ("__init__", "_setup_model"):
+            if method not in vars(klass):
+                continue
+            try:
+                tree = ast.parse(textwrap.dedent(inspect.getsource(vars(klass)[method])))
+            except (OSError, TypeError, SyntaxError):
+                continue
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "policy_class"
+                ):
+                    names.update(k.arg for k in node.keywords if k.arg is not None)
+                elif (
+                    isinstance(node, ast.Subscript)
+                    and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "policy_kwargs"
+                    and isinstance(node.slice, ast.Constant)
+                    and isinstance(node.slice.value, str)
+                ):
+                    names.add(node.slice.value)
+    return names
 
 
 def _bounded(name: str, param: Param) -> Param:
@@ -314,6 +383,10 @@ class SB3Trainer:
         else:
             arch = hp.get("net_arch")
             policy_kwargs = {} if arch is None else {"net_arch": list(arch)}
+            # The policy's own arguments of the table (not the class's: those go to it).
+            for name in policy_params(cls):
+                if name in hp and name not in accepted:
+                    policy_kwargs[name] = hp[name]
         # The envs are made before the seed is drawn, as SB3's argument order always had it.
         envs = make_vec_env(ctx, hp.get("n_envs", 1))
         model = cls(
@@ -331,6 +404,7 @@ class SB3Trainer:
 
     def __call__(self, ctx: Any) -> Any:
         from rlcompare.algos.deep.sb3_common import (
+            LivePolicy,
             SB3Agent,
             greedy_policy,
             run_protocol,
@@ -341,7 +415,8 @@ class SB3Trainer:
         model = self.build(ctx)
         info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
         choose = self.greedy if self.greedy is not None else greedy_policy
-        policy = choose(model, info.observation_space, info.action_space)
+        # Rebuilt before every evaluation: some classes rebind their parameters (TRPO).
+        policy = LivePolicy(lambda: choose(model, info.observation_space, info.action_space))
         run_protocol(ctx, model, policy, model.policy, total_timesteps(ctx))
         return SB3Agent(model, policy)
 
@@ -367,9 +442,11 @@ def register_sb3(
     """Registers a Stable-Baselines3 (or sb3-contrib) algorithm class under ``name``.
 
     ``rlcompare.register_sb3("qrdqn", "sb3_contrib:QRDQN")`` is all it takes: the
-    hyperparameters, their defaults and kinds come from the class signature, the action
-    spaces from the class, and runs follow the same protocol and budget rules as ``ppo``
-    (``steps=N`` is SB3's ``learn(N)``; ``episodes=N`` stops after exactly N episodes).
+    hyperparameters, their defaults and kinds come from the class and its MlpPolicy's
+    signatures (``n_quantiles=50`` reaches QRDQN's policy), the action spaces from the class,
+    and runs follow the same protocol and budget rule as every algorithm (``steps=N``: N env
+    steps, training on the rollouts complete by then; ``episodes=N``: exactly N episodes).
+    A recurrent class (RecurrentPPO) is refused: one observation does not fix its action.
 
     Args:
         name: The ``algo`` of a RunSpec.
