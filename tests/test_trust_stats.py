@@ -139,3 +139,129 @@ def test_probability_of_improvement_on_a_lower_is_better_metric() -> None:
     assert matrix.set_index(["algo_x", "algo_y"]).loc[("b", "a"), "probability"] == 0.0
     returns = df.assign(metric="eval_return")
     assert stats.probability_of_improvement(returns, "a", "b", reps=50).value == 0.0
+
+
+# -- issue 27, item 2: a diverged run counts at its worst value in every statistic ------------
+REPS = 50
+
+
+def finished_and_diverged() -> pd.DataFrame:
+    """a: five runs end at 40. b: four runs end at 40 and one diverged at step 10 right after
+    an eval of 100 (its eval at step 0 was 0, its worst value)."""
+    runs = {("a", "E", s): [(0, 0.0), (50, 20.0), (100, 40.0)] for s in range(5)}
+    runs.update({("b", "E", s): [(0, 0.0), (50, 20.0), (100, 40.0)] for s in range(4)})
+    runs[("b", "E", 4)] = [(0, 0.0), (10, 100.0)]
+    return with_divergence(make_tidy(runs), "E__b__4", 10)
+
+
+def test_final_scores_count_a_diverged_run_at_its_worst_value() -> None:
+    df = finished_and_diverged()
+    scores = stats.final_scores(df).set_index("run_id")["score"]
+    assert scores["E__b__4"] == 0.0
+    assert stats.final_scores(df, last=2).set_index("run_id").loc["E__b__4", "score"] == 0.0
+    table = stats.summary(df, reps=REPS).set_index("algo")
+    # Scored by its last eval before diverging, b's mean was (4 * 40 + 100) / 5 = 52.
+    assert table.loc["a", "mean"] == 40.0 and table.loc["b", "mean"] == 32.0
+    gap = stats.summary(df, reps=REPS, target=40.0).set_index("algo")["optimality_gap"]
+    assert gap["a"] == 0.0 and gap["b"] == 8.0
+
+
+def test_probability_of_improvement_counts_a_diverged_run_at_its_worst_value() -> None:
+    df = finished_and_diverged()
+    # Every finished run ties at 40; scored at 100, the diverged run gave P(b > a) = 0.60.
+    assert stats.probability_of_improvement(df, "b", "a", reps=REPS).value == pytest.approx(0.4)
+    matrix = stats.improvement_matrix(df, reps=REPS).set_index(["algo_x", "algo_y"])
+    assert matrix.loc[("a", "b"), "probability"] == pytest.approx(0.6)
+
+
+def test_performance_profile_counts_a_diverged_run_at_its_worst_value() -> None:
+    profile = stats.performance_profile(finished_and_diverged(), [30.0], reps=REPS)
+    assert profile.set_index("algo")["fraction"].to_dict() == {"a": 1.0, "b": 0.8}
+
+
+def test_aggregate_curves_continue_a_diverged_run_at_its_worst_value() -> None:
+    # Group a of diverging_group: runs 0, 1 reach 1.0 and run to 100; runs 2, 3 diverge at 5
+    # after 0 -> 0.5 (worst value 0). The curve was cut at the first divergence: steps [0].
+    out = stats.aggregate_curves(diverging_group(), num_points=3, reps=REPS).set_index("step")
+    assert out.index.tolist() == [0, 50, 100]
+    assert out["runs"].tolist() == [4, 4, 4]
+    # IQM of 4 values: the mean of the middle two. Step 100: {0, 0, 1, 1}; step 50: run 1 is
+    # at 50 / 60 on its way to 1.0, so {0, 0, 5/6, 1}.
+    assert out.loc[100, "iqm"] == pytest.approx(0.5)
+    assert out.loc[50, "iqm"] == pytest.approx(5 / 12)
+
+
+def test_collapse_rate_counts_a_diverged_run_as_fallen_to_its_worst_value() -> None:
+    result = stats.collapse_rate(finished_and_diverged(), min_evals=2)
+    runs = result.runs.set_index("run_id")
+    assert bool(runs.loc["E__b__4", "collapsed"]) and not runs["collapsed"].drop("E__b__4").any()
+    assert runs.loc["E__b__4", "collapse_step"] == 10
+
+
+def test_learning_curves_draw_a_diverged_group_over_its_whole_budget() -> None:
+    from rlcompare.viz import plots
+
+    _, ax = plots.learning_curves(diverging_group(), num_points=3, reps=REPS)
+    assert ax.get_lines()[0].get_xdata().tolist() == [0, 50, 100]
+
+
+# -- issue 27, item 9: every statistic names the runs it leaves out and why -------------------
+def with_a_run_without(metric: str) -> pd.DataFrame:
+    """Runs of a and b with ``metric``, and a run of c that records only ``other``."""
+    runs = {(algo, "E", s): [(0, 0.0), (10, 1.0)] for algo in "ab" for s in range(2)}
+    df = make_tidy(runs, metric=metric)
+    other = make_tidy({("c", "E", 0): [(0, 0.0), (10, 1.0)]}, metric="other")
+    return pd.concat([df, other], ignore_index=True)
+
+
+STATISTICS = {
+    "final_scores": lambda df: stats.final_scores(df),
+    "summary": lambda df: stats.summary(df, reps=REPS),
+    "improvement_matrix": lambda df: stats.improvement_matrix(df, reps=REPS),
+    "probability_of_improvement": lambda df: stats.probability_of_improvement(
+        df, "a", "b", reps=REPS
+    ),
+    "performance_profile": lambda df: stats.performance_profile(df, [0.5], reps=REPS),
+    "interpolate_curves": lambda df: stats.interpolate_curves(df, num_points=3),
+    "aggregate_curves": lambda df: stats.aggregate_curves(df, num_points=3, reps=REPS),
+    "auc": lambda df: stats.auc(df),
+    "steps_to_threshold": lambda df: stats.steps_to_threshold(df, 1.0),
+    "threshold_summary": lambda df: stats.threshold_summary(df, 1.0),
+    "collapse_rate": lambda df: stats.collapse_rate(df),
+}
+
+
+@pytest.mark.parametrize("name", list(STATISTICS))
+def test_every_statistic_names_runs_missing_the_metric(name: str) -> None:
+    with pytest.warns(UserWarning, match=r"no eval_return rows.*algo c.*E__c__0"):
+        STATISTICS[name](with_a_run_without("eval_return"))
+
+
+@pytest.mark.parametrize("name", list(STATISTICS))
+def test_every_statistic_names_failed_runs_it_leaves_out(name: str) -> None:
+    df = with_a_run_without("eval_return")
+    df = df[df["algo"] != "c"]
+    df = df.assign(status=np.where(df["run_id"] == "E__a__1", "failed", "ok"))
+    with pytest.warns(UserWarning, match=r"failed.*E__a__1"):
+        STATISTICS[name](df)
+
+
+def test_a_run_that_diverged_before_its_first_evaluation_is_named() -> None:
+    df = with_a_run_without("eval_return")
+    df = df.assign(status=np.where(df["algo"] == "c", "diverged", "ok"))
+    with pytest.warns(UserWarning, match=r"diverged before.*E__c__0"):
+        stats.summary(df, reps=REPS)
+
+
+def test_truncated_tasks_name_the_runs_left_out() -> None:
+    runs = {("a", "E0", s): [(0, 1.0)] for s in range(3)}
+    runs.update({("a", "E1", s): [(0, 5.0)] for s in range(2)})
+    with pytest.warns(UserWarning, match=r"using the first 2.*E0__a__2"):
+        stats.summary(make_tidy(runs), reps=REPS)
+
+
+def test_aggregate_curves_names_a_group_it_cannot_draw() -> None:
+    df = make_tidy({("a", "E", 0): [(0, 0.0), (10, 1.0)], ("b", "E", 0): [(20, 0.0), (30, 1.0)]})
+    with pytest.warns(UserWarning, match=r"algo=a.*no grid step"):
+        out = stats.aggregate_curves(df, steps=[20, 30], reps=REPS)
+    assert set(out["algo"]) == {"b"}

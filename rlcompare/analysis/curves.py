@@ -11,6 +11,14 @@ import numpy as np
 import pandas as pd
 from rliable import library
 
+from rlcompare.analysis.failures import (  # DIVERGED_METRIC, diverged_runs: served here too
+    DIVERGED_METRIC,  # noqa: F401
+    diverged_runs,
+    divergence_steps,
+    outside_stacklevel,
+    runs_text,
+    worst_values,
+)
 from rlcompare.analysis.matrices import (
     as_list,
     fast_iqm_columns,
@@ -23,9 +31,6 @@ from rlcompare.analysis.matrices import (
 )
 from rlcompare.runner import schema
 
-# The metric row a diverged run logs at its divergence step (RunContext.mark_diverged).
-DIVERGED_METRIC = "diverged"
-
 
 class CollapseResult(NamedTuple):
     """Output of :func:`collapse_rate`."""
@@ -37,14 +42,6 @@ class CollapseResult(NamedTuple):
 
 
 # ------------------------------------------------------------------------ diverged runs
-def diverged_runs(df: pd.DataFrame) -> pd.Index:
-    """run_ids of diverged runs: ``status`` "diverged" or a ``diverged`` metric row."""
-    flagged = df["metric"] == DIVERGED_METRIC if "metric" in df else False
-    if schema.STATUS_COLUMN in df:
-        flagged = flagged | (df[schema.STATUS_COLUMN] == "diverged")
-    return pd.Index(df.loc[flagged, "run_id"].unique())
-
-
 def budget_ends(df: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
     """Per run of ``rows`` (index run_id): the step its budget ends at, as far as the rows
     tell: for a run that finished, its last step; for a diverged one, the largest last step
@@ -84,7 +81,9 @@ def interpolate_curves(
     repeated steps are averaged first; nothing is extrapolated (NaN outside a run's range).
     The default grid spans the steps every run that did not diverge covers: a diverged run
     (``status`` "diverged" or a ``diverged`` row) stopped early because it failed, so it does
-    not cut the grid short for the others; it has NaN past its divergence.
+    not cut the grid short for the others; here it has NaN past its last value (the raw
+    data; :func:`aggregate_curves` counts it at its worst value there). Runs left out (failed,
+    or without ``metric``) are named in a warning.
 
     Args:
         df: Tidy results table.
@@ -104,8 +103,23 @@ def interpolate_curves(
     """
     if span not in GRID_SPANS:
         raise ValueError(f"span = {span!r} is invalid; valid: {', '.join(GRID_SPANS)}")
-    rows = metric_rows(df, metric).groupby(["run_id", "step"], sort=True)["value"].mean()
-    spans = rows.reset_index().groupby("run_id")["step"].agg(["min", "max"])
+    return _on_grid(df, metric_rows(df, metric), metric, steps, num_points, span)
+
+
+def _on_grid(
+    df: pd.DataFrame,
+    rows: pd.DataFrame,
+    metric: str,
+    steps: Sequence[int] | np.ndarray | None,
+    num_points: int,
+    span: str,
+    tails: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """:func:`interpolate_curves` of the ``metric_rows`` ``rows``; with ``tails`` (index
+    run_id, columns ``end`` and ``value``), a run's grid steps after its last value and up to
+    ``end`` get ``value``."""
+    means = rows.groupby(["run_id", "step"], sort=True)["value"].mean()
+    spans = means.reset_index().groupby("run_id")["step"].agg(["min", "max"])
     finished = spans[~spans.index.isin(diverged_runs(df))]
     spans = finished if len(finished) else spans
     if steps is None:
@@ -120,12 +134,28 @@ def interpolate_curves(
     else:
         grid = np.unique(np.asarray(steps, dtype=np.int64))
     frames = []
-    for run_id, curve in rows.groupby(level="run_id", sort=True):
+    for run_id, curve in means.groupby(level="run_id", sort=True):
         x = curve.index.get_level_values("step").to_numpy(dtype=float)
         y = np.interp(grid, x, curve.to_numpy(dtype=float), left=np.nan, right=np.nan)
+        if tails is not None and run_id in tails.index:
+            after = (grid > x[-1]) & (grid <= tails.at[run_id, "end"])
+            y[after] = tails.at[run_id, "value"]
         frames.append(pd.DataFrame({"run_id": run_id, "step": grid, "value": y}))
     out = pd.concat(frames, ignore_index=True).assign(metric=metric)
-    return out.join(run_info(metric_rows(df, metric)), on="run_id")
+    return out.join(run_info(rows), on="run_id")
+
+
+def diverged_tails(
+    df: pd.DataFrame, rows: pd.DataFrame, metric: str, higher_is_better: bool | None
+) -> pd.DataFrame:
+    """Per diverged run of ``rows`` (index run_id): ``end``, the step its budget ends at
+    (:func:`budget_ends`), and ``value``, its worst value (:func:`worst_values`), which it
+    counts at from its last value to ``end``."""
+    diverged = rows.loc[rows["run_id"].isin(diverged_runs(df))]
+    if diverged.empty:
+        return pd.DataFrame({"end": [], "value": []}, index=pd.Index([], name="run_id"))
+    worst = worst_values(diverged, schema.higher_is_better(metric, higher_is_better))
+    return pd.DataFrame({"end": budget_ends(df, rows).reindex(worst.index), "value": worst})
 
 
 def aggregate_curves(
@@ -137,20 +167,51 @@ def aggregate_curves(
     reps: int = 1000,
     random_state: int | None = 0,
     confidence: float = 0.95,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
     """IQM learning curve per group with a stratified bootstrap CI band at every grid step.
 
     Curves are first put on one grid (:func:`interpolate_curves`; by default over the steps of
-    the longest run, so each group's curve reaches the end of its own budget); grid steps
-    where some run of a group has no value are left out for that group.
+    the longest run, so each group's curve reaches the end of its own budget). A diverged run
+    (``status`` "diverged" or a ``diverged`` row) continues after its last value at its worst
+    value (the lowest it recorded, the highest where lower is better) up to its budget's end
+    (:func:`budget_ends`), as in :func:`auc`: a group's curve is not cut at a divergence, and
+    it does not keep a broken run at its pre-divergence level.
+
+    A grid step where some runs of a group have a value and others not (a run that ended
+    earlier) is left out for that group, with a warning naming those runs; a group with no
+    step where all its runs have a value is left out, with a warning. Failed runs and runs
+    without ``metric`` are left out with a warning (see ``metric_rows``).
+
+    Args:
+        df: Tidy results table.
+        metric: Metric on the curve.
+        by: Grouping column(s).
+        steps: Step grid (default ``num_points`` steps up to the last step of any run).
+        num_points: Grid size when ``steps`` is None.
+        reps: Bootstrap replications.
+        random_state: Seed for the bootstrap; None leaves NumPy's global RNG as it is.
+        confidence: Coverage of the bands.
+        higher_is_better: Direction (which value is worst); by default from
+            ``rlcompare.runner.schema.higher_is_better``. Needed only with diverged runs.
 
     Returns:
         Columns: the ``by`` columns, ``step, iqm, iqm_low, iqm_high, runs``.
     """
     by = as_list(by)
-    curves = interpolate_curves(df, metric, steps, num_points, span="all")
+    rows = metric_rows(df, metric)
+    tails = diverged_tails(df, rows, metric, higher_is_better)
+    curves = _on_grid(df, rows, metric, steps, num_points, "all", tails)
     wide = curves.pivot(index="run_id", columns="step", values="value")
-    runs = run_info(metric_rows(df, metric)).join(wide)
+    runs = run_info(rows).join(wide)
+    require_columns(runs, by)
+    short = {}
+    for key, group in runs.groupby(by, sort=True, dropna=False):
+        values = group[list(wide.columns)].isna()
+        partly = values.any(axis=0) & ~values.all(axis=0)
+        if partly.any():
+            ids = group.index[values.loc[:, partly].any(axis=1)]
+            short[key] = (ids, [int(step) for step in wide.columns[partly.to_numpy()]])
 
     def iqm_per_step(scores: np.ndarray) -> np.ndarray:
         # Same as metrics.aggregate_iqm on each scores[..., step], in one vectorised call.
@@ -159,8 +220,22 @@ def aggregate_curves(
     records = []
     for key, (scores, _) in score_matrices(runs, by, list(wide.columns), False).items():
         keep = ~np.isnan(scores).any(axis=(0, 1))
+        named = ", ".join(f"{k}={v}" for k, v in group_record(by, key).items())
         if not keep.any():
+            warnings.warn(
+                f"left out group {named}: no grid step where all its runs have a {metric} "
+                "value (pass steps= within its runs' range)",
+                stacklevel=outside_stacklevel(),
+            )
             continue
+        if key in short:
+            ids, left_out = short[key]
+            shown = ", ".join(map(str, left_out[:5])) + (", ..." if len(left_out) > 5 else "")
+            warnings.warn(
+                f"group {named}: left out {len(left_out)} grid step(s) ({shown}) where some "
+                f"of its runs have no {metric} value: {runs_text(rows, ids)}",
+                stacklevel=outside_stacklevel(),
+            )
         with seeded_global_rng(random_state):
             points, cis = library.get_interval_estimates(
                 {key: scores[..., keep]},
@@ -204,20 +279,18 @@ def auc(
         df: Tidy results table.
         metric: Metric under the curve.
         higher_is_better: Direction (which value is worst); by default from
-            ``rlcompare.runner.schema.higher_is_better``.
+            ``rlcompare.runner.schema.higher_is_better``. Needed only with diverged runs.
 
     Returns:
         One row per run: run columns and ``auc``.
     """
     rows = metric_rows(df, metric)
-    higher = schema.higher_is_better(metric, higher_is_better)
-    ends = budget_ends(df, rows)
+    tails = diverged_tails(df, rows, metric, higher_is_better)
 
     def area(curve: pd.DataFrame) -> float:
         x, y = curve["step"].to_numpy(dtype=float), curve["value"].to_numpy(dtype=float)
-        end = float(ends[curve.name])
-        if end > x[-1]:
-            worst = np.nanmin(y) if higher else np.nanmax(y)
+        if curve.name in tails.index and tails.at[curve.name, "end"] > x[-1]:
+            end, worst = tails.at[curve.name, "end"], tails.at[curve.name, "value"]
             x, y = np.append(x, [x[-1], end]), np.append(y, [worst, worst])
         span = x[-1] - x[0]
         if span == 0:
@@ -345,16 +418,24 @@ def collapse_rate(
     solve_threshold: float | None = None,
     by: str | Sequence[str] = "algo",
     min_evals: int = 1,
+    higher_is_better: bool | None = None,
 ) -> CollapseResult:
     """Which runs learned and then fell apart for good.
 
     A run collapses when its metric drops below ``fraction`` x its running best and stays
     below through its last ``min_evals`` or more evaluations. With ``solve_threshold``, only
     runs that first reached it can collapse, and only after reaching it. NaN (divergence)
-    counts as below. The rule assumes 0 is the floor of the scale: rescale with
-    :func:`normalize` first where returns go negative. Without ``solve_threshold`` a noisy
-    run that never learned (0.1 once, then 0) counts as collapsed; pass one for sparse or
-    noisy evaluations.
+    counts as below. A diverged run (``status`` "diverged" or a ``diverged`` row) counts at
+    its worst value (the lowest it recorded) from its divergence step to the end of its
+    budget, as in :func:`auc`: it collapsed when that value is below ``fraction`` x its best,
+    whatever ``min_evals``, since it stays there. The rule assumes 0 is the floor of the
+    scale: rescale with :func:`normalize` first where returns go negative. Without
+    ``solve_threshold`` a noisy run that never learned (0.1 once, then 0) counts as
+    collapsed; pass one for sparse or noisy evaluations.
+
+    Raises:
+        ValueError: ``metric`` is one where lower is better (a fall below a fraction of the
+            best means nothing there), or bad ``fraction`` / ``min_evals``.
 
     Returns:
         :class:`CollapseResult` with per-run ``peak, collapsed, collapse_step`` (first step
@@ -366,18 +447,29 @@ def collapse_rate(
             f"need 0 < fraction <= 1 and min_evals >= 1, got fraction = "
             f"{fraction!r}, min_evals = {min_evals!r}"
         )
+    if not schema.higher_is_better(metric, higher_is_better):
+        raise ValueError(
+            f"collapse_rate needs a metric where higher is better; for {metric!r} lower is "
+            "better (use steps_to_threshold, or pass higher_is_better=True to override)"
+        )
     by = as_list(by)
     rows = metric_rows(df, metric)
+    worst = worst_values(rows.loc[rows["run_id"].isin(diverged_runs(df))], True)
+    broke = divergence_steps(df, rows)
     if (rows["value"] < 0).any():
         warnings.warn(
             f"{metric} has negative values; runs whose best is <= 0 never count as "
             "collapsed (rescale with normalize())",
-            stacklevel=2,
+            stacklevel=outside_stacklevel(),
         )
     out = run_info(rows)
     records = {}
     for run_id, curve in rows.groupby("run_id", sort=True):
-        values = curve["value"].to_numpy(dtype=float)
+        values, steps = curve["value"].to_numpy(dtype=float), curve["step"].to_numpy()
+        if run_id in worst.index:
+            # From its divergence on it counts at its worst value, for the rest of its budget.
+            values = np.append(values, worst[run_id])
+            steps = np.append(steps, broke[run_id])
         best = np.fmax.accumulate(values)
         below = ~(values >= fraction * best) & (best > 0)
         stretch = len(below) if below.all() else int(np.argmin(below[::-1]))  # final low run
@@ -385,11 +477,11 @@ def collapse_rate(
         # The final low stretch always starts after the threshold is first reached: the
         # value there set the running best, so it cannot be below a fraction of it.
         solved = solve_threshold is None or bool((values >= solve_threshold).any())
-        collapsed = bool(solved and stretch >= min_evals)
+        collapsed = bool(solved and stretch >= (1 if run_id in worst.index else min_evals))
         records[run_id] = (
             np.nanmax(values) if not np.isnan(values).all() else np.nan,
             collapsed,
-            curve["step"].iloc[start] if collapsed else pd.NA,
+            steps[start] if collapsed else pd.NA,
         )
     out[["peak", "collapsed", "collapse_step"]] = pd.DataFrame.from_dict(
         records, orient="index", columns=["peak", "collapsed", "collapse_step"]

@@ -14,6 +14,12 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from rlcompare.analysis.failures import (
+    diverged_runs,
+    failed_runs,
+    outside_stacklevel,
+    warn_left_out,
+)
 from rlcompare.errors import choices_text
 from rlcompare.runner.schema import (
     ENV_PREFIX,
@@ -32,12 +38,36 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
 
 
 def metric_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Rows of ``metric`` sorted by run and step; ValueError naming the metrics present."""
+    """Rows of ``metric`` sorted by run and step, of the runs a statistic can use.
+
+    Left out, each with a warning that names the runs and their algos: failed runs (``status``
+    "failed": an error stopped them, so their rows are no result of the algorithm), and runs
+    with no row of ``metric`` (an algorithm that does not record it, or a run that diverged
+    before its first evaluation and so has no value to count at).
+
+    Raises:
+        ValueError: a required column is missing, or no run has a row of ``metric`` (the
+            message names the metrics present).
+    """
     require_columns(df, REQUIRED_COLUMNS)
-    rows = df[df["metric"] == metric]
+    failed = failed_runs(df)
+    if len(failed):
+        warn_left_out(df, failed, "that failed (status 'failed': an error stopped them)")
+        df = df.loc[~df["run_id"].isin(failed)]
+    is_metric = df["metric"] == metric
+    rows = df.loc[is_metric]
     if rows.empty:
         present = sorted(df["metric"].dropna().unique())
         raise ValueError(f"no rows for metric {metric!r}; {choices_text(present, metric)}")
+    missing = pd.Index(df.loc[~is_metric, "run_id"].unique()).difference(rows["run_id"].unique())
+    if len(missing):
+        early = missing.intersection(diverged_runs(df))
+        warn_left_out(
+            df,
+            early,
+            f"that diverged before their first {metric} row (no value to count them at)",
+        )
+        warn_left_out(df, missing.difference(early), f"with no {metric} rows")
     return rows.sort_values(["run_id", "step"], kind="stable")
 
 
@@ -90,31 +120,39 @@ def score_matrices(
         needs a rectangular matrix).
     """
     require_columns(runs, [*by, "env", "seed"])
+    # The run ids of the index, as a column, for the warnings that name left-out runs.
+    named = runs if "run_id" in runs else runs.rename_axis("run_id").reset_index()
     nan = runs[list(values)].isna().any(axis=1) & drop_nan
     if nan.any():
-        warnings.warn(f"dropping runs with NaN scores: {sorted(runs.loc[nan].index)}", stacklevel=3)
+        warn_left_out(named, runs.index[nan], "with NaN scores")
         runs = runs[~nan]
     task_cols = ["env"] + sorted(c for c in runs.columns if str(c).startswith("env."))
     result = {}
     for key, group in runs.groupby(by, sort=True, dropna=False):
-        columns, tasks = [], []
+        columns, tasks, order = [], [], []
         for task, cell in group.groupby(task_cols, sort=True, dropna=False):
-            columns.append(cell.sort_values("seed")[list(values)].to_numpy(dtype=float))
+            cell = cell.sort_values("seed")
+            columns.append(cell[list(values)].to_numpy(dtype=float))
+            order.append(cell.index)
             pairs = zip(task_cols[1:], task[1:], strict=True)
             kwargs = ", ".join(f"{column[4:]}={value}" for column, value in pairs)
             tasks.append(f"{task[0]}({kwargs})" if kwargs else str(task[0]))
         counts = [len(c) for c in columns]
         if len(set(counts)) > 1:
-            warnings.warn(
-                f"group {key}: tasks have {counts} runs; using the first {min(counts)}"
-                " of each (by seed)",
-                stacklevel=3,
+            extra = [run for ids in order for run in ids[min(counts) :]]
+            warn_left_out(
+                named,
+                extra,
+                f"of group {key}: its tasks have {counts} runs; using the first "
+                f"{min(counts)} of each (by seed), as a stratified bootstrap needs as many "
+                "runs per task",
             )
         result[key] = (np.stack([c[: min(counts)] for c in columns], axis=1), tasks)
     task_sets = {frozenset(tasks) for _, tasks in result.values()}
     if "env" not in by and len(task_sets) > 1:
         warnings.warn(
-            "groups cover different tasks; each aggregate is over its own tasks", stacklevel=3
+            "groups cover different tasks; each aggregate is over its own tasks",
+            stacklevel=outside_stacklevel(),
         )
     return result
 

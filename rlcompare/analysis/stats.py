@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from rliable import library, metrics
 
+from rlcompare.analysis.curves import diverged_tails
+from rlcompare.analysis.failures import outside_stacklevel
 from rlcompare.analysis.matrices import (
     as_list,
     fast_iqm,
@@ -45,23 +47,42 @@ class Estimate(NamedTuple):
 
 
 # ------------------------------------------------------------------------- final scores
-def final_scores(df: pd.DataFrame, metric: str = "eval_return", last: int = 1) -> pd.DataFrame:
+def final_scores(
+    df: pd.DataFrame,
+    metric: str = "eval_return",
+    last: int = 1,
+    higher_is_better: bool | None = None,
+) -> pd.DataFrame:
     """One score per run: the mean of its last ``last`` recorded values of ``metric``.
+
+    A diverged run (``status`` "diverged" or a ``diverged`` row) scores its worst value: the
+    lowest value of ``metric`` it recorded, or the highest where lower is better (the rule
+    of :func:`auc`, from ``rlcompare.analysis.failures.worst_values``). It failed before its
+    budget's end, so its final evaluations are those of a broken learner; its last value
+    before diverging would credit it with a score it did not keep. Every statistic built on
+    final scores (:func:`summary`, :func:`improvement_matrix`,
+    :func:`probability_of_improvement`, :func:`performance_profile`) follows this rule.
+    Failed runs and runs without ``metric`` are left out, with a warning naming them.
 
     Args:
         df: Tidy results table.
         metric: Metric to score (normally ``eval_return``).
         last: Number of final evaluations to average (>= 1).
+        higher_is_better: Direction (which value is worst); by default from
+            ``rlcompare.runner.schema.higher_is_better``. Needed only with diverged runs.
 
     Returns:
         One row per run: ``run_id``, identity columns (``experiment, algo, env, seed,
-        status`` where present), ``hp.*``, ``env.*``, ``score`` and ``step`` (last step).
+        status`` where present), ``hp.*``, ``env.*``, ``score`` and ``step`` (last step
+        recorded).
     """
     if last < 1:
         raise ValueError(f"last = {last!r} is invalid; it must be an int >= 1")
     rows = metric_rows(df, metric)
     tail = rows.groupby("run_id", sort=False).tail(last)
     scores = tail.groupby("run_id", sort=True).agg(score=("value", "mean"), step=("step", "max"))
+    tails = diverged_tails(df, rows, metric, higher_is_better)
+    scores.loc[tails.index, "score"] = tails["value"]
     return run_info(rows).join(scores).reset_index()
 
 
@@ -74,13 +95,17 @@ def summary(
     target: float | None = None,
     random_state: int | None = 0,
     confidence: float = 0.95,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
     """Aggregate final scores per group, each with a stratified bootstrap CI (rliable).
 
     ``mean`` is the mean over tasks of per-task mean scores, ``median`` the median over
     tasks of per-task means (so with one task it equals ``mean``), ``iqm`` the interquartile
-    mean over all runs and tasks, ``optimality_gap`` the mean shortfall below ``target``.
-    With one run the CI collapses to the point.
+    mean over all runs and tasks, ``optimality_gap`` the mean shortfall of the scores from
+    ``target``: below it where higher is better, above it where lower is better (a
+    ``q_error`` of 5 against a target of 0 is a gap of 5). With one run the CI collapses to
+    the point. Scores are :func:`final_scores`: a diverged run counts at its worst value;
+    left-out runs are named in a warning.
 
     Args:
         df: Tidy results table.
@@ -91,14 +116,22 @@ def summary(
         target: Score counted as optimal; adds the ``optimality_gap`` columns when given.
         random_state: Seed for the bootstrap; None leaves NumPy's global RNG as it is.
         confidence: Coverage of the intervals.
+        higher_is_better: Direction (of the optimality gap and of a diverged run's worst
+            value); by default from ``rlcompare.runner.schema.higher_is_better``.
 
     Returns:
         One row per group: the ``by`` columns, ``runs``, ``tasks``, then for each statistic
         ``<stat>, <stat>_low, <stat>_high``.
     """
     by = as_list(by)
-    matrices = score_matrices(final_scores(df, metric, last).set_index("run_id"), by, ["score"])
+    scores = final_scores(df, metric, last, higher_is_better).set_index("run_id")
+    matrices = score_matrices(scores, by, ["score"])
     names = ["mean", "median", "iqm"] + (["optimality_gap"] if target is not None else [])
+    # rliable's gap is the shortfall below target; negated scores and target make it the
+    # excess above target where lower is better.
+    sign = 1.0
+    if target is not None and not schema.higher_is_better(metric, higher_is_better):
+        sign = -1.0
 
     def aggregates(scores: np.ndarray) -> np.ndarray:
         values = [
@@ -107,7 +140,7 @@ def summary(
             fast_iqm(scores),
         ]
         if target is not None:
-            values.append(metrics.aggregate_optimality_gap(scores, target))
+            values.append(metrics.aggregate_optimality_gap(sign * scores, sign * target))
         return np.array(values)
 
     arrays = {key: scores[..., 0] for key, (scores, _) in matrices.items()}
@@ -142,6 +175,9 @@ def improvement_matrix(
     metric's direction: P(X > Y) for ``eval_return``, P(X < Y) for ``policy_regret`` or
     ``q_error``.
 
+    Scores are :func:`final_scores`: a diverged run counts at its worst value; left-out runs
+    are named in a warning.
+
     Args:
         df: Tidy results table.
         algos: Algorithms to compare (default: all present).
@@ -151,14 +187,16 @@ def improvement_matrix(
         random_state: Seed for the bootstrap; None leaves NumPy's global RNG as it is.
         confidence: Coverage of the intervals.
         higher_is_better: Direction; by default from
-            ``rlcompare.runner.schema.higher_is_better`` (lower is better for ``q_error,
-            policy_regret, td_error, model_error, wall_time_s``).
+            ``rlcompare.runner.schema.higher_is_better`` (``LOWER_IS_BETTER`` there:
+            ``q_error, policy_regret, loss, time_to_recovery, wall_time_s``, ...).
 
     Returns:
-        Columns ``algo_x, algo_y, probability, low, high`` (pairs with x != y).
+        Columns ``algo_x, algo_y, probability, low, high`` (pairs with x != y);
+        ``attrs["metric"]`` and ``attrs["higher_is_better"]`` say what "better" meant.
     """
-    scores = final_scores(df, metric, last).set_index("run_id")
-    if not schema.higher_is_better(metric, higher_is_better):
+    higher = schema.higher_is_better(metric, higher_is_better)
+    scores = final_scores(df, metric, last, higher).set_index("run_id")
+    if not higher:
         # rliable counts X > Y as an improvement: negated scores make lower better.
         scores["score"] = -scores["score"]
     matrices = score_matrices(scores, ["algo"], ["score"])
@@ -176,7 +214,9 @@ def improvement_matrix(
                 raise ValueError(f"{x!r} and {y!r} share no task; {x}: {tx}, {y}: {ty}")
             if len(common) < max(len(tx), len(ty)):
                 warnings.warn(
-                    f"comparing {x!r} with {y!r} on shared tasks {common} only", stacklevel=2
+                    f"comparing {x!r} with {y!r} on shared tasks {common} only; runs on "
+                    "other tasks are left out",
+                    stacklevel=outside_stacklevel(),
                 )
             pairs[(x, y)] = (
                 sx[:, [tx.index(t) for t in common], 0],
@@ -198,7 +238,9 @@ def improvement_matrix(
             {"algo_x": y, "algo_y": x, "probability": 1 - p, "low": 1 - high, "high": 1 - low}
         )
     columns = ["algo_x", "algo_y", "probability", "low", "high"]
-    return pd.DataFrame.from_records(records, columns=columns)
+    out = pd.DataFrame.from_records(records, columns=columns)
+    out.attrs.update(metric=metric, higher_is_better=higher)
+    return out
 
 
 def probability_of_improvement(
@@ -234,24 +276,46 @@ def performance_profile(
     reps: int = 2000,
     random_state: int | None = 0,
     confidence: float = 0.95,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
-    """Score distribution: the fraction of runs (over all tasks) scoring above each tau.
+    """Score distribution: the fraction of runs (over all tasks) scoring better than each
+    tau: above it where higher is better, below it where lower is better (``q_error``).
+
+    Scores are :func:`final_scores`: a diverged run counts at its worst value; left-out runs
+    are named in a warning.
+
+    Args:
+        df: Tidy results table.
+        taus: Score thresholds.
+        metric: Metric to score.
+        by: Grouping column(s).
+        last: Final evaluations averaged per run.
+        reps: Bootstrap replications.
+        random_state: Seed for the bootstrap; None leaves NumPy's global RNG as it is.
+        confidence: Coverage of the intervals.
+        higher_is_better: Direction; by default from
+            ``rlcompare.runner.schema.higher_is_better``.
 
     Returns:
-        Columns: the ``by`` columns, ``tau, fraction, low, high``.
+        Columns: the ``by`` columns, ``tau, fraction, low, high``; ``attrs["metric"]`` and
+        ``attrs["higher_is_better"]`` say which side of tau counted.
     """
     by, taus = as_list(by), np.asarray(taus, dtype=float)
     if taus.ndim != 1 or taus.size == 0:
         raise ValueError(f"taus must be a non-empty 1-D sequence, got shape {taus.shape}")
-    matrices = score_matrices(final_scores(df, metric, last).set_index("run_id"), by, ["score"])
+    higher = schema.higher_is_better(metric, higher_is_better)
+    scores = final_scores(df, metric, last, higher).set_index("run_id")
+    matrices = score_matrices(scores, by, ["score"])
+    # rliable counts scores above tau: negated scores and taus count those below it.
+    sign = 1.0 if higher else -1.0
     with seeded_global_rng(random_state):
         profiles, cis = library.create_performance_profile(
-            {key: scores[..., 0] for key, (scores, _) in matrices.items()},
-            taus,
+            {key: sign * scores[..., 0] for key, (scores, _) in matrices.items()},
+            sign * taus,
             reps=reps,
             confidence_interval_size=confidence,
         )
-    return pd.DataFrame.from_records(
+    out = pd.DataFrame.from_records(
         [
             {
                 **group_record(by, key),
@@ -264,6 +328,8 @@ def performance_profile(
             for i, tau in enumerate(taus)
         ]
     )
+    out.attrs.update(metric=metric, higher_is_better=higher)
+    return out
 
 
 def normalize(

@@ -31,29 +31,80 @@ ENV_PREFIX = "env."
 
 # Rows of every finished training episode (with ``episode`` set).
 EPISODE_METRICS = ("episode_return", "episode_length")
-# Metrics where a smaller value is better; every other metric is higher-is-better.
+# Metric directions: which way is better. Every metric a built-in algorithm or env records is
+# in exactly one of the three sets (tests/test_trust_directions.py runs each built-in and checks
+# it), so a new metric without a direction fails a test instead of being ranked the wrong way.
+# Metrics where a smaller value is better: errors, losses, regret, costs, time.
 LOWER_IS_BETTER = frozenset(
     {
         "q_error",
         "policy_regret",
         "td_error",
+        "loss",  # dqn, bc: training loss
         "model_error",
         "model_reward_error",
         "model_loss",
         "planning_updates",
         "planning_ms",
         "wall_time_s",
+        # SelfHealing's domain metrics (rlcompare.envs.selfheal.episode_domain_metrics).
+        "time_to_recovery",
+        "impaired_share",
+        "action_cost",
+        "incidents",
     }
 )
+# Metrics where a larger value is better: returns, success, throughput.
+HIGHER_IS_BETTER = frozenset(
+    {
+        "eval_return",
+        "episode_return",
+        "success_rate",
+        "expected_eval_return",
+        "demonstrator_return",
+        "env_steps_per_s",
+    }
+)
+# Metrics recorded for context that have no better side: a ranking of them needs an explicit
+# ``higher_is_better`` (an episode is better long in CartPole and short in MountainCar).
+NO_DIRECTION = frozenset({"episode_length", "q_mean", "dataset_size", "diverged"})
 
 STATUSES = ("ok", "diverged", "failed")
-# Statuses a sweep treats as done (a failed run is retried by the next sweep).
+# Statuses a sweep treats as done (reused while their code is unchanged). A failed run is
+# re-run by a later sweep only if its code changed, its worker died, or with
+# retry_failed=True; otherwise reported again (see rlcompare.sweeps.resume).
 DONE_STATUSES = ("ok", "diverged")
 
 
 def higher_is_better(metric: str, override: bool | None = None) -> bool:
-    """The direction of ``metric``: ``override`` when given, else from ``LOWER_IS_BETTER``."""
-    return metric not in LOWER_IS_BETTER if override is None else bool(override)
+    """The direction of ``metric``: ``override`` when given, else its declared set.
+
+    Raises:
+        ValueError: ``metric`` is in ``NO_DIRECTION`` and no ``override`` is given.
+
+    Warns:
+        UserWarning: ``metric`` is in no set (a user's own metric): it is ranked as
+            higher-is-better, and the warning says how to state its direction.
+    """
+    if override is not None:
+        return bool(override)
+    if metric in LOWER_IS_BETTER:
+        return False
+    if metric in HIGHER_IS_BETTER:
+        return True
+    if metric in NO_DIRECTION:
+        raise ValueError(
+            f"metric {metric!r} has no better side; pass higher_is_better=True or False "
+            "to rank it"
+        )
+    import warnings
+
+    warnings.warn(
+        f"metric {metric!r} has no declared direction; ranking it as higher-is-better. "
+        "Pass higher_is_better= to say which way is better",
+        stacklevel=3,
+    )
+    return True
 
 
 class StepAgent(Protocol):

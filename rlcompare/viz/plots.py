@@ -132,7 +132,11 @@ def q_error_convergence(
 def performance_profile(
     profile: pd.DataFrame, hue: str = "algo", ax: Axes | None = None
 ) -> tuple[Figure, Axes]:
-    """Score distributions from :func:`stats.performance_profile`, with CI bands."""
+    """Score distributions from :func:`stats.performance_profile`, with CI bands.
+
+    The y axis says which side of tau counted: above it, or below it where the profile's
+    metric is lower-is-better (``profile.attrs["higher_is_better"]``).
+    """
     fig, ax = new_axes(ax)
     levels = list(dict.fromkeys(profile[hue]))
     colors = level_colors(levels, hue)
@@ -143,7 +147,8 @@ def performance_profile(
             curve["tau"], curve["low"], curve["high"], color=colors[level], alpha=0.2, linewidth=0
         )
     ax.set_xlabel(r"Score threshold $\tau$")
-    ax.set_ylabel(r"Fraction of runs with score $> \tau$")
+    side = ">" if profile.attrs.get("higher_is_better", True) else "<"
+    ax.set_ylabel(rf"Fraction of runs with score ${side} \tau$")
     ax.set_ylim(-0.02, 1.02)
     place_legend(ax, hue)
     return fig, ax
@@ -207,7 +212,9 @@ def interval_estimates(
 def probability_of_improvement(
     matrix: pd.DataFrame, ax: Axes | None = None, annotate_ci: bool = True
 ) -> tuple[Figure, Axes]:
-    """Heatmap of P(row algorithm > column algorithm) from :func:`stats.improvement_matrix`."""
+    """Heatmap of P(row algorithm better than column algorithm) from
+    :func:`stats.improvement_matrix`: "better" is higher, or lower where the matrix's metric
+    is lower-is-better (``matrix.attrs``); the title names the metric when it is known."""
     stats.require_columns(matrix, ["algo_x", "algo_y", "probability", "low", "high"])
     order = sorted(set(matrix["algo_x"]) | set(matrix["algo_y"]))
     table = matrix.pivot(index="algo_x", columns="algo_y", values="probability")
@@ -226,13 +233,14 @@ def probability_of_improvement(
         annot=text,
         fmt="",
         square=True,
-        cbar_kws={"label": "P(row > column)"},
+        cbar_kws={"label": "P(row better than column)"},
         annot_kws={"fontsize": 6},
     )
     ax.grid(False)
     ax.set_xlabel("Algorithm Y")
     ax.set_ylabel("Algorithm X")
-    ax.set_title("P(X > Y)")
+    metric = matrix.attrs.get("metric")
+    ax.set_title(f"P(X better than Y){f' in {metric}' if metric else ''}")
     return fig, ax
 
 
