@@ -67,7 +67,7 @@ def count(st: Any, s: int, a: int, r: float, s_next: int, terminated: bool = Fal
         ("certainty_equivalence", {"tolerance": 0.0}, "'tolerance'"),
         ("psrl", {"prior": 0.0}, "'prior'"),
         ("psrl", {"gamma": 1.0}, r"'gamma'.*\[0, 1\)"),
-        ("psrl", {"reward_prior": "gamma"}, "normal, beta"),
+        ("psrl", {"reward_prior": "gamma"}, "auto, normal, beta"),
         ("psrl", {"reward_prior_std": 0.0}, "'reward_prior_std'"),
         ("psrl", {"reward_noise_std": -1.0}, "'reward_noise_std'"),
         ("psrl", {"resample": "never"}, "episode, every, doubling"),
@@ -252,11 +252,12 @@ def test_psrl_draws_a_new_mdp_per_episode() -> None:
     [
         ("episode", True, 3, 1, True),  # an episode's end
         ("episode", False, 3, 1, False),
-        ("episode", False, 4, 1, True),  # a count doubled within a long episode
+        ("episode", False, 4, 1, False),  # TSDE: more than doubled (4 > 2 * 2 is not)
+        ("episode", False, 5, 1, True),  # a count more than doubled within a long episode
         ("every", True, 9, 99, False),  # only the step count matters
         ("every", False, 1, 100, True),
         ("doubling", True, 3, 1, False),
-        ("doubling", False, 4, 1, True),
+        ("doubling", False, 5, 1, True),
     ],
 )
 def test_psrl_resampling_rules(

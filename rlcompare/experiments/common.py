@@ -1,17 +1,16 @@
 """Pieces every experiment module shares: the eval schedule from a notebook's ``evals``, the
 rows of a group of specs, contenders labelled by experiment, the columns of a final table,
-PSRL's reward prior from an env's reward scale."""
+PSRL's reward prior from an env's reward scale (what its defaults resolve to)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from rlcompare.algos import tabular
 from rlcompare.envs.datasets import resolve_dataset
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.spec.runspec import RunSpec, grid
@@ -83,43 +82,14 @@ def dataset_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return keyed_labels
 
 
-# PSRL's known reward noise, as a share of the reward scale: small, so that the posterior of a
-# mean reward narrows within a few visits and the Dirichlet over next states carries the rest.
-PSRL_NOISE_SHARE = 0.01
-
-
 def reward_scale(env: str, env_kwargs: Sequence[Mapping[str, Any]] = ({},)) -> float:
-    """The order of magnitude of ``env``'s rewards: the power of ten at or above the largest
-    |reward| of any possible outcome of its model, over every ``env_kwargs`` (DeepSea's sizes).
-    RiverSwim: 10,000 (its far reward); DeepSea: 1 (the treasure); FrozenLake: 1."""
-    largest = 0.0
-    for kwargs in env_kwargs:
-        mdp = tabular_mdp(env, **kwargs)
-        largest = max(largest, float(np.abs(mdp.outcome_reward[mdp.outcome_prob > 0]).max()))
-    if largest == 0.0:
-        return 1.0
-    return float(10.0 ** math.ceil(math.log10(largest)))
+    """The order of magnitude of ``env``'s rewards over every ``env_kwargs``
+    (``rlcompare.algos.tabular.reward_scale``). RiverSwim: 10,000; DeepSea: 1; FrozenLake: 1."""
+    return tabular.reward_scale([tabular_mdp(env, **kwargs) for kwargs in env_kwargs])
 
 
 def psrl_hparams(env: str, env_kwargs: Sequence[Mapping[str, Any]] = ({},)) -> dict[str, Any]:
-    """PSRL's reward prior for ``env``, from its model's rewards (over every ``env_kwargs``).
-
-    Rewards in [0, 1] without noise (FrozenLake's goal): the Beta(1, 1) prior, conjugate to
-    the Bernoulli reward of a pair. Otherwise (RiverSwim's 5 and 10,000, DeepSea's move cost
-    of -0.01 / N): a Normal prior centred on 0 with the std of the reward scale
-    (:func:`reward_scale`) and a known noise std of ``PSRL_NOISE_SHARE`` of it. The
-    default N(0, 1) prior on RiverSwim never leaves the bank: no draw makes 10,000 upstream
-    worth more than the 5 it has seen.
-    """
-    models = [tabular_mdp(env, **kwargs) for kwargs in env_kwargs]
-    rewards = np.concatenate([m.outcome_reward[m.outcome_prob > 0] for m in models])
-    noisy = any((m.reward_std > 0).any() for m in models)
-    if rewards.min() >= 0.0 and rewards.max() <= 1.0 and not noisy:
-        return {"reward_prior": "beta"}
-    scale = reward_scale(env, env_kwargs)
-    return {
-        "reward_prior": "normal",
-        "reward_prior_mean": 0.0,
-        "reward_prior_std": scale,
-        "reward_noise_std": PSRL_NOISE_SHARE * scale,
-    }
+    """PSRL's reward prior for ``env`` over every ``env_kwargs``: what its defaults resolve
+    to on each of them (``rlcompare.algos.tabular.psrl_prior``), shown by the notebooks;
+    runs need not pass it."""
+    return tabular.psrl_prior([tabular_mdp(env, **kwargs) for kwargs in env_kwargs])

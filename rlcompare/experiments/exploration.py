@@ -35,8 +35,9 @@ OPTIMISTIC = "optimistic"
 GREEDY = {"exploration": "epsilon_greedy", "epsilon": 0.0}
 
 # Posterior sampling: acts greedily on an MDP drawn from its posterior, redrawn at every
-# episode's end (RiverSwim's 20-step time limit included); its reward prior comes from the
-# env's reward scale (``common.psrl_hparams``), not from the results.
+# episode's end (RiverSwim's 20-step time limit included); its reward prior is its default,
+# which resolves from the env's reward scale (``common.psrl_hparams`` shows it), not from the
+# results.
 PSRL = "psrl"
 
 DEEPSEA = "rlcompare/DeepSea-v0"
@@ -71,7 +72,8 @@ class ExplorationSpecs(NamedTuple):
 
 def psrl_priors(steps: Mapping[str, int], deepsea_sizes: Sequence[int]) -> dict[str, Any]:
     """``{env: PSRL's reward prior}`` (``common.psrl_hparams``) for every env of ``steps``
-    and for DeepSea over ``deepsea_sizes``: the settings :func:`specs` gives PSRL."""
+    and for DeepSea over ``deepsea_sizes``: what PSRL's defaults resolve to in :func:`specs`
+    (on DeepSea the same at every size)."""
     priors = {env: psrl_hparams(env) for env in steps}
     priors[DEEPSEA] = psrl_hparams(DEEPSEA, [{"size": size} for size in deepsea_sizes])
     return priors
@@ -100,7 +102,8 @@ def specs(
     """The specs of notebook 02 from its parameters.
 
     Every env of ``steps`` and DeepSea also get PSRL (label ``psrl``, greedy on its sampled
-    MDP, the discount of the others), with the reward prior of ``common.psrl_hparams``.
+    MDP, the discount of the others) with its default reward prior, which resolves from the
+    env's model (:func:`psrl_priors` shows it).
 
     Args:
         strategies: ``{label: exploration hparams}`` of the tabular strategies.
@@ -144,17 +147,15 @@ def specs(
         raise ValueError(
             f"psrl_deepsea_sizes {unknown} are not in deepsea_sizes; valid: {list(deepsea_sizes)}"
         )
-    priors = psrl_priors(steps, psrl_deepsea_sizes)
     for env, budget in steps.items():
-        hp = {**priors[env], "gamma": gamma}
         tabular += grid_per_budget(
-            PSRL, {env: budget}, seeds, hparams=hp, experiment=PSRL, **protocol
+            PSRL, {env: budget}, seeds, hparams={"gamma": gamma}, experiment=PSRL, **protocol
         )
     all_sizes = list(deepsea_sizes)
     deepsea_strategies = {
         **{label: (ALGO, hp, all_sizes) for label, hp in strategies.items()},
         OPTIMISTIC: (ALGO, {**GREEDY, "q_init": optimism[DEEPSEA]}, all_sizes),
-        PSRL: (PSRL, priors[DEEPSEA], list(psrl_deepsea_sizes)),
+        PSRL: (PSRL, {}, list(psrl_deepsea_sizes)),
     }
     deepsea: list[RunSpec] = []
     for label, (algo, hp, sizes) in deepsea_strategies.items():

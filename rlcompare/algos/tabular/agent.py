@@ -170,10 +170,12 @@ def make_config(algo: str, hp: Mapping[str, Any]) -> TabularConfig:
         max_sweeps=int(hp.get("max_sweeps", 1)),
         tolerance=float(hp.get("tolerance", 0.0)),
         prior=float(hp.get("prior", 1.0)),
+        # A spec has filled PSRL's prior from the env (``resolve_psrl_prior``); a Beta prior
+        # leaves the Normal's stds None.
         reward_prior=REWARD_PRIORS.index(hp.get("reward_prior", "normal")),
         reward_prior_mean=float(hp.get("reward_prior_mean", 0.0)),
-        reward_prior_std=float(hp.get("reward_prior_std", 1.0)),
-        reward_noise_std=float(hp.get("reward_noise_std", 1.0)),
+        reward_prior_std=float(hp.get("reward_prior_std") or 1.0),
+        reward_noise_std=float(hp.get("reward_noise_std") or 1.0),
         resample=RESAMPLE_RULES.index(hp.get("resample", "episode")),
         resample_every=int(hp.get("resample_every", 1)),
     )

@@ -48,8 +48,9 @@ LAST_MODEL, SAMPLE_MODEL, EXPECTED_MODEL = range(len(DYNA_MODELS))
 REWARD_PRIORS = ("normal", "beta")
 NORMAL_PRIOR, BETA_PRIOR = range(len(REWARD_PRIORS))
 # When PSRL draws a new MDP: at each episode's end (or within one, when the visit count of
-# the pair just updated has doubled since the last draw), every ``resample_every`` steps, or
-# only when a count doubled.
+# the pair just updated has more than doubled since the last draw), every ``resample_every``
+# steps, or only on such a count: TSDE's doubling condition (Ouyang et al. 2017; its second
+# condition, an episode longer than the previous one, is not implemented).
 RESAMPLE_RULES = ("episode", "every", "doubling")
 RESAMPLE_EPISODE, RESAMPLE_EVERY, RESAMPLE_DOUBLING = range(len(RESAMPLE_RULES))
 
@@ -133,7 +134,7 @@ class TabularState(NamedTuple):
         sampled_other: (S x A) int64 the unseen next state that takes the rest of the mass.
         sampled_other_prob: (S x A) that rest (the prior's share of unseen next states).
         sampled_reward: (S x A) the sampled mean reward.
-        sampled_visits: (S x A) int64 visits at the last draw (the doubling rule).
+        sampled_visits: (S x A) int64 visits at the last draw (TSDE's doubling condition).
     """
 
     q: np.ndarray

@@ -50,11 +50,15 @@ def prepare(st: TabularState, cfg: TabularConfig, valid: np.ndarray, rng: Any) -
 def _psrl_due(
     st: TabularState, cfg: TabularConfig, s: int, a: int, terminated: bool, truncated: bool
 ) -> bool:
-    """Whether PSRL draws a new MDP after this transition (see ``RESAMPLE_RULES``)."""
-    doubled = st.visits[s, a] >= 2 * max(st.sampled_visits[s, a], 1)
+    """Whether PSRL draws a new MDP after this transition (see ``RESAMPLE_RULES``).
+
+    A count has doubled by TSDE's condition (Ouyang et al. 2017): N_t(s, a) > 2 N_{t_k}(s, a),
+    where t_k is the last draw, so after a draw at 0, 1, 3, 10 visits the pair redraws at
+    1, 3, 7, 21. Only the pair just updated can newly meet it (no other count moved)."""
+    doubled = st.visits[s, a] > 2 * st.sampled_visits[s, a]
     if cfg.resample == RESAMPLE_EPISODE:
         # An episode that never ends (a sampled MDP can make a loop look best) would keep
-        # one sample forever: a doubled count ends it too (Ouyang et al. 2017's TSDE).
+        # one sample forever: a doubled count ends it too.
         return terminated or truncated or doubled
     if cfg.resample == RESAMPLE_EVERY:
         return st.counters[SINCE_PLAN] >= cfg.resample_every
