@@ -25,16 +25,25 @@ from rlcompare.errors import SpecError
 from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed
 from rlcompare.spec import registry
 from rlcompare.spec.runspec import RunSpec
-from rlcompare.viz import plots
+from rlcompare.studies.compare import compare, stored_verdict
+from rlcompare.studies.verdict import Verdict, fixed_design_runs
+from rlcompare.viz import plots, verdicts
 
 # The folder above the rlcompare package: where examples/ lives in a source checkout.
 SOURCE_TREE = Path(__file__).resolve().parents[2]
 FINAL_COLUMNS = ["env", "algo", *IQM_COLUMNS, "mean"]
+# The decisions table as the notebook shows it.
+DECISION_COLUMNS = ["env", "a", "b", "decision", "interim", "runs_a", "runs_b", "difference"]
+DECISION_COLUMNS += ["difference_low", "difference_high", "p_improvement"]
 
 __all__ = [
+    "DECISION_COLUMNS",
     "FINAL_COLUMNS",
     "YourAlgorithmSpecs",
     "curves_figure",
+    "decisions_figure",
+    "deep_verdict",
+    "plugin_verdict",
     "final",
     "headline",
     "load_plugin",
@@ -136,23 +145,103 @@ def curves_figure(frame: pd.DataFrame, reps: int) -> tuple[Figure, np.ndarray]:
     return plots.facets(plots.learning_curves, frame, col="env", reps=reps)
 
 
+def plugin_verdict(
+    plugin_algo: str,
+    algos: Sequence[str],
+    steps: Mapping[str, int],
+    hparams: Mapping[str, Any],
+    store: str,
+    *,
+    n: int,
+    K: int,
+    eval_episodes: int,
+    executor: str,
+) -> Verdict:
+    """The plugin against every other contender on each env, by :func:`rlcompare.compare`
+    (alpha 0.05 over both envs and every pair, ``n`` seeds per interim, at most ``K``), scored
+    by the final exact ``expected_eval_return`` where every contender records it."""
+    return compare(
+        list(algos),
+        list(steps),
+        store,
+        baseline=plugin_algo,
+        n=n,
+        K=K,
+        steps=dict(steps),
+        hparams=dict(hparams),
+        eval_episodes=eval_episodes,
+        executor=executor,
+        experiment="your_algorithm_verdict",
+    )
+
+
+def deep_verdict(frame: pd.DataFrame, baseline: str) -> Verdict:
+    """A one-interim verdict on the deep sweep's stored runs (no runs added): the SB3 class
+    registered by name against the others."""
+    return stored_verdict(frame, baseline=baseline)
+
+
+def decisions_figure(*verdicts_: Verdict) -> tuple[Figure, np.ndarray]:
+    """The decision matrix of every env of the verdicts, then the runs each comparison used
+    against a fixed design (all verdicts' comparisons)."""
+    import matplotlib.pyplot as plt
+
+    panels = [(v, env) for v in verdicts_ for env in dict.fromkeys(v.decisions["env"])]
+    runs = pd.concat([fixed_design_runs(v) for v in verdicts_], ignore_index=True)
+    fig = plt.figure(figsize=(2.5 * len(panels), 2.6 + 0.3 * len(runs)))
+    grid = fig.add_gridspec(2, len(panels), height_ratios=[2.6, 0.3 * len(runs) + 0.6])
+    axes = [fig.add_subplot(grid[0, i]) for i in range(len(panels))]
+    for ax, (verdict, env) in zip(axes, panels, strict=True):
+        verdicts.decision_matrix(verdict.decisions, env, ax=ax)
+    axes.append(fig.add_subplot(grid[1, :]))
+    verdicts.runs_used(runs, ax=axes[-1])
+    fig.tight_layout()
+    return fig, np.array(axes)
+
+
+def _decision_lines(verdict: Verdict) -> str:
+    rows = verdict.decisions
+    return "; ".join(
+        f"{r.env} {r.a} {r.decision} than {r.b} ({r.runs_a}+{r.runs_b} runs, difference "
+        f"{r.difference:.2f} [{r.difference_low:.2f}, {r.difference_high:.2f}])"
+        if r.decision in ("better", "worse")
+        else f"{r.env} {r.a} vs {r.b}: {r.decision} ({r.runs_a}+{r.runs_b} runs)"
+        for r in rows.itertuples()
+    )
+
+
 def headline(
-    tabular_final: pd.DataFrame, deep_final: pd.DataFrame, plugin: str, sb3: str
+    tabular_final: pd.DataFrame,
+    deep_final: pd.DataFrame,
+    plugin: str,
+    sb3: str,
+    tabular_verdict: Verdict | None = None,
+    sb3_verdict: Verdict | None = None,
 ) -> dict[str, Any]:
-    """Final IQMs of both comparisons, and evidence sentences for the summary table."""
+    """Final IQMs of both comparisons, the verdicts' decisions, and evidence sentences for the
+    summary table."""
     tab = tabular_final.set_index(["env", "algo"])["iqm"]
     deep = deep_final.set_index(["env", "algo"])["iqm"]
 
     def listing(table: pd.Series) -> str:
         return ", ".join(f"{env} {algo} {value:.1f}" for (env, algo), value in table.items())
 
+    decided = {
+        name: {f"{r.env}: {r.a} vs {r.b}": r.decision for r in v.decisions.itertuples()}
+        for name, v in (("tabular", tabular_verdict), ("deep", sb3_verdict))
+        if v is not None
+    }
     return {
+        "decisions": decided,
         "tabular_final_iqm": keyed(tabular_final, ["env", "algo"], "iqm"),
         "deep_final_iqm": keyed(deep_final, ["env", "algo"], "iqm"),
         "evidence": {
             "Q-learning": f"a plugin agent ({plugin}) against ours, final eval return IQM: "
-            + listing(tab),
+            + listing(tab)
+            + (f"; decided: {_decision_lines(tabular_verdict)}" if tabular_verdict else ""),
             "Policy gradient (PPO)": f"{sb3} registered by class against ours, final eval "
-            "return IQM: " + listing(deep),
+            "return IQM: "
+            + listing(deep)
+            + (f"; decided: {_decision_lines(sb3_verdict)}" if sb3_verdict else ""),
         },
     }

@@ -107,10 +107,18 @@ def interim_seeds(label: str, interim: int, n: int) -> list[int]:
     return list(range(start, start + n))
 
 
-class _Design(NamedTuple):
-    """Every spec of every interim, built (so validated) before any run starts."""
-
-    specs: dict[tuple[str, str, int], list[RunSpec]]  # (env, label, interim) -> n specs
+def _budget(
+    steps: int | Mapping[str, int] | None, episodes: int | Mapping[str, int] | None, env: str
+) -> dict[str, int | None]:
+    """``steps`` / ``episodes`` of one env, from one budget for all or a mapping per env."""
+    out = {}
+    for name, value in (("steps", steps), ("episodes", episodes)):
+        if isinstance(value, Mapping):
+            if env not in value:
+                raise SpecError(f"{name} = {dict(value)!r} has no budget for env {env!r}")
+            value = value[env]
+        out[name] = value
+    return out
 
 
 def _design(
@@ -122,7 +130,11 @@ def _design(
     hparams: Mapping[str, Any] | None,
     env_kwargs: Mapping[str, Any] | None,
     spec_fields: dict[str, Any],
-) -> _Design:
+    steps: int | Mapping[str, int] | None,
+    episodes: int | Mapping[str, int] | None,
+) -> dict[tuple[str, str, int], list[RunSpec]]:
+    """Every spec of every interim, ``(env, label, interim) -> its n specs``, built (so
+    validated) before any run starts."""
     labels = [_label(c) for c in contenders]
     own = _per_key(hparams, labels, "hparams")
     kwargs = _per_key(env_kwargs, envs, "env_kwargs")
@@ -142,12 +154,12 @@ def _design(
                             seed=s,
                             hparams=merged,
                             env_kwargs=kwargs[env],
-                            **spec_fields,
+                            **{**spec_fields, **_budget(steps, episodes, env)},
                         )
                         for s in seeds
                     ]
                 specs[(env, label, k)] = made
-    return _Design(specs)
+    return specs
 
 
 # ----------------------------------------------------------------------------- driver
@@ -164,8 +176,8 @@ def compare(
     metric: str | None = None,
     higher_is_better: bool | None = None,
     threshold: float | None = None,
-    steps: int | None = None,
-    episodes: int | None = None,
+    steps: int | Mapping[str, int] | None = None,
+    episodes: int | Mapping[str, int] | None = None,
     hparams: Mapping[str, Any] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     executor: str = "process",
@@ -205,8 +217,8 @@ def compare(
         higher_is_better: Direction of ``metric`` (needed for a metric rlcompare does not
             know; default from ``rlcompare.runner.schema``).
         threshold: Level for ``steps_to_threshold``.
-        steps: Budget in env steps (or ``episodes``).
-        episodes: Budget in training episodes.
+        steps: Budget in env steps (or ``episodes``), or a mapping env id -> its budget.
+        episodes: Budget in training episodes, or a mapping env id -> its budget.
         hparams: Settings for every contender, or a mapping label -> its own settings.
         env_kwargs: Env kwargs for every env, or a mapping env id -> its own kwargs.
         executor: ``serial``, ``process`` or ``ray`` (see :func:`rlcompare.sweep`).
@@ -237,7 +249,7 @@ def compare(
     env_list = [envs] if isinstance(envs, str) else list(envs)
     if not env_list:
         raise SpecError("envs = [] is invalid; valid: one or more gymnasium ids")
-    spec_fields: dict[str, Any] = {"steps": steps, "episodes": episodes, "eval_every": eval_every}
+    spec_fields: dict[str, Any] = {"eval_every": eval_every}
     if eval_episodes is not None:
         spec_fields["eval_episodes"] = eval_episodes
     spec_fields["experiment"] = experiment
@@ -249,6 +261,8 @@ def compare(
         hparams=hparams,
         env_kwargs=env_kwargs,
         spec_fields=spec_fields,
+        steps=steps,
+        episodes=episodes,
     )
     alpha_env = alpha / len(env_list)
     tests: dict[str, SequentialComparison] = {}
@@ -262,9 +276,7 @@ def compare(
         }
         if not wanted:
             break
-        specs = [
-            s for env, names in wanted.items() for c in names for s in design.specs[(env, c, k)]
-        ]
+        specs = [s for env, names in wanted.items() for c in names for s in design[(env, c, k)]]
         frame = sweep(
             specs, store, executor=executor, workers=workers, progress=progress, imports=imports
         )
@@ -295,7 +307,7 @@ def compare(
                 )
             block = {}
             for name in names:
-                run_ids = [s.run_id for s in design.specs[(env, name, k)]]
+                run_ids = [s.run_id for s in design[(env, name, k)]]
                 missing = [r for r in run_ids if r not in values.index or pd.isna(values[r])]
                 if missing:
                     raise RuntimeError(
@@ -312,7 +324,7 @@ def compare(
                         "run_id": s.run_id,
                         "score": float(values[s.run_id]),
                     }
-                    for s in design.specs[(env, name, k)]
+                    for s in design[(env, name, k)]
                 ]
             tests[env].update(block)
     scores = pd.DataFrame.from_records(

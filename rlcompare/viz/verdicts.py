@@ -67,34 +67,26 @@ def decision_matrix(
 
 def runs_used(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
     """Runs each comparison used (bars) against a fixed design with the same error control
-    sized to the power target at the observed effect (markers; an arrow at the top where no
-    fixed design reaches it), from
+    sized to the power target at the observed effect (diamonds; an arrow at the right edge
+    where no fixed design reaches it, the observed effect being 0), from
     :func:`rlcompare.studies.verdict.fixed_design_runs`."""
-    labels = [
-        f"{r.a} vs {r.b}" + (f"\n{r.env}" if table["env"].nunique() > 1 else "")
-        for r in table.itertuples()
-    ]
-    fig, ax = new_axes(ax, (max(3.5, 0.9 * len(table) + 1), 2.6))
-    x = np.arange(len(table))
+    several = table["env"].nunique() > 1
+    labels = [f"{r.a} vs {r.b}" + (f" ({r.env})" if several else "") for r in table.itertuples()]
+    fig, ax = new_axes(ax, (3.5, 0.35 * len(table) + 1.2))
+    y = np.arange(len(table))[::-1]
     colors = algo_colors(table["a"])
-    ax.bar(x, table["runs_sequential"], color=[colors[a] for a in table["a"]], label="sequential")
-    finite = np.isfinite(table["runs_fixed"].to_numpy(dtype=float))
-    top = max(
-        float(table["runs_sequential"].max()),
-        float(table.loc[finite, "runs_fixed"].max()) if finite.any() else 0.0,
-    )
-    ax.scatter(
-        x[finite],
-        table.loc[finite, "runs_fixed"],
-        marker="D",
-        color="black",
-        zorder=3,
-        label="fixed design",
-    )
-    for xi in x[~finite]:
-        ax.annotate("", (xi, top * 1.08), (xi, top * 0.9), arrowprops={"arrowstyle": "->"})
-    ax.set_ylim(0, top * 1.15 if math.isfinite(top) and top > 0 else 1)
-    ax.set_xticks(x, labels, rotation=30, ha="right")
-    ax.set_ylabel("runs (both contenders)")
-    ax.legend(loc="upper left", frameon=False)
+    ax.barh(y, table["runs_sequential"], color=[colors[a] for a in table["a"]], height=0.6)
+    fixed = table["runs_fixed"].to_numpy(dtype=float)
+    finite = np.isfinite(fixed)
+    top = max(float(table["runs_sequential"].max()), float(fixed[finite].max(initial=0.0)))
+    ax.scatter(fixed[finite], y[finite], marker="D", color="black", zorder=3, s=14)
+    # Log scale: a fixed design at a small effect needs orders of magnitude more runs.
+    ax.set_xscale("log")
+    right = top * 3 if math.isfinite(top) and top > 0 else 10
+    for yi in y[~finite]:
+        ax.annotate("", (right, yi), (right / 2, yi), arrowprops={"arrowstyle": "->"})
+    ax.set_xlim(1, right)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("runs, both contenders\n(bars: sequential test; \u25c6: fixed design)")
+    ax.grid(axis="y", visible=False)
     return fig, ax
