@@ -26,7 +26,7 @@ def check_score(
         raise SpecError(f"score = {score!r} is unknown; {choices_text(SCORES, score)}")
     if score == "steps_to_threshold" and threshold is None:
         raise SpecError("score = 'steps_to_threshold' needs a threshold; got threshold=None")
-    known = sorted(schema.LOWER_IS_BETTER | getattr(schema, "HIGHER_IS_BETTER", frozenset()))
+    known = sorted(schema.LOWER_IS_BETTER | schema.HIGHER_IS_BETTER)
     if metric is not None and higher_is_better is None and metric not in known:
         raise SpecError(
             f"metric = {metric!r} is not a metric rlcompare knows the direction of; "
