@@ -164,5 +164,7 @@ if LoadScopeScheduling is not None:
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid)
 
+    # optional: with `-p no:xdist` the hook is unknown, and pytest refuses unknown hooks.
+    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return _GroupedLoad(config, log) if config.getvalue("dist") == "load" else None

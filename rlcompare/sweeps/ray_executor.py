@@ -6,12 +6,19 @@ files: the datasets a sweep learns from are put in Ray's object store once per s
 each task gets references to the ones it needs, so no shared filesystem is needed. A worker
 that dies is retried by Ray (``max_retries``); after that the task's runs are recorded as
 failed with the reason. ``resources`` pins tasks to nodes that offer a custom resource.
+
+Starting a local cluster is retried once when Ray gives up on it: Ray 2.60 waits a fixed
+30 s for the new node to register (``ray/_private/node.py``, not configurable), and the
+raylet a fixed 15 s for its agents' port files (ray-project/ray#65983); on a loaded
+machine the Python agents can take longer to start than that.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -40,12 +47,73 @@ def connect(address: str | None, workers: int) -> Any:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
+            start_local(workers)
+    return ray
+
+
+START_ATTEMPTS = 2
+
+
+def start_local(num_cpus: int, *, attempts: int = START_ATTEMPTS, **options: Any) -> Any:
+    """Starts a Ray cluster of this process's own and connects to it; returns ``ray.init``'s
+    context. A start that Ray gave up on (see the module docstring) is retried, up to
+    ``attempts`` starts in all, after ending the processes the failed start left behind.
+
+    Args:
+        num_cpus: CPUs the cluster offers.
+        attempts: Starts tried in all.
+        **options: More keywords for ``ray.init`` (``_temp_dir``: a folder of this
+            cluster's own, where a test keeps it apart from any other on the machine).
+    """
+    ray = import_ray()
+    for attempt in range(1, attempts + 1):
+        before = _child_pids()
+        try:
             # "local": a cluster of this machine's own, never one that `ray start` left
             # behind (plain ray.init() would try to join the last one started here).
-            ray.init(
-                address="local", num_cpus=workers, log_to_driver=False, include_dashboard=False
+            return ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                log_to_driver=False,
+                include_dashboard=False,
+                **options,
             )
-    return ray
+        except Exception as error:
+            if attempt == attempts or not is_startup_timeout(error):
+                raise
+            print(
+                f"rlcompare: Ray's local cluster did not start in time ({error}); "
+                f"retrying (start {attempt + 1} of {attempts})",
+                file=sys.stderr,
+            )
+            ray.shutdown()
+            end_processes(_child_pids() - before)
+    raise AssertionError("unreachable")  # the last attempt returned or raised
+
+
+def is_startup_timeout(error: BaseException) -> bool:
+    """Whether ``error`` is Ray giving up on a node that was slow to start (worth a retry),
+    not a wrong argument or a missing dependency (which a retry would only repeat)."""
+    text = str(error)
+    return isinstance(error, (TimeoutError, ConnectionError)) or (
+        "timed out" in text and "startup" in text
+    )
+
+
+def _child_pids() -> set[int]:
+    """Pids of this process's descendants (Ray's GCS, raylet and agents among them)."""
+    import psutil  # a dependency of Ray
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def end_processes(pids: set[int]) -> None:
+    """Kills ``pids`` (the processes a failed start left behind), each by its pid."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _connected_to(ray: Any, address: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba.core import event as numba_events
 from numba.extending import register_jitable
 from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
@@ -104,9 +105,52 @@ _DIGEST = hashlib.sha1(
 ).hexdigest()
 
 
+def cache_dir() -> str:
+    """Where the engine's machine code is cached: ``NUMBA_CACHE_DIR`` where the user set it,
+    else ``$XDG_CACHE_HOME/rlcompare/numba`` (``~/.cache/rlcompare/numba``). Not numba's
+    default, ``__pycache__`` inside the package, read-only in a site-packages install."""
+    if numba.config.CACHE_DIR:
+        return numba.config.CACHE_DIR
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rlcompare", "numba")
+
+
+class _AnnounceCompile(numba_events.Listener):
+    """Says once per process, on stderr, that the engine compiles: numba starts a
+    ``numba:compile`` event only for a signature it did not find in its cache, and the
+    first run after an install or an edit then compiles for a minute or two in silence."""
+
+    announced = False
+
+    def on_start(self, event: Any) -> None:
+        dispatcher = event.data["dispatcher"]
+        if _AnnounceCompile.announced or dispatcher.py_func.__module__ != __name__:
+            return
+        _AnnounceCompile.announced = True
+        print(
+            "rlcompare: compiling the tabular engine (once per install or edit of its source, "
+            f"a minute or two; cached in {cache_dir()})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_end(self, event: Any) -> None:
+        pass
+
+
+numba_events.register("numba:compile", _AnnounceCompile())
+
+
 def _jit(function: Callable[..., Any]) -> Any:
-    """``numba.njit(cache=True, _nrt=False)``, clearing a cache compiled from other sources."""
-    dispatcher = numba.njit(cache=True, _nrt=False)(function)
+    """``numba.njit(cache=True, _nrt=False)`` cached in :func:`cache_dir`, clearing a cache
+    compiled from other sources."""
+    # numba reads the folder when the dispatcher is made; set only around our own
+    # dispatchers, so that the user's other numba code keeps its own cache.
+    chosen, numba.config.CACHE_DIR = numba.config.CACHE_DIR, cache_dir()
+    try:
+        dispatcher = numba.njit(cache=True, _nrt=False)(function)
+    finally:
+        numba.config.CACHE_DIR = chosen
     cache = getattr(dispatcher, "_cache", None)
     path = getattr(cache, "cache_path", None)
     if path is None:
