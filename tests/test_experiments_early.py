@@ -428,10 +428,11 @@ def test_psrl_hparams_from_the_reward_scale():
 def test_exploration_solved_reads_the_first_success():
     deepsea = tidy(
         [
-            ("r1", "q_learning", "D", 0, "success_rate", 0.0),
-            ("r1", "q_learning", "D", 40, "success_rate", 1.0),
-            ("r2", "q_learning", "D", 0, "success_rate", 0.0),
-            ("r2", "q_learning", "D", 80, "success_rate", 0.0),
+            # The greedy policy's exact expected return (issue 27 item 6), not the eval episode.
+            ("r1", "q_learning", "D", 0, "expected_eval_return", 0.0),
+            ("r1", "q_learning", "D", 40, "expected_eval_return", 0.99),
+            ("r2", "q_learning", "D", 0, "expected_eval_return", 0.0625),
+            ("r2", "q_learning", "D", 80, "expected_eval_return", 0.0),
         ],
         experiment="ucb",
     )
