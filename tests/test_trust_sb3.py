@@ -240,3 +240,22 @@ def test_policy_arguments_keep_the_class_arguments_and_ours(classes) -> None:
     assert result.status == "ok" and result.agent.model.policy.ortho_init is False
     frame = result.frame
     assert isinstance(frame, pd.DataFrame) and frame["hp.ortho_init"].eq(False).all()
+
+
+def test_a_squashing_policy_made_settable_is_evaluated_as_predict(classes) -> None:
+    """squash_output (now a hyperparameter of A2C's policy) tanh-squashes and rescales the
+    action: the fast actor path, which only clips, would differ from predict."""
+    spec = RunSpec(
+        "trust_a2c",
+        "Pendulum-v1",
+        0,
+        steps=40,
+        eval_episodes=1,
+        hparams={"use_sde": True, "squash_output": True, "net_arch": [8]},
+    )
+    result = rlcompare.run(spec)
+    model = result.agent.model
+    rng = np.random.default_rng(0)
+    for obs in rng.uniform(-1, 1, size=(50, 3)).astype(np.float32):
+        expected = model.predict(obs, deterministic=True)[0]
+        np.testing.assert_allclose(result.agent.greedy_action(obs), expected, rtol=1e-5)

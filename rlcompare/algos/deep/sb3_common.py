@@ -202,7 +202,8 @@ def greedy_policy(
             f"{type(model).__name__} has a recurrent policy ({type(policy).__name__}); valid: a "
             "non-recurrent class (the greedy evaluation maps one observation to one action)"
         )
-    if isinstance(policy, ActorCriticPolicy):
+    if isinstance(policy, ActorCriticPolicy) and not policy.squash_output:
+        # (A squashing policy tanh-squashes and rescales; predict below does that.)
         return actor_policy(policy, observation_space, action_space)
     if isinstance(policy, DQNPolicy):
         return q_policy(policy, observation_space)
