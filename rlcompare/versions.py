@@ -1,19 +1,29 @@
-"""Where a result came from: package versions and the git commit of the source tree.
+"""Where a result came from: package versions, the git commit of the source tree, and which
+files are the user's own code (not rlcompare's, not an installed package's, not Python's).
 
-Shared by the run metadata (``runner.runs``) and the figure provenance (``viz.figures``).
+Shared by the run metadata (``runner.runs``: the frame of user code where a run failed), the
+code fingerprint of stored runs (``store.fingerprint``) and the figure provenance
+(``viz.figures``).
 """
 
 from __future__ import annotations
 
 import functools
+import linecache
 import os
 import subprocess
+import sysconfig
+import traceback
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "RESULT_PACKAGES",
     "VERSION",
+    "code_origin",
+    "first_user_frame",
+    "format_frame",
     "git_commit",
     "git_dirty",
     "package_version",
@@ -90,3 +100,67 @@ def git_dirty(directory: str | os.PathLike[str] | None = None) -> bool | None:
     """Whether tracked files differ from HEAD (None outside a git checkout)."""
     status = _git("status", "--porcelain", "--untracked-files=no", directory=directory)
     return None if status is None else bool(status)
+
+
+# This package's folder: its files are rlcompare's code, never a user's.
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=1)
+def _library_dirs() -> tuple[Path, ...]:
+    """Folders of Python's own and installed packages (site-packages, the standard library)."""
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    found = {Path(p).resolve() for p in (sysconfig.get_path(n) for n in names) if p}
+    return tuple(sorted(found, key=lambda p: len(p.parts), reverse=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def code_origin(filename: str | None) -> str:
+    """Whose code the file ``filename`` holds: ``"rlcompare"``, ``"library"`` (the standard
+    library or an installed package: site-packages, dist-packages) or ``"user"`` (anything
+    else: a script, a module of the user's, a notebook cell, code given to ``exec``).
+
+    ``None`` (a module without a file: a notebook's ``__main__``) is the user's.
+    """
+    if not filename:
+        return "user"
+    if filename.startswith("<"):
+        # "<frozen importlib._bootstrap>" is Python's; "<string>", "<ipython-input-...>",
+        # "<cell-1>" are code a user handed to exec or typed into a notebook.
+        return "library" if filename.startswith("<frozen ") else "user"
+    path = Path(filename).resolve()
+    if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
+        return "rlcompare"
+    if any(part in ("site-packages", "dist-packages") for part in path.parts):
+        return "library"
+    if any(path.is_relative_to(folder) for folder in _library_dirs()):
+        return "library"
+    return "user"
+
+
+def first_user_frame(error: BaseException) -> dict[str, Any] | None:
+    """The frame of user code nearest to where ``error`` was raised (the last one of its
+    traceback whose file is the user's, see :func:`code_origin`), as ``file``,
+    ``line_number``, ``function`` and the source ``line``; None when no user code was on the
+    stack (an error inside rlcompare or a library called by rlcompare alone)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    for frame in reversed(frames):
+        if code_origin(frame.filename) == "user":
+            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0).strip()
+            return {
+                "file": frame.filename,
+                "line_number": frame.lineno,
+                "function": frame.name,
+                "line": line,
+            }
+    return None
+
+
+def format_frame(frame: dict[str, Any] | None) -> str:
+    """``file:line in function: source line`` of a :func:`first_user_frame` ("" for None)."""
+    if not frame:
+        return ""
+    return (
+        f"{frame.get('file')}:{frame.get('line_number')} in {frame.get('function')}: "
+        f"{frame.get('line') or ''}"
+    ).rstrip(": ")

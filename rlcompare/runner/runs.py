@@ -18,7 +18,7 @@ import pyarrow as pa
 from rlcompare.errors import Diverged, SpecError
 from rlcompare.runner.context import RunContext
 from rlcompare.spec.runspec import RunSpec
-from rlcompare.versions import git_commit, package_versions
+from rlcompare.versions import first_user_frame, git_commit, package_versions
 
 
 @dataclass
@@ -111,13 +111,14 @@ def run_batch(specs: Sequence[RunSpec], *, catch_errors: bool = False) -> list[R
 _NO_ROWS = pa.Table.from_pandas(pd.DataFrame(), preserve_index=False)
 
 
-def _failed(spec: RunSpec, error: str) -> RunResult:
+def _failed(spec: RunSpec, error: str, where: dict[str, Any] | None = None) -> RunResult:
     """A run that could not even start (its context failed to build): no rows, the reason."""
     meta = {
         "run_id": spec.run_id,
         "spec": spec.to_dict(),
         "status": "failed",
         "reason": error,
+        "error_frame": where,
         **environment_metadata(),
     }
     return RunResult(spec, _NO_ROWS, None, "failed", meta)
@@ -128,11 +129,11 @@ def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunRes
     # failure handling, so one bad spec is one failed run, never an aborted sweep.
     try:
         contexts = [RunContext(spec) for spec in specs]
-    except Exception:
+    except Exception as exc:
         if not catch_errors:
             raise
         error = traceback.format_exc()
-        return [_failed(spec, error) for spec in specs]
+        return [_failed(spec, error, first_user_frame(exc)) for spec in specs]
     algorithm = contexts[0].algorithm
     try:
         if algorithm.family == "deep":
@@ -141,13 +142,15 @@ def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunRes
             agents = list(algorithm.load(batch=True)(contexts))
         else:
             agents = [_train_one(algorithm.load(), ctx) for ctx in contexts]
-    except Exception:
+    except Exception as exc:
         if not catch_errors:
             raise
         error = traceback.format_exc()
+        # The rows recorded before the error are kept, with the frame of user code that raised.
+        where = {"error_frame": first_user_frame(exc)}
         return [
             RunResult(
-                ctx.spec, ctx.table().slice(0, 0), None, "failed", _metadata(ctx, "failed", error)
+                ctx.spec, ctx.table(), None, "failed", {**_metadata(ctx, "failed", error), **where}
             )
             for ctx in contexts
         ]

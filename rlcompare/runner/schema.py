@@ -5,7 +5,8 @@
   steps; ``episode`` is set on per-episode rows and missing elsewhere.
 - Metric names and their direction (which way is better), used by every statistic that ranks.
 - Run statuses: ``ok``, ``diverged`` (stopped by a NaN/inf; its rows are kept) and ``failed``
-  (an error; no rows, the traceback in the metadata).
+  (an error; the rows recorded before it are kept, its traceback and the frame of user
+  code that raised are in the metadata).
 - What the loop needs of an agent (:class:`StepAgent`), the transition it hands over
   (:class:`Transition`) and what a trainer is (:data:`Trainer`).
 """

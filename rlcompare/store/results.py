@@ -3,8 +3,15 @@ that is half there.
 
 A write goes to a temporary file in the store folder (flushed and fsynced), then is linked to
 its final name: the link fails if another writer stored the run first, so a stored run is
-never overwritten, and readers only ever see whole files. Failed runs are stored too (empty,
-with the traceback in the metadata) and are the only ones a later sweep may replace.
+never overwritten by the same code, and readers only ever see whole files. Two kinds of
+stored run are replaced (atomically, by rename) by a new write: a failed one (stored with the
+rows it recorded before its error, its traceback and the frame of user code that raised in
+the metadata), and one whose code fingerprint differs from the new run's (made by other
+code: see :mod:`rlcompare.store.fingerprint`).
+
+:func:`load_results` checks each run's fingerprint against the code of the loading process:
+rows of runs made by other code come marked (a ``stale`` column, ``attrs["stale"]``) with a
+warning that says what changed.
 """
 
 from __future__ import annotations
@@ -25,8 +32,17 @@ import pyarrow.parquet as pq
 
 from rlcompare.errors import CorruptResultError, SpecError, StoreError
 from rlcompare.runner.schema import ID_COLUMNS, STATUS_COLUMN
+from rlcompare.store.fingerprint import Fingerprints, describe_changes, stale_runs
 
 METADATA_KEY = b"rlcompare"
+# Added to loaded rows when some run was made by other code than the loading process runs.
+STALE_COLUMN = "stale"
+
+
+class StaleResultWarning(UserWarning):
+    """Stored runs were made by other code than the current one (or cannot be checked)."""
+
+
 SUFFIX = ".parquet"
 # Temporary files carry the writer's pid, so a later writer can tell leftovers of dead ones.
 _TMP = re.compile(r"^\.(?P<run>.+)\.(?P<pid>\d+)\.tmp$")
@@ -131,16 +147,20 @@ def write_run(
     Args:
         store: Store folder (created if missing).
         rows: The run's tidy rows (``RunResult.table``, or a frame).
-        metadata: Must hold ``run_id`` and ``status``; kept in the Parquet footer.
+        metadata: Must hold ``run_id`` and ``status``; kept in the Parquet footer. Without a
+            ``fingerprint`` (a sweep stamps its own), the fingerprint of its ``spec`` under
+            the code of this process is added when it can be computed.
 
     Returns:
-        The stored path, or None when the run was already stored (by this or another writer).
+        The stored path, or None when the run was already stored (by this or another writer)
+        and is neither failed nor made by other code.
 
     Raises:
         StoreError: the write failed (disk full, permissions); earlier runs stay intact.
     """
     store = Path(store)
     run_id, status = metadata["run_id"], metadata["status"]
+    metadata = _fingerprinted(metadata)
     final = run_path(store, run_id)
     tmp = store / f".{run_id}.{os.getpid()}.tmp"
     try:
@@ -155,8 +175,8 @@ def write_run(
             pq.write_table(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        if final.exists() and read_metadata(final).get("status") == "failed":
-            os.replace(tmp, final)  # a failed run is the one kind a retry may replace
+        if final.exists() and _replaceable(read_metadata(final), metadata):
+            os.replace(tmp, final)  # a failed or stale run: the new one takes its place
         else:
             try:
                 os.link(tmp, final)
@@ -172,6 +192,25 @@ def write_run(
             f"could not store run {run_id!r} ({status}) in {str(store)!r}: {error}; "
             "runs stored earlier are intact"
         ) from error
+
+
+def _fingerprinted(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` with the fingerprint of its spec added, when it has none and one can be
+    computed (a run written by hand from ``rlcompare.run``'s result)."""
+    if "fingerprint" in metadata or not isinstance(metadata.get("spec"), dict):
+        return metadata
+    try:
+        return {**metadata, "fingerprint": Fingerprints().of(metadata["spec"])}
+    except Exception:  # an algorithm or env unknown here: stored without, as before
+        return metadata
+
+
+def _replaceable(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a new write replaces the stored run: a failed run (a retry), or a run made by
+    other code than the new one (a new write without a fingerprint replaces nothing)."""
+    if stored.get("status") == "failed":
+        return True
+    return "fingerprint" in new and stored.get("fingerprint") != new["fingerprint"]
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -203,15 +242,23 @@ def stored_runs(store: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in store.glob(f"*{SUFFIX}") if not p.name.startswith("."))
 
 
-def stored_statuses(store: str | os.PathLike[str]) -> dict[str, str]:
-    """``run_id -> status`` for every readable run in ``store`` (unreadable ones are skipped)."""
-    statuses = {}
+def stored_records(store: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """``run_id -> metadata`` (status, fingerprint, reason, ...) of every readable run in
+    ``store``; unreadable ones, and files without a status, are skipped."""
+    records = {}
     for path in stored_runs(store):
         try:
-            statuses[path.name[: -len(SUFFIX)]] = read_metadata(path)["status"]
-        except (CorruptResultError, KeyError):
+            meta = read_metadata(path)
+        except CorruptResultError:
             continue
-    return statuses
+        if "status" in meta:
+            records[path.name[: -len(SUFFIX)]] = meta
+    return records
+
+
+def stored_statuses(store: str | os.PathLike[str]) -> dict[str, str]:
+    """``run_id -> status`` for every readable run in ``store`` (unreadable ones are skipped)."""
+    return {run_id: meta["status"] for run_id, meta in stored_records(store).items()}
 
 
 def metric_filter(metrics: Iterable[str] | None) -> list[str] | None:
@@ -243,6 +290,8 @@ def load_results(
     on_corrupt: str = "raise",
     run_ids: Iterable[str] | None = None,
     metrics: Iterable[str] | None = None,
+    include_failed: bool = False,
+    check_code: bool = True,
 ) -> pd.DataFrame:
     """Every stored run's tidy rows in one DataFrame (a ``status`` column added).
 
@@ -253,8 +302,22 @@ def load_results(
         metrics: Only rows of these metrics, filtered as each run is read. Long tabular runs
             log millions of ``episode_return`` / ``episode_length`` rows; an analysis of the
             evaluation metrics need not hold them in memory.
+        include_failed: Also the rows failed runs recorded before their error (left out by
+            default: a run cut short is no sample of its algorithm's performance).
+        check_code: Compare each run's code fingerprint with the code of this process. Runs
+            made by other code (an algorithm or env edited since, a changed env default)
+            come with a ``stale`` column True, ``attrs["stale"]`` (``run_id -> what
+            changed``) and a warning; the column is there only when some run is stale. A run
+            whose algorithm or env is unknown here is named in a warning, not marked.
     """
-    return runs_frame(store, on_corrupt=on_corrupt, run_ids=run_ids, metrics=metrics)
+    return runs_frame(
+        store,
+        on_corrupt=on_corrupt,
+        run_ids=run_ids,
+        metrics=metrics,
+        include_failed=include_failed,
+        stale=None if check_code else {},
+    )
 
 
 def runs_frame(
@@ -263,10 +326,16 @@ def runs_frame(
     on_corrupt: str = "raise",
     run_ids: Iterable[str] | None = None,
     metrics: Iterable[str] | None = None,
-    in_memory: dict[str, tuple[str, pa.Table]] | None = None,
+    in_memory: dict[str, tuple[dict[str, Any], pa.Table]] | None = None,
+    include_failed: bool = False,
+    stale: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """:func:`load_results`, taking the runs in ``in_memory`` (``run_id -> (status, rows)``,
-    the very tables just stored by this process) from there instead of their files."""
+    """:func:`load_results`, taking the runs in ``in_memory`` (``run_id -> (metadata,
+    rows)``, the very tables just stored by this process) from there instead of their files.
+
+    ``stale`` (``run_id -> what changed``) marks those runs stale; None checks every run's
+    fingerprint here, and warns.
+    """
     if on_corrupt not in ("raise", "skip"):
         raise ValueError(f"on_corrupt = {on_corrupt!r} is invalid; valid: raise, skip")
     wanted = metric_filter(metrics)
@@ -275,11 +344,12 @@ def runs_frame(
     if run_ids is not None:
         requested = set(run_ids)
         paths = [p for p in paths if p.name[: -len(SUFFIX)] in requested]
-    tables = []
+    runs: list[tuple[dict[str, Any], pa.Table]] = []
     for path in paths:
         run_id = path.name[: -len(SUFFIX)]
         try:
-            status, table = in_memory[run_id] if run_id in in_memory else _read_run(path)
+            meta, table = in_memory[run_id] if run_id in in_memory else _read_run(path)
+            status = meta["status"]
         except (CorruptResultError, OSError, KeyError, ValueError, pa.ArrowException) as error:
             if on_corrupt == "raise":
                 raise CorruptResultError(
@@ -288,19 +358,59 @@ def runs_frame(
                 ) from error
             warnings.warn(f"skipping corrupt result file {str(path)!r}: {error}", stacklevel=3)
             continue
+        if status == "failed" and not include_failed:
+            continue
         table = only_metrics(table, wanted)
         if table.num_rows:
-            tables.append(table.append_column(STATUS_COLUMN, pa.repeat(status, table.num_rows)))
+            runs.append((meta, table))
+    if stale is None:
+        stale = _checked_code(store, [meta for meta, _ in runs])
+    marked = {meta["run_id"] for meta, _ in runs} & set(stale)
+    tables = []
+    for meta, table in runs:
+        table = table.append_column(STATUS_COLUMN, pa.repeat(meta["status"], table.num_rows))
+        if marked:
+            flag = pa.repeat(meta["run_id"] in marked, table.num_rows)
+            table = table.append_column(STALE_COLUMN, flag)
+        tables.append(table)
     if not tables:
-        return pd.DataFrame(columns=[*ID_COLUMNS, STATUS_COLUMN])
-    return _concatenated(tables)
+        frame = pd.DataFrame(columns=[*ID_COLUMNS, STATUS_COLUMN])
+    else:
+        frame = _concatenated(tables)
+    frame.attrs["stale"] = {run_id: "; ".join(stale[run_id]) for run_id in sorted(marked)}
+    return frame
 
 
-def _read_run(path: Path) -> tuple[str, pa.Table]:
-    """(status, rows) of one stored run, its file opened once."""
+def _checked_code(store: str | os.PathLike[str], metas: list[dict[str, Any]]) -> dict:
+    """Stale runs among ``metas`` (``run_id -> what changed``), with a warning for them and
+    one for runs that could not be checked here."""
+    stale, unchecked = stale_runs(metas)
+    if stale:
+        warnings.warn(
+            f"{len(stale)} of {len(metas)} runs in {str(store)!r} were made by other code than "
+            f"this process runs: {describe_changes(stale)}\ntheir rows are marked stale=True "
+            "(attrs['stale'] says what changed); rlcompare.sweep of their specs recomputes "
+            "them",
+            StaleResultWarning,
+            stacklevel=4,
+        )
+    if unchecked:
+        first, why = next(iter(unchecked.items()))
+        warnings.warn(
+            f"{len(unchecked)} run(s) in {str(store)!r} could not be checked against the code "
+            f"of this process (e.g. {first}: {why}); register their algorithms (or import "
+            "their env modules) before loading to check them",
+            StaleResultWarning,
+            stacklevel=4,
+        )
+    return stale
+
+
+def _read_run(path: Path) -> tuple[dict[str, Any], pa.Table]:
+    """(metadata, rows) of one stored run, its file opened once."""
     file = pq.ParquetFile(path)
     try:
-        return _footer(file.schema_arrow, path)["status"], file.read()
+        return _footer(file.schema_arrow, path), file.read()
     finally:
         file.close()
 

@@ -1,7 +1,11 @@
 """Sweeps: skip stored runs, group seed batches into tasks, dispatch, store each as it ends.
 
 Only the driver writes to the store, as each task comes back, so executors need no shared
-filesystem and an interrupted sweep loses only the runs in flight.
+filesystem and an interrupted sweep loses only the runs in flight. The driver also computes
+each run's code fingerprint (once per algorithm and env) and stamps it on the stored
+metadata: workers never compute one, so every executor stores the same. What a sweep does
+with stored runs made by other code, and with stored failures, is
+:mod:`rlcompare.sweeps.resume`'s.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from rlcompare.store.results import (
     metric_filter,
     only_metrics,
     runs_frame,
-    stored_statuses,
+    stored_records,
     write_run,
 )
 from rlcompare.sweeps.executors import DISPATCH, EXECUTORS
+from rlcompare.sweeps.resume import check_on_stale, failure_summary, plan, stored_failure
 from rlcompare.sweeps.tasks import plan_tasks
+from rlcompare.versions import format_frame
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
@@ -45,9 +51,11 @@ def sweep(
     progress: bool = True,
     metrics: Sequence[str] | None = None,
     imports: Sequence[str] = (),
+    on_stale: str = "rerun",
+    retry_failed: bool = False,
     **executor_options: Any,
 ) -> pd.DataFrame:
-    """Runs every spec not yet stored and returns the tidy rows of all of them.
+    """Runs every spec not yet stored (by the same code) and returns the tidy rows of all.
 
     Args:
         specs: Runs to do (duplicates are run once).
@@ -55,16 +63,32 @@ def sweep(
         executor: ``serial``, ``process`` or ``ray``.
         workers: Parallel workers (default: CPU count).
         resume: Skip runs already stored. With False a store that already holds any of the
-            runs is an error, since a stored run is never recomputed or rewritten.
+            runs is an error, since a stored run of the same code is never recomputed.
         progress: Show a progress bar (always off when the ``CI`` env var is set).
         metrics: Return only rows of these metrics (every row is stored either way); see
             :func:`rlcompare.load_results`.
         imports: Modules every worker imports before running (for definitions that register
             themselves on import; definitions made in ``__main__`` travel without this).
+        on_stale: What to do with a stored run made by other code than this process runs
+            (its algorithm, hyperparameter table, env or env defaults changed since; see
+            :mod:`rlcompare.store.fingerprint`): ``"rerun"`` (default) recomputes it,
+            replacing the stored file, and warns naming what changed; ``"error"`` refuses
+            before any training, naming the runs and what changed; ``"keep"`` returns the
+            stored rows marked ``stale`` (a column) with a warning.
+        retry_failed: Run stored failures again. Without it, a run that failed by an error
+            of its own code is reported (not re-run) until its code changes; a run whose
+            worker died is retried anyway.
         **executor_options: Passed to the executor (``address`` for Ray).
 
     Returns:
-        Tidy rows of every requested run; ``.attrs["failed"]`` maps failed run ids to reasons.
+        Tidy rows of every requested run (failed runs have none); ``.attrs["failed"]`` maps
+        failed run ids (this sweep's and stored ones not re-run) to their tracebacks,
+        ``.attrs["failed_where"]`` to the frame of user code that raised, and
+        ``.attrs["stale"]`` names runs returned stale (``on_stale="keep"``).
+
+    Raises:
+        StoreError: stale runs under ``on_stale="error"``, or stored runs with
+            ``resume=False``.
     """
     if executor not in EXECUTORS:
         raise SpecError(f"unknown executor {executor!r}; {choices_text(EXECUTORS, executor)}")
@@ -77,45 +101,53 @@ def sweep(
 
         import_ray()
     wanted = metric_filter(metrics)  # a bad value fails here, before any training
+    check_on_stale(on_stale)
     _check_imports(imports)
     specs = list({spec.run_id: spec for spec in _checked(specs)}.values())
     workers = workers or os.cpu_count() or 1
-    statuses = stored_statuses(store)
-    done = {run_id for run_id, status in statuses.items() if status in DONE_STATUSES}
+    records = stored_records(store)
     requested = [spec.run_id for spec in specs]
+    done = {run_id for run_id, meta in records.items() if meta["status"] in DONE_STATUSES}
     if not resume and done & set(requested):
         raise StoreError(
             f"{len(done & set(requested))} of these runs are already in {str(store)!r}; "
             "use resume=True to reuse them or a new store"
         )
-    pending = [spec for spec in specs if spec.run_id not in done]
+    todo = plan(
+        specs, records, on_stale=on_stale, retry_failed=retry_failed, store=os.fspath(store)
+    )
     failed: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for run_id, meta in todo.failed.items():
+        failed[run_id], where[run_id] = stored_failure(meta)
     # The rows this sweep stored, kept (filtered) to be returned without reading them back.
-    written: dict[str, tuple[str, pa.Table]] = {}
+    written: dict[str, tuple[dict[str, Any], pa.Table]] = {}
     Path(store).mkdir(parents=True, exist_ok=True)
-    if pending:
-        tasks = plan_tasks(pending, workers)
-        bar = _progress_bar(len(pending), progress)
+    if todo.pending:
+        tasks = plan_tasks(todo.pending, workers)
+        bar = _progress_bar(len(todo.pending), progress)
         try:
             dispatch = DISPATCH[executor](tasks, workers, imports=imports, **executor_options)
             for output in dispatch:
                 for rows, metadata in output:
+                    run_id = metadata["run_id"]
+                    metadata = {**metadata, "fingerprint": todo.fingerprints[run_id]}
                     stored = write_run(store, rows, metadata)
                     if stored is not None and isinstance(rows, pa.Table):
-                        written[metadata["run_id"]] = (
-                            metadata["status"],
-                            only_metrics(rows, wanted),
-                        )
+                        written[run_id] = (metadata, only_metrics(rows, wanted))
                     if metadata["status"] == "failed":
-                        failed[metadata["run_id"]] = metadata.get("reason") or "unknown error"
+                        failed[run_id] = metadata.get("reason") or "unknown error"
+                        where[run_id] = format_frame(metadata.get("error_frame"))
                 bar.update(len(output))
         finally:
             bar.close()
     if failed:
-        first = next(iter(failed.values())).strip().splitlines()[-1]
-        warnings.warn(f"{len(failed)} run(s) failed (first: {first})", stacklevel=2)
-    frame = runs_frame(store, run_ids=requested, metrics=metrics, in_memory=written)
+        earlier = [run_id for run_id in todo.failed if run_id in failed]
+        warnings.warn(failure_summary(failed, where, earlier), stacklevel=2)
+    kept = {run_id: todo.stale[run_id] for run_id in todo.stale if on_stale == "keep"}
+    frame = runs_frame(store, run_ids=requested, metrics=metrics, in_memory=written, stale=kept)
     frame.attrs["failed"] = failed
+    frame.attrs["failed_where"] = where
     return frame
 
 

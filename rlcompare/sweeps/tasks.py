@@ -78,11 +78,19 @@ def plan_tasks(specs: Sequence[RunSpec], workers: int) -> list[Task]:
 
 
 def failed_output(specs: Task, reason: str) -> TaskOutput:
-    """Rows and metadata that record every run of a task as failed with ``reason``."""
+    """Rows and metadata that record every run of a task as failed with ``reason``: a failure
+    of the infrastructure (a worker that died or could not load the task), not of the run's
+    code, so it is marked ``transient`` and the next sweep retries it."""
     return [
         (
             pd.DataFrame(),
-            {"run_id": s.run_id, "spec": s.to_dict(), "status": "failed", "reason": reason},
+            {
+                "run_id": s.run_id,
+                "spec": s.to_dict(),
+                "status": "failed",
+                "reason": reason,
+                "transient": True,
+            },
         )
         for s in specs
     ]
