@@ -265,3 +265,23 @@ def test_aggregate_curves_names_a_group_it_cannot_draw() -> None:
     with pytest.warns(UserWarning, match=r"algo=a.*no grid step"):
         out = stats.aggregate_curves(df, steps=[20, 30], reps=REPS)
     assert set(out["algo"]) == {"b"}
+
+
+def test_per_episode_continues_a_diverged_run_at_its_worst_value() -> None:
+    """Run 0 plays episodes 0..3 (returns 0, 1, 1, 1); run 1 diverged after episodes 0, 1
+    (returns 0, 1). Averaging only the runs still there, episodes 2 and 3 showed 1.0 over one
+    run; run 1 counts at its worst return, 0, up to its group's last episode."""
+    rows = []
+    for seed, returns in [(0, [0.0, 1.0, 1.0, 1.0]), (1, [0.0, 1.0])]:
+        for episode, value in enumerate(returns):
+            rows.append(
+                {"run_id": f"E__a__{seed}", "algo": "a", "env": "E", "seed": seed,
+                 "step": 10 * (episode + 1), "episode": episode, "metric": "episode_return",
+                 "value": value, "status": "diverged" if seed == 1 else "ok"}
+            )  # fmt: skip
+    df = pd.DataFrame(rows).astype({"episode": "Int64"})
+    table = stats.per_episode(df).set_index("episode")
+    assert table["runs"].tolist() == [2, 2, 2, 2]
+    assert table["value"].tolist() == [0.0, 1.0, 0.5, 0.5]
+    shares = stats.per_episode(df, at_least=1.0).set_index("episode")["value"]
+    assert shares.tolist() == [0.0, 1.0, 0.5, 0.5]

@@ -497,14 +497,40 @@ def collapse_rate(
     return CollapseResult(out, groups)
 
 
+def _diverged_episodes(
+    df: pd.DataFrame, rows: pd.DataFrame, metric: str, higher_is_better: bool | None
+) -> pd.DataFrame:
+    """Rows of each diverged run of ``rows`` for the episodes after its last, up to its
+    group's last episode, at its worst value (episodes play the part of steps)."""
+    by_episode = rows.assign(step=rows["episode"].astype(np.int64))
+    tails = diverged_tails(df, by_episode, metric, higher_is_better)
+    last = by_episode.groupby("run_id")["step"].max()
+    info, frames = run_info(rows), []
+    for run_id, (end, worst) in tails[["end", "value"]].iterrows():
+        episodes = np.arange(last[run_id] + 1, int(end) + 1)
+        if len(episodes):
+            frames.append(
+                pd.DataFrame({"episode": episodes, "value": worst}).assign(
+                    run_id=run_id, metric=metric, **info.loc[run_id].to_dict()
+                )
+            )
+    return pd.concat(frames, ignore_index=True) if frames else rows.iloc[:0]
+
+
 def per_episode(
     df: pd.DataFrame,
     metric: str = "episode_return",
     by: str | Sequence[str] = "algo",
     at_least: float | None = None,
     window: int = 1,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
     """Mean over runs of a per-episode metric, episode by episode (x axis: episodes).
+
+    A diverged run (``status`` "diverged" or a ``diverged`` row) counts at its worst value
+    (the lowest it recorded, the highest where lower is better) in every episode after its
+    last, up to the last episode of its group's finished runs (as :func:`budget_ends` does
+    for steps): averaging only the runs still playing would drop the broken ones.
 
     Args:
         df: Tidy results table with ``episode`` set on ``metric`` rows.
@@ -513,6 +539,9 @@ def per_episode(
         at_least: When given, the share of runs whose value is >= ``at_least`` instead of the
             mean value (e.g. ``episode_length >= 2`` is "went left" in MaxBias).
         window: Trailing moving-average window over episodes (1: none).
+        higher_is_better: Direction (which value is worst); by default from
+            ``rlcompare.runner.schema.higher_is_better``. Needed only with diverged runs
+            (``episode_length`` has no direction of its own: pass it there).
 
     Returns:
         One row per (group, episode): ``by`` columns, ``episode``, ``value`` (mean or share),
@@ -524,6 +553,8 @@ def per_episode(
             f"metric {metric!r} has no episode numbers; valid: episode_return, episode_length"
         )
     by = as_list(by)
+    rows = rows.loc[rows["episode"].notna()]
+    rows = pd.concat([rows, _diverged_episodes(df, rows, metric, higher_is_better)])
     values = rows["value"] >= at_least if at_least is not None else rows["value"]
     rows = rows.assign(value=values.astype(float), episode=rows["episode"].astype(int))
     grouped = rows.groupby([*by, "episode"], sort=True)["value"]

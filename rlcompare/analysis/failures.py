@@ -7,8 +7,8 @@ The rules every statistic and figure of :mod:`rlcompare.analysis` follows:
   must not pay. From its last recorded value on it counts at its *worst value*
   (:func:`worst_values`): the lowest value of the metric it recorded, or the highest where
   lower is better. That floor is in the metric's own units and needs no known random score.
-- A failed run (``status`` "failed": an error stopped it) is no result of the algorithm; it is
-  left out, with a warning that names it.
+- A failed run (``status`` "failed": an error stopped it; the rows it recorded before may be
+  kept) is no result of the algorithm; it is left out, with a warning that names it.
 - A run without a row of the metric is left out, with a warning that names it and its algo.
 """
 
@@ -40,8 +40,7 @@ def diverged_runs(df: pd.DataFrame) -> pd.Index:
 
 
 def failed_runs(df: pd.DataFrame) -> pd.Index:
-    """run_ids with ``status`` "failed" (a stored failed run has no rows, but a frame put
-    together by hand may hold some)."""
+    """run_ids with ``status`` "failed" (rows a run recorded before its error)."""
     if schema.STATUS_COLUMN not in df:
         return pd.Index([])
     return pd.Index(df.loc[df[schema.STATUS_COLUMN] == "failed", "run_id"].unique())

@@ -257,8 +257,9 @@ def probability_of_improvement(
     """The chance a random run of ``a`` beats one of ``b``, with its CI: P(X_a > X_b) where
     higher is better, P(X_a < X_b) where lower is (``policy_regret``, ``q_error``, ...).
 
-    Ties count one half. See :func:`improvement_matrix` for the estimator and the direction
-    (``higher_is_better`` overrides the metric's).
+    Ties count one half. A diverged run counts at its worst value (:func:`final_scores`);
+    left-out runs are named in a warning. See :func:`improvement_matrix` for the estimator
+    and the direction (``higher_is_better`` overrides the metric's).
     """
     frame = improvement_matrix(
         df, [a, b], metric, last, reps, random_state, confidence, higher_is_better

@@ -86,7 +86,9 @@ def learning_curves(
 ) -> tuple[Figure, Axes]:
     """IQM learning curve per ``hue`` level with its 95% bootstrap CI band.
 
-    Runs are interpolated onto a common step grid first (:func:`stats.aggregate_curves`).
+    Runs are interpolated onto a common step grid first (:func:`stats.aggregate_curves`): a
+    diverged run continues at its worst value to its budget's end, and the runs or groups
+    left out are named in a warning.
 
     Args:
         df: Tidy results table.
