@@ -244,7 +244,12 @@ class _Describer:
         (code, defaults, attributes) when it is the user's."""
         module = getattr(value, "__module__", None) or ""
         name = f"{module}.{value.__qualname__}"
-        origin = "rlcompare" if module.startswith("rlcompare.") else code_origin(_defined_in(value))
+        if module.startswith("rlcompare."):
+            origin = "rlcompare"
+        elif module == "builtins" or module in sys.builtin_module_names:
+            origin = "library"  # object, dict, ...: no file, yet not the user's
+        else:
+            origin = code_origin(_defined_in(value))
         if origin == "rlcompare":
             return ["rlcompare", value.__qualname__, rlcompare_digest(module)]
         if origin == "library":
