@@ -42,6 +42,23 @@ def test_a_stored_run_is_never_overwritten(store: Path) -> None:
     assert len(rlcompare.load_results(store)) == len(result.frame)
 
 
+def test_a_run_made_by_other_code_is_replaced_whole_and_the_same_code_is_kept(
+    store: Path,
+) -> None:
+    result = _result()
+    path = write_run(store, result.frame, result.metadata)
+    stamped = read_metadata(path)["fingerprint"]  # write_run adds the spec's fingerprint
+    assert stamped["env_settings"]["is_slippery"] is True
+    other = {**stamped, "algo": "0" * 16}
+    assert (
+        write_run(store, result.frame.iloc[:3], {**result.metadata, "fingerprint": stamped}) is None
+    )
+    assert write_run(store, result.frame.iloc[:3], {**result.metadata, "fingerprint": other})
+    assert read_metadata(path)["fingerprint"] == other
+    assert len(rlcompare.load_results(store, check_code=False)) == 3, "nothing of the old rows"
+    assert not [p for p in store.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_leftover_temporary_file_is_ignored_and_cleaned(store: Path) -> None:
     store.mkdir()
     dead_pid = 2**22 + 12345  # above pid_max defaults: no such process
