@@ -18,6 +18,7 @@ from rlcompare.analysis.failures import (
     diverged_runs,
     failed_runs,
     outside_stacklevel,
+    run_heads,
     warn_left_out,
 )
 from rlcompare.errors import choices_text
@@ -59,7 +60,7 @@ def metric_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     if rows.empty:
         present = sorted(df["metric"].dropna().unique())
         raise ValueError(f"no rows for metric {metric!r}; {choices_text(present, metric)}")
-    missing = pd.Index(df.loc[~is_metric, "run_id"].unique()).difference(rows["run_id"].unique())
+    missing = pd.Index(run_heads(df)["run_id"].unique()).difference(rows["run_id"].unique())
     if len(missing):
         early = missing.intersection(diverged_runs(df))
         warn_left_out(
