@@ -141,6 +141,8 @@ def test_on_stale_error_names_the_run_what_changed_and_how_to_proceed(tmp_path, 
     assert _stamps(store) == before, "refused: nothing trained, nothing rewritten"
     with pytest.raises(rlcompare.SpecError, match=r"on_stale = 'maybe'.*rerun, error, keep"):
         rlcompare.sweep(specs, store, executor="serial", on_stale="maybe")
+    with pytest.raises(rlcompare.SpecError, match=r"retry_failed = 'yes'.*True, False"):
+        rlcompare.sweep(specs, store, executor="serial", retry_failed="yes")
 
 
 def test_load_results_marks_runs_made_by_other_code_stale(tmp_path, user_modules):

@@ -31,7 +31,7 @@ from rlcompare.store.results import (
     write_run,
 )
 from rlcompare.sweeps.executors import DISPATCH, EXECUTORS
-from rlcompare.sweeps.resume import check_on_stale, failure_summary, plan, stored_failure
+from rlcompare.sweeps.resume import check_options, failure_summary, plan, stored_failure
 from rlcompare.sweeps.tasks import plan_tasks
 from rlcompare.versions import format_frame
 
@@ -101,7 +101,7 @@ def sweep(
 
         import_ray()
     wanted = metric_filter(metrics)  # a bad value fails here, before any training
-    check_on_stale(on_stale)
+    check_options(on_stale, retry_failed)
     _check_imports(imports)
     specs = list({spec.run_id: spec for spec in _checked(specs)}.values())
     workers = workers or os.cpu_count() or 1

@@ -53,10 +53,12 @@ class Plan:
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def check_on_stale(on_stale: Any) -> None:
-    """SpecError naming the bad value and the valid ones."""
-    if on_stale not in ON_STALE:
+def check_options(on_stale: Any, retry_failed: Any) -> None:
+    """SpecError naming a bad ``on_stale`` or ``retry_failed`` and the valid values."""
+    if not isinstance(on_stale, str) or on_stale not in ON_STALE:
         raise SpecError(f"on_stale = {on_stale!r} is invalid; {choices_text(ON_STALE, on_stale)}")
+    if not isinstance(retry_failed, bool):
+        raise SpecError(f"retry_failed = {retry_failed!r} is invalid; valid: True, False")
 
 
 def plan(
