@@ -11,6 +11,7 @@ from typing import Any
 
 from rlcompare import envs as envs  # registers the rlcompare/ env ids
 from rlcompare.errors import CorruptResultError, Diverged, SpecError, StoreError
+from rlcompare.runner.protocol import Protocol, ProtocolError
 from rlcompare.runner.runs import RunResult, run, run_batch
 from rlcompare.runner.schema import StepAgent as Agent
 from rlcompare.spec.params import Param
@@ -56,6 +57,8 @@ __all__ = [
     "CorruptResultError",
     "Diverged",
     "Param",
+    "Protocol",
+    "ProtocolError",
     "RunResult",
     "RunSpec",
     "SpecError",

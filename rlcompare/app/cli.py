@@ -101,6 +101,53 @@ def summary_table(frame: Any) -> Any:
     return table[[c for c in columns if c in table.columns]]
 
 
+def split_sets(raw: dict[str, str], algos: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``--set`` values per algo: ``NAME=VALUE`` for every algo of ``--algo``,
+    ``ALGO.NAME=VALUE`` for that one only (it wins over the unprefixed one).
+
+    Raises:
+        SpecError: a prefix that is not one of ``algos``, naming them; an unprefixed name
+            that some algo lacks, naming the prefixed form for those that have it.
+    """
+    from rlcompare.spec.registry import get_algorithm
+
+    shared: dict[str, str] = {}
+    own: dict[str, dict[str, str]] = {algo: {} for algo in algos}
+    # Longest first: algo names may hold dots themselves.
+    by_length = sorted(algos, key=len, reverse=True)
+    for name, text in raw.items():
+        target = next((a for a in by_length if name.startswith(a + ".")), None)
+        if target is not None:
+            own[target][name[len(target) + 1 :]] = text
+        elif "." in name:
+            prefix = name.partition(".")[0]
+            raise SpecError(
+                f"--set {name}={text}: {prefix!r} is not an algo of --algo "
+                f"{','.join(algos)}; valid: NAME=VALUE (every algo) or ALGO.NAME=VALUE with "
+                f"ALGO one of {', '.join(algos)}"
+                + (f" (did you mean {close}?)" if (close := _close(prefix, algos)) else "")
+            )
+        else:
+            shared[name] = text
+    for name, text in shared.items():
+        has = [a for a in algos if name in get_algorithm(a).params]
+        lacks = [a for a in algos if a not in has and name not in own[a]]
+        if lacks and has:
+            raise SpecError(
+                f"--set {name}={text} applies to every algo of --algo, and {lacks[0]!r} has no "
+                f"hyperparameter {name!r}; valid: "
+                + " ".join(f"--set {a}.{name}={text}" for a in has)
+                + " (that algo only)"
+            )
+    return {algo: {**shared, **own[algo]} for algo in algos}
+
+
+def _close(word: str, valid: Sequence[str]) -> str:
+    import difflib
+
+    return ", ".join(difflib.get_close_matches(word, list(valid), n=3))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rlcompare.spec.params import parse_literal, parse_params
     from rlcompare.spec.registry import get_algorithm
@@ -112,15 +159,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SpecError("give exactly one of --steps / --episodes")
     seeds = parse_seeds(args.seeds)
     env_kwargs = {k: parse_literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
-    raw = _pairs(args.set, "--set")
+    algos = [algo.strip() for algo in args.algo.split(",")]
+    for algo in algos:
+        get_algorithm(algo)  # an unknown algo is named before its --set values are read
+    sets = split_sets(_pairs(args.set, "--set"), algos)
     specs = []
-    for algo in args.algo.split(","):
+    for algo in algos:
         specs += grid(
             algo,
             args.env,
             seeds,
             # The algorithm's own Param table parses the values; RunSpec validates them.
-            hparams=parse_params(get_algorithm(algo).params, raw, algo),
+            hparams=parse_params(get_algorithm(algo).params, sets[algo], algo),
             env_kwargs=env_kwargs,
             steps=args.steps,
             episodes=args.episodes,
@@ -191,13 +241,69 @@ def cmd_suite(args: argparse.Namespace) -> int:
     )
 
 
-def use_plugins(modules: Sequence[str]) -> None:
-    """Imports ``modules`` here and names them in the environment, so that notebook kernels
-    and worker processes started from this command import them too."""
+def use_working_directory() -> None:
+    """Puts the working directory first on ``sys.path``, as ``python -m`` does (the
+    ``rlcompare`` script's own folder is there instead), so that ``--plugin pkg.module`` and
+    ``"module:Env-v0"`` ids find modules beside the user. Spawned worker processes inherit
+    ``sys.path``; notebook kernels get it through ``PYTHONPATH`` (``use_plugins``)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _export_path(folder: str) -> None:
+    known = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if folder not in known:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*known, folder])
+
+
+def plugin_module(plugin: str) -> str:
+    """The module name of a ``--plugin`` value: a dotted module name as it is, a ``.py``
+    file path as its file name (``../x/my_algos.py`` -> ``my_algos``) with its folder put on
+    ``sys.path`` and ``PYTHONPATH``, so that worker processes and kernels import the same
+    module under the same name.
+
+    Raises:
+        SpecError: a path that is not a file, or whose name is already another module's.
+    """
+    if not (plugin.endswith(".py") or os.sep in plugin or "/" in plugin):
+        return plugin
+    path = os.path.abspath(plugin)
+    name = os.path.splitext(os.path.basename(path))[0]
+    if not plugin.endswith(".py") or not os.path.isfile(path):
+        raise SpecError(
+            f"--plugin {plugin!r} is not a Python file (looked for {path}); valid: a module "
+            "name (mypackage.algos) or the path of a .py file"
+        )
+    if not name.isidentifier():
+        raise SpecError(
+            f"--plugin {plugin!r}: {name!r} cannot be a module name; valid: a .py file "
+            "whose name is a Python identifier (letters, digits, _)"
+        )
+    loaded = sys.modules.get(name)
+    loaded_from = getattr(loaded, "__file__", None)
+    if loaded is not None and (loaded_from is None or os.path.abspath(loaded_from) != path):
+        raise SpecError(
+            f"--plugin {plugin!r}: a module named {name!r} is already imported from "
+            f"{loaded_from or 'built-in'}; valid: rename the file"
+        )
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    _export_path(folder)
+    return name
+
+
+def use_plugins(plugins: Sequence[str]) -> None:
+    """Imports ``plugins`` (module names or ``.py`` paths) here and names them in the
+    environment, so that notebook kernels and worker processes started from this command
+    import them too."""
     from rlcompare.spec.registry import PLUGINS_ENV, load_plugins
 
-    if not modules:
+    if not plugins:
         return
+    _export_path(os.getcwd())
+    modules = [plugin_module(plugin) for plugin in plugins]
     load_plugins(modules)
     known = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m]
     os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*known, *modules]))
@@ -210,18 +316,31 @@ def build_parser() -> argparse.ArgumentParser:
     from rlcompare.sweeps.executors import EXECUTORS
 
     parser = argparse.ArgumentParser(prog="rlcompare", description=__doc__)
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE first (it registers algorithms or envs); repeatable",
+    plugin_help = (
+        "import MODULE first (a module name, found from the working directory as with "
+        "python -m, or a .py file path); it registers algorithms or envs; repeatable"
     )
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE", help=plugin_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("algos", help="algorithms with their hyperparameters").set_defaults(fn=cmd_algos)
-    sub.add_parser("envs", help="featured environments").set_defaults(fn=cmd_envs)
 
-    run = sub.add_parser("run", help="run a sweep and print a summary")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        # --plugin after the command too (`rlcompare run --plugin m ...`), kept apart so that
+        # it adds to the ones given before the command instead of replacing them.
+        parser = sub.add_parser(name, **kwargs)
+        parser.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            dest="command_plugin",
+            metavar="MODULE",
+            help=plugin_help,
+        )
+        return parser
+
+    command("algos", help="algorithms with their hyperparameters").set_defaults(fn=cmd_algos)
+    command("envs", help="featured environments").set_defaults(fn=cmd_envs)
+
+    run = command("run", help="run a sweep and print a summary")
     run.add_argument("--algo", required=True, help="one algo or a comma-separated list")
     run.add_argument("--env", required=True)
     run.add_argument("--seeds", default="0", help="N, A-B or A,B,C (default 0)")
@@ -231,8 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         default=[],
-        metavar="NAME=VALUE",
-        help="hyperparameter (repeatable)",
+        metavar="[ALGO.]NAME=VALUE",
+        help="hyperparameter of every algo of --algo, or of ALGO only (repeatable)",
     )
     run.add_argument(
         "--env-set",
@@ -255,11 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=cmd_run)
 
-    show = sub.add_parser("show", help="summarize a result store")
+    show = command("show", help="summarize a result store")
     show.add_argument("store")
     show.set_defaults(fn=cmd_show)
 
-    suite = sub.add_parser("suite", help="execute the notebooks with papermill")
+    suite = command("suite", help="execute the notebooks with papermill")
     suite.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
     suite.add_argument("--only", nargs="*", default=None, metavar="NAME")
     suite.add_argument("--executor", default=None, choices=EXECUTORS)
@@ -277,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlcompare`` command."""
     args = build_parser().parse_args(argv)
     try:
-        use_plugins(args.plugin)
+        use_working_directory()
+        use_plugins([*args.plugin, *args.command_plugin])
         return args.fn(args)
     except (SpecError, StoreError) as error:
         print(f"rlcompare: error: {error}", file=sys.stderr)

@@ -30,6 +30,28 @@ FEATURED_ENVS = (
     *CUSTOM_ENVS,
 )
 
+# Id prefixes of envs that a known package registers when it is imported (gymnasium itself
+# does not import it): an unknown id with one of them suggests ``"package:Id"``.
+REGISTERING_PACKAGES = {
+    "ALE/": ("ale_py", "ale-py"),
+    "MinAtar/": ("minatar", "MinAtar"),
+    "MiniGrid-": ("minigrid", "minigrid"),
+    "BabyAI-": ("minigrid", "minigrid"),
+    "highway-": ("highway_env", "highway-env"),
+    "merge-": ("highway_env", "highway-env"),
+    "roundabout-": ("highway_env", "highway-env"),
+    "parking-": ("highway_env", "highway-env"),
+    "intersection-": ("highway_env", "highway-env"),
+    "racetrack-": ("highway_env", "highway-env"),
+    "Fetch": ("gymnasium_robotics", "gymnasium-robotics"),
+    "HandManipulate": ("gymnasium_robotics", "gymnasium-robotics"),
+    "AdroitHand": ("gymnasium_robotics", "gymnasium-robotics"),
+    "PointMaze_": ("gymnasium_robotics", "gymnasium-robotics"),
+    "AntMaze_": ("gymnasium_robotics", "gymnasium-robotics"),
+    "FrankaKitchen": ("gymnasium_robotics", "gymnasium-robotics"),
+    "FlappyBird": ("flappy_bird_gymnasium", "flappy-bird-gymnasium"),
+}
+
 # Kwargs that gym.make itself takes rather than the env constructor.
 MAKE_KWARGS = ("max_episode_steps",)
 
@@ -69,12 +91,29 @@ def check_env_id(env_id: str) -> None:
             )
         return
     if env_id not in gym.registry:
+        package = registering_package(env_id)
+        if package is not None:
+            module, dist = package
+            raise SpecError(
+                f"unknown env {env_id!r}: the package {module} registers it when imported; "
+                f"valid: {module + ':' + env_id!r} (imports {module} first; `pip install "
+                f"{dist}` if it is missing)"
+            )
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise SpecError(
             f"unknown env {env_id!r}{hint}; valid: any registered gymnasium id, featured: "
             f"{', '.join(FEATURED_ENVS)}"
         )
+
+
+def registering_package(env_id: str) -> tuple[str, str] | None:
+    """(module, pip distribution) of the known package that registers ``env_id`` on import,
+    or None."""
+    for prefix, package in REGISTERING_PACKAGES.items():
+        if env_id.startswith(prefix):
+            return package
+    return None
 
 
 def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:

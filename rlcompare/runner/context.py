@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rlcompare.envs.make import make_env, success_fn
-from rlcompare.runner.protocol import EvalSchedule
+from rlcompare.runner.protocol import EvalSchedule, ProtocolError, check_evaluated
 from rlcompare.runner.schema import ENV_PREFIX, EPISODE_METRICS, HP_PREFIX
 from rlcompare.seeding import RunSeeds
 from rlcompare.spec.registry import get_algorithm
@@ -129,7 +129,12 @@ class RunContext:
             obs, _ = self._eval_env.reset(seed=seed)
             total, done, success, infos = 0.0, False, None, []
             while not done:
-                obs, reward, terminated, truncated, info = self._eval_env.step(policy(obs))
+                action = policy(obs)
+                try:
+                    obs, reward, terminated, truncated, info = self._eval_env.step(action)
+                except Exception as error:
+                    self._check_eval_action(action, step, error)
+                    raise
                 total += float(reward)
                 done = terminated or truncated
                 if domain is not None:
@@ -149,6 +154,21 @@ class RunContext:
             extra,
             began,
         )
+
+    def _check_eval_action(self, action: Any, step: int, error: Exception) -> None:
+        """Names the policy's action and the space when the eval env refused an action that
+        lies outside its space (a bare ``KeyError: 7`` names neither)."""
+        space = self._eval_env.action_space
+        try:
+            inside = bool(space.contains(action))
+        except Exception:
+            inside = False
+        if not inside:
+            raise ProtocolError(
+                f"algo {self.spec.algo!r}: its greedy policy returned action {action!r} at "
+                f"the evaluation at step {step}, outside the env's action space {space} "
+                f"({type(error).__name__}: {error}); valid: an action in {space}"
+            ) from error
 
     def log_evaluation(
         self,
@@ -201,6 +221,17 @@ class RunContext:
     def last_eval_step(self) -> int | None:
         """Env step of the latest evaluation (None before the first)."""
         return self._last_eval_step
+
+    def check_evaluated(self) -> None:
+        """Raises ``ProtocolError`` when a run that did not diverge lacks its evaluation at
+        step 0 or at its last recorded step (see ``protocol.check_evaluated``)."""
+        if self.status != "ok":
+            return
+        eval_steps = [step for step, _, metric, _ in self._rows if metric == "eval_return"]
+        last = max((step for step, *_ in self._rows), default=0)
+        for steps, *_ in self._episode_blocks:
+            last = max(last, int(np.max(steps)))
+        check_evaluated(self.spec.algo, eval_steps, last)
 
     # -- output -------------------------------------------------------------------------------
     def table(self) -> pa.Table:

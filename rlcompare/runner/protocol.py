@@ -45,12 +45,17 @@ Forms:
   learners, the compiled tabular engine): ``start()``, then ``after(step, episodes)`` (or
   ``due`` + ``evaluate`` when the evaluation must wait for a training phase), ``finish(step)``,
   all inside ``with protocol.guard(...)``, the one place that turns ``Diverged`` into
-  ``mark_diverged``.
+  ``mark_diverged``. Public as ``rlcompare.Protocol``.
+
+What is checked: after a run that did not diverge, ``check_evaluated`` fails it
+(``ProtocolError``, naming the algo and the rows missing) unless it recorded ``eval_return``
+at step 0 (rule 1) and at its last recorded step (rule 4); an action outside the env's action
+space is a ``ProtocolError`` naming the algo, the method, the step, the action and the space.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -62,6 +67,43 @@ from rlcompare.spec.runspec import RunSpec
 DEFAULT_EVALS = 20
 
 Policy = Callable[[Any], Any]
+
+
+class ProtocolError(RuntimeError):
+    """An agent or trainer broke the evaluation protocol or its env's contract: an action
+    outside the action space, or a run without the evaluations every run records. The run
+    fails with this message (a sweep records it as ``failed``)."""
+
+
+def check_evaluated(algo: str, eval_steps: Sequence[int], last_step: int) -> None:
+    """Raises ProtocolError unless a finished run evaluated at step 0 (rule 1) and at its last
+    recorded step (rule 4): without them its ``eval_return`` is missing from summaries and
+    curves, or compares a different point of training than the other runs'.
+
+    Args:
+        algo: The run's algorithm, named in the message.
+        eval_steps: Steps of the run's ``eval_return`` rows.
+        last_step: The largest step of any of the run's rows.
+    """
+    fix = (
+        "valid: a trainer that evaluates through rlcompare.Protocol(ctx, policy): start() "
+        "before training, after(step, episodes) as it trains, finish(step) at the end"
+    )
+    if not eval_steps:
+        raise ProtocolError(
+            f"algo {algo!r}: the run recorded no eval_return rows (it never evaluated its "
+            f"policy), so summaries, plots and `rlcompare show` would leave it out; {fix}"
+        )
+    if min(eval_steps) != 0:
+        raise ProtocolError(
+            f"algo {algo!r}: no evaluation at step 0 (the first eval_return is at step "
+            f"{min(eval_steps)}): every run starts from its untrained policy's value; {fix}"
+        )
+    if max(eval_steps) < last_step:
+        raise ProtocolError(
+            f"algo {algo!r}: no evaluation at the end (step {last_step}): its last "
+            f"eval_return is at step {max(eval_steps)}, before the last step it recorded; {fix}"
+        )
 
 
 class EvalSchedule:
@@ -110,7 +152,35 @@ class Run(TypingProtocol):
 
 
 class Protocol:
-    """The protocol for a trainer that owns its loop.
+    """The evaluation protocol for a trainer that owns its loop (``register_algorithm(name,
+    trainer=...)``): what such a trainer calls so that its runs compare with every other.
+
+    The rules (the module docstring gives them in full):
+
+    1. ``start()`` before any training: the evaluation at step 0.
+    2. ``after(step, episodes)`` as training goes (env steps and finished episodes so far):
+       evaluates when the schedule is due, every ``eval_every`` env steps of the spec (by
+       default ``budget // 20`` steps or episodes).
+    3. ``finish(step)`` once training stops: the evaluation at the end.
+    4. All inside ``with protocol.guard(lambda: step):``, which records a ``Diverged``
+       raised there as the run's divergence (its rows kept, no end evaluation).
+
+    Episodes are recorded with ``ctx.log_episode(step, episode, return, length)``. A run
+    that did not diverge and lacks the evaluation at step 0 or at the end fails with
+    ``ProtocolError``::
+
+        def train(ctx):
+            model, env = ..., ctx.make_env()
+            protocol = rlcompare.Protocol(ctx, policy=model.greedy)
+            step = 0
+            with protocol.guard(lambda: step):
+                protocol.start()
+                while step < ctx.spec.steps:
+                    ...  # one env step of training
+                    step += 1
+                    protocol.after(step, episodes)
+                protocol.finish(step)
+            return model
 
     Args:
         ctx: The run.

@@ -142,6 +142,8 @@ def _run_seed_batch(specs: Sequence[RunSpec], catch_errors: bool) -> list[RunRes
             agents = list(algorithm.load(batch=True)(contexts))
         else:
             agents = [_train_one(algorithm.load(), ctx) for ctx in contexts]
+        for ctx in contexts:
+            ctx.check_evaluated()  # a trainer that skipped its evaluations fails, named
     except Exception as exc:
         if not catch_errors:
             raise

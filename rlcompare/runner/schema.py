@@ -13,11 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-
-if TYPE_CHECKING:
-    from rlcompare.runner.context import RunContext
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Protocol
 
 # Columns of every stored row, in order.
 ID_COLUMNS = ("experiment", "run_id", "algo", "env", "seed", "step", "episode", "metric", "value")
@@ -174,8 +171,29 @@ class TransitionLearner:
         raise NotImplementedError
 
 
+class TrainerContext(Protocol):
+    """What a trainer is given (``RunContext`` provides it; named here so that this module
+    imports nothing of the runner): the spec, resolved hyperparameters, envs and recording."""
+
+    spec: Any
+    hp: Mapping[str, Any]
+
+    @property
+    def env_seed(self) -> int: ...
+
+    def make_env(self) -> Any: ...
+
+    def log(self, step: int, metric: str, value: float, episode: int | None = None) -> None: ...
+
+    def log_episode(self, step: int, episode: int, episode_return: float, length: int) -> None: ...
+
+    def evaluate(
+        self, step: int, policy: Callable[[Any], Any], extra: Mapping[str, float] | None = None
+    ) -> float: ...
+
+
 # A trainer owns its loop: it takes the run's context, trains within the spec's budget,
 # records through the context (the one evaluation protocol) and returns the trained agent.
-Trainer = Callable[["RunContext"], Any]
+Trainer = Callable[[TrainerContext], Any]
 # A batch trainer trains runs that differ only in seed, one context each.
-BatchTrainer = Callable[[list["RunContext"]], list[Any]]
+BatchTrainer = Callable[[list[TrainerContext]], list[Any]]

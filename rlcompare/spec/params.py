@@ -88,6 +88,22 @@ class Param:
                 raise SpecError(f"{where} = {value!r} is out of range; valid: {self.valid_text()}")
         return value
 
+    def check_default(self, name: str, algo: str) -> None:
+        """Raises ValueError when the default is not one of this parameter's own valid values
+        (``Param(1.5, float, low=0, high=1)``): caught when the algorithm registers, before
+        any spec resolves it, naming the parameter, the value and the range. A None default
+        passes: it means "no default" (a value the spec must give, checked where it is used)."""
+        if self.default is None:
+            return
+        try:
+            self.validate(name, self.default)
+        except SpecError as error:
+            raise ValueError(
+                f"hyperparameter {name!r} of algorithm {algo!r}: its default "
+                f"{self.default!r} is not one of its own valid values; valid: a default in "
+                f"{self.valid_text()}"
+            ) from error
+
     def _coerce(self, where: str, value: Any) -> Any:
         bad = SpecError(
             f"{where} = {value!r} has type {type(value).__name__}; valid: {self.valid_text()}"

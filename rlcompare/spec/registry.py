@@ -186,6 +186,8 @@ def register_algorithm(
     bad = [k for k, v in params.items() if not isinstance(k, str) or not isinstance(v, Param)]
     if bad:
         raise ValueError(f"algorithm {name!r}: params[{bad[0]!r}] is not a rlcompare Param")
+    for key, param in params.items():
+        param.check_default(key, name)
     for label, check in (
         ("spaces", spaces),
         ("check_params", check_params),
@@ -322,7 +324,11 @@ def discrete_actions(obs: gym.Space, act: gym.Space) -> str | None:
 def discrete_both(obs: gym.Space, act: gym.Space) -> str | None:
     """Requires Discrete observations and actions (tabular learners)."""
     if not isinstance(obs, gym.spaces.Discrete):
-        return f"needs a Discrete observation space (tabular), got {obs}"
+        return (
+            f"needs a Discrete observation space (tabular), got {obs}; wrap the env to one, "
+            "e.g. a gymnasium.ObservationWrapper whose observation() maps each observation to "
+            "a bin index, registered as an env id of your own; or use a deep algo"
+        )
     return discrete_actions(obs, act)
 
 
