@@ -92,8 +92,7 @@ def higher_is_better(metric: str, override: bool | None = None) -> bool:
         return True
     if metric in NO_DIRECTION:
         raise ValueError(
-            f"metric {metric!r} has no better side; pass higher_is_better=True or False "
-            "to rank it"
+            f"metric {metric!r} has no better side; pass higher_is_better=True or False to rank it"
         )
     import warnings
 
