@@ -83,6 +83,19 @@ def test_a_clear_difference_is_decided_with_its_direction() -> None:
     )
 
 
+def test_one_contenders_rare_failures_do_not_hide_a_clear_difference() -> None:
+    """CliffWalking at 20,000 steps (compare_economy's runs): Q-learning at -13 in all 20
+    seeds, Q(lambda) at -15 to -19, SARSA at -15 with two runs at -1000. With raw mean
+    differences the -1000s set the max-statistic's boundary for every pair and Q-learning vs
+    Q(lambda) ended "no difference found" after 40 runs; studentized, it is decided."""
+    q_lambda = [-15, -17, -19, -17, -17, -17, -17, -17, -19, -17] * 2
+    q_learning = [-13] * 20
+    sarsa = [-15, -15, -15, -15, -1000, -15, -15, -15, -15, -15] * 2
+    test = SequentialComparison(["q_lambda", "q_learning", "sarsa"], n=20, K=1)
+    test.update({"q_lambda": q_lambda, "q_learning": q_learning, "sarsa": sarsa})
+    assert test.decisions[("q_lambda", "q_learning")] == WORSE
+
+
 def test_decided_contenders_stop_running() -> None:
     """Against a baseline: a contender whose only comparison is decided gets no more runs."""
     test = SequentialComparison(

@@ -4,8 +4,9 @@ After AdaStop (Mathieu et al., "AdaStop: adaptive statistical testing for sound 
 of deep RL agents", TMLR 2024, arXiv 2306.10882, Algorithm 1). Scores arrive interim by
 interim (``n`` runs per contender still in an open comparison); at interim ``k`` the test
 
-1. forms, for every open comparison ``(a, b)``, the statistic ``T = |mean_a - mean_b|`` over
-   all the runs so far;
+1. forms, for every open comparison ``(a, b)``, Welch's statistic ``T = |mean_a - mean_b| /
+   sqrt(var_a / n_a + var_b / n_b)`` over all the runs so far (studentized, so that a pair
+   with a wide spread does not set the boundary of every other pair);
 2. builds its null distribution from permutations: within each interim's block, the scores of
    the contenders that ran in that block are pooled and re-dealt among them (one permutation
    of the whole block, so comparisons that share a contender stay dependent as in the data),
@@ -23,13 +24,15 @@ Comparisons still open after interim ``K`` end as "no difference found".
 Where this departs from the paper and the authors' ``adastop`` 0.1.3 (measured there to
 reject at about twice ``alpha``):
 
-* the observed statistic and the permutation statistics are both absolute differences (the
-  package compares an absolute observed value against signed permutation values);
+* the observed statistic and the permutation statistics are both absolute (the package
+  compares an absolute observed value against signed permutation values), and studentized
+  (the paper uses raw mean differences);
 * the identity permutation is always one of the permutations, so the test is exact when the
   permutations are enumerated and conservative when they are drawn;
-* statistics are compared to boundaries with a stated tolerance (``TOLERANCE`` times the
-  scores' scale) far above float rounding, so tied scores never reject through rounding;
-  differences smaller than that are treated as ties;
+* differences within ``TOLERANCE`` times the scores' scale are ties (statistic 0), standard
+  deviations within ``VARIANCE_TOLERANCE`` times it are 0, and a statistic must exceed its
+  boundary by more than a relative 1e-9: all far above float rounding, so tied scores never
+  reject through rounding;
 * no early acceptance (the paper's ``beta`` is 0 here): "no difference found" is only said at
   the last interim.
 
@@ -52,6 +55,8 @@ from rlcompare.errors import SpecError, choices_text
 BETTER, WORSE, NO_DIFFERENCE, UNDECIDED = "better", "worse", "no difference found", "undecided"
 # Differences below this share of the scores' scale count as ties (float rounding is ~1e-14).
 TOLERANCE = 1e-9
+# Standard deviations below this share of the scale count as 0 (a constant sample).
+VARIANCE_TOLERANCE = 1e-6
 
 
 def check_test_parameters(alpha: float, n: int, K: int, permutations: int) -> None:
@@ -165,9 +170,11 @@ class SequentialComparison:
         self.scores: dict[str, list[float]] = {name: [] for name in self.contenders}
         index = {name: i for i, name in enumerate(self.contenders)}
         self._pair_index = {p: (index[p[0]], index[p[1]]) for p in self.comparisons}
-        # Per permutation path: each contender's permuted score sum, and whether it is
-        # still alive (crossed no boundary so far). Path 0 is the identity.
+        # Per permutation path: each contender's permuted sums of scores and of squared
+        # scores, and whether the path is still alive (crossed no boundary so far). Path 0
+        # is the identity.
         self._sums = np.zeros((1, len(self.contenders)))
+        self._squares = np.zeros((1, len(self.contenders)))
         self._alive = np.ones(1, dtype=bool)
         self._enumerated = True
         self._scale = 0.0
@@ -233,9 +240,13 @@ class SequentialComparison:
         paths = len(self._sums)
         if self._enumerated and paths * deals <= self.permutations:
             labels = _deals(sizes)  # (deals, pooled)
-            block = np.stack([(pooled * (labels == g)).sum(axis=1) for g in range(len(active))], 1)
             parent = np.repeat(np.arange(paths), deals)
-            added = np.tile(block, (paths, 1))
+            added, squared = (
+                np.tile(
+                    np.stack([(x * (labels == g)).sum(1) for g in range(len(sizes))], 1), (paths, 1)
+                )
+                for x in (pooled, pooled**2)
+            )
         else:
             size = self.permutations
             parent = (
@@ -245,19 +256,38 @@ class SequentialComparison:
             )
             dealt = self._rng.permuted(np.tile(pooled, (size, 1)), axis=1)
             dealt[0] = pooled  # the identity path stays the identity
-            added = np.add.reduceat(dealt, np.cumsum([0, *sizes[:-1]]), axis=1)
+            starts = np.cumsum([0, *sizes[:-1]])
+            added = np.add.reduceat(dealt, starts, axis=1)
+            squared = np.add.reduceat(dealt**2, starts, axis=1)
             self._enumerated = False
-        sums = self._sums[parent]
-        sums[:, columns] += added
-        self._sums, self._alive = sums, self._alive[parent]
+        self._sums, self._squares = self._sums[parent], self._squares[parent]
+        self._sums[:, columns] += added
+        self._squares[:, columns] += squared
+        self._alive = self._alive[parent]
 
     def _statistics(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """``|mean_a - mean_b|`` per path (rows) and pair (columns); row 0 is observed."""
+        """Welch's ``|mean_a - mean_b| / sqrt(var_a / n_a + var_b / n_b)`` per path (rows)
+        and pair (columns); row 0 is observed.
+
+        Studentized so that pairs of different spread weigh alike in the maximum: with raw
+        differences one contender's rare failures (CliffWalking returns of -1000 among -15s)
+        set the boundary for every pair and hide clear differences elsewhere. A difference
+        within the tolerance is a tie (0); a non-zero difference between two constant
+        samples is infinite.
+        """
+        tolerance = TOLERANCE * self._scale
         counts = np.array([max(self.runs(name), 1) for name in self.contenders], dtype=float)
         means = self._sums / counts
+        variances = (self._squares - self._sums * means) / np.maximum(counts - 1, 1)
+        # sum-of-squares rounding leaves ~1e-14 * scale^2 in a constant sample's variance
+        variances[variances <= (VARIANCE_TOLERANCE * self._scale) ** 2] = 0.0
         first = [self._pair_index[p][0] for p in pairs]
         second = [self._pair_index[p][1] for p in pairs]
-        return np.abs(means[:, first] - means[:, second])
+        difference = np.abs(means[:, first] - means[:, second])
+        error = np.sqrt(variances[:, first] / counts[first] + variances[:, second] / counts[second])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(difference <= tolerance, 0.0, difference / error)
+        return t
 
     def _boundary(self, maxima: np.ndarray, budget: float) -> float:
         """Smallest permutation value whose tail over the live paths fits in ``budget``."""
@@ -271,7 +301,6 @@ class SequentialComparison:
 
     def _decide(self) -> None:
         level = self.alpha * self.k / self.K
-        tolerance = TOLERANCE * self._scale
         boundary, maxima = math.inf, None
         while self.open:
             pairs = self.open
@@ -280,7 +309,8 @@ class SequentialComparison:
             boundary = self._boundary(maxima, level - self.spent)
             observed = stats[0]
             top = int(np.argmax(observed))
-            if not observed[top] > boundary + tolerance:
+            # The same statistic reached by another summation order differs by rounding only.
+            if not observed[top] > boundary * (1 + 1e-9):
                 break
             pair = pairs[top]
             i, j = self._pair_index[pair]

@@ -50,7 +50,7 @@ def run_scores(
         every = set(frame["run_id"].unique())
         metric = "expected_eval_return" if every and every <= set(recorded) else "eval_return"
     if score == "final":
-        table = stats.final_scores(frame, metric)
+        table = stats.final_scores(frame, metric, higher_is_better=higher_is_better)
         column, higher = "score", schema.higher_is_better(metric, higher_is_better)
     elif score == "auc":
         table = curves.auc(frame, metric, higher_is_better)
