@@ -143,7 +143,8 @@ def test_a_trainer_that_breaks_the_protocol_fails_saying_which_rows_are_missing(
     with pytest.raises(rlcompare.ProtocolError) as raised:
         rlcompare.run(spec)
     assert "algo 'rude'" in str(raised.value) and named in str(raised.value)
-    frame = rlcompare.sweep([spec], tmp_path / "s", executor="serial", progress=False)
+    with pytest.warns(UserWarning, match="1 run"):
+        frame = rlcompare.sweep([spec], tmp_path / "s", executor="serial", progress=False)
     assert list(frame.attrs["failed"]) == [spec.run_id]
     assert named in frame.attrs["failed"][spec.run_id]
 
