@@ -260,3 +260,18 @@ def test_set_with_an_algo_prefix_applies_to_that_algo_only(tmp_path, capsys):
     assert "'sarsa'" in err and "random" in err and "q_learning" in err
     assert main([*run, "--set", "alpha=0.25"]) == 2
     assert "q_learning.alpha=0.25" in capsys.readouterr().err  # the fix, spelled out
+
+
+def test_a_trainers_greedy_policy_outside_the_action_space_is_named(scratch_registry):
+    def off_by_three(ctx):
+        protocol = rlcompare.Protocol(ctx, lambda obs: 7)
+        protocol.start()
+        protocol.finish(0)
+
+    rlcompare.register_algorithm("off_by_three", trainer=off_by_three)
+    spec = rlcompare.RunSpec("off_by_three", "FrozenLake-v1", 0, steps=10)
+    with pytest.raises(rlcompare.ProtocolError) as raised:
+        rlcompare.run(spec)
+    text = str(raised.value)
+    for named in ("'off_by_three'", "action 7", "step 0", "Discrete(4)"):
+        assert named in text, (named, text)
