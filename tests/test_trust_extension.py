@@ -236,10 +236,15 @@ def test_a_plugin_file_path_runs_on_the_process_executor(tmp_path):
     assert "always" in done.stdout
 
 
-def test_a_plugin_path_that_is_not_there_is_named(tmp_path):
+def test_a_plugin_path_that_is_not_there_or_shadows_a_module_is_named(tmp_path):
     done = _cli(tmp_path, "--plugin", "./nope.py", "algos")
     assert done.returncode == 2
     assert "'./nope.py'" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "tabnanny.py").write_text(PLUGIN)  # a stdlib name, not imported
+    done = _cli(tmp_path, "--plugin", "plugins/tabnanny.py", "algos")
+    assert done.returncode == 2, done.stdout
+    assert "'tabnanny' already exists" in done.stderr and "rename the file" in done.stderr
 
 
 # -------------------------------------------------------------------- B: --set algo.name

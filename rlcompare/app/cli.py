@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -280,12 +281,17 @@ def plugin_module(plugin: str) -> str:
             f"--plugin {plugin!r}: {name!r} cannot be a module name; valid: a .py file "
             "whose name is a Python identifier (letters, digits, _)"
         )
-    loaded = sys.modules.get(name)
-    loaded_from = getattr(loaded, "__file__", None)
-    if loaded is not None and (loaded_from is None or os.path.abspath(loaded_from) != path):
+    # Another module of that name (stdlib, installed, imported) would be imported instead,
+    # here or in a worker; or the file would shadow it for the whole process.
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    origin = getattr(found, "origin", None)
+    if found is not None and (origin is None or os.path.abspath(origin) != path):
         raise SpecError(
-            f"--plugin {plugin!r}: a module named {name!r} is already imported from "
-            f"{loaded_from or 'built-in'}; valid: rename the file"
+            f"--plugin {plugin!r}: a module named {name!r} already exists "
+            f"({origin or 'built-in'}); valid: rename the file"
         )
     folder = os.path.dirname(path)
     if folder not in sys.path:
