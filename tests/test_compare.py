@@ -336,3 +336,19 @@ def test_stored_runs_give_a_one_interim_verdict(tmp_path: Path) -> None:
     assert sorted(tmp_path.rglob("*.parquet")) == files
     with pytest.raises(SpecError, match="no_such"):
         stored_verdict(frame, algos=["q_learning", "no_such"])
+
+
+def test_the_compare_command_runs_then_reads_the_store_as_one_interim(tmp_path, capsys) -> None:
+    from rlcompare.app.cli import main
+
+    store = str(tmp_path / "s")
+    args = ["compare", "--algo", "q_learning,random", "--env", "FrozenLake-v1", "--store", store]
+    budget = ["--n", "2", "--K", "1", "--steps", "1000", "--executor", "serial", "--quiet"]
+    assert main([*args, *budget, "--set", "q_learning.alpha=0.5"]) == 0
+    ran = capsys.readouterr().out
+    assert "one family of comparisons" in ran and "q_learning random" in ran
+    assert main(args) == 0
+    stored = capsys.readouterr().out
+    assert "one-interim verdict on stored runs" in stored
+    assert main([*args, "--alpha", "1.5", "--steps", "10"]) == 2
+    assert "alpha = 1.5 is invalid" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""`rlcompare ...`: list algorithms and envs, run sweeps, summarize stores, run the suite.
+"""`rlcompare ...`: list algorithms and envs, run sweeps, summarize stores, decide who beats whom
+(``compare``), run the suite.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -317,6 +318,7 @@ def use_plugins(plugins: Sequence[str]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept importable for documentation and tests)."""
+    from rlcompare.app.compare_command import add_compare_command
     from rlcompare.app.suite import DEFAULT_PROFILE, PROFILES
     from rlcompare.spec.runspec import EVAL_EPISODES
     from rlcompare.sweeps.executors import EXECUTORS
@@ -395,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="store the check cells' outputs as nbval's reference (smoke profile)",
     )
     suite.set_defaults(fn=cmd_suite)
+
+    add_compare_command(command)
     return parser
 
 
