@@ -15,7 +15,10 @@ plan through it at every step.
   training, candidate i is scored by its undiscounted return predicted by member i mod
   ``ensemble_size`` alone (PETS' TS-infinity with one particle: model disagreement explores,
   and a step costs one model forward per candidate; any population works, members beyond it
-  score padding that is dropped); termination is not modelled.
+  score padding that is dropped); termination is not modelled. The observation coordinates
+  that ``angle_pairs`` names as (cos, sin) of an angle (``'env'``: the env's pairs in
+  ``mpc_params.ENV_ANGLE_PAIRS``) are projected back onto the unit circle after every model
+  step, which predicts each coordinate's change on its own.
 - The greedy (evaluation) action is the planner's first action on the mean model (the members'
   predictions averaged at every step: ``ensemble_size`` times the forwards of a behaviour
   step, so evaluation episodes dominate a run's cost), with the planner noise reseeded to a
@@ -32,7 +35,7 @@ the previous evaluation).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -41,7 +44,7 @@ import torch
 
 from rlcompare.algos.deep.learner import resolve_device
 from rlcompare.algos.deep.mpc_model import EnsembleModel, TransitionStore
-from rlcompare.algos.deep.mpc_params import ENV_REWARDS
+from rlcompare.algos.deep.mpc_params import ENV_REWARDS, angle_pairs
 from rlcompare.algos.deep.mpc_planner import cem, mppi, shifted
 from rlcompare.envs.make import env_info, make_env
 from rlcompare.runner.context import RunContext
@@ -50,6 +53,9 @@ from rlcompare.runner.schema import Transition, TransitionLearner
 from rlcompare.seeding import RunSeeds
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# A predicted (cos, sin) pair with a smaller radius than this is divided by it instead.
+MIN_RADIUS = 1e-6
 
 
 class MPCAgent(TransitionLearner):
@@ -62,6 +68,8 @@ class MPCAgent(TransitionLearner):
         seeds: The run's seeds (streams ``explore``, ``model``, ``planner``, ``eval_planner``).
         reward_fn: The env's reward of (obs, action in env units) on tensors; None = learned.
         capacity: Transitions to allocate room for up front (the store grows past it).
+        angle_pairs: (cos, sin) index pairs of the observation kept on the unit circle in
+            the model's rollouts.
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class MPCAgent(TransitionLearner):
         seeds: RunSeeds,
         reward_fn: RewardFn | None = None,
         capacity: int = 1024,
+        angle_pairs: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.hp = dict(hp)
         self.device = resolve_device(hp["device"])
@@ -85,6 +94,8 @@ class MPCAgent(TransitionLearner):
         self._center_t = torch.as_tensor(self.center, dtype=torch.float32, device=self.device)
         self._half_t = torch.as_tensor(self.half, dtype=torch.float32, device=self.device)
         self.reward_fn = reward_fn
+        pairs = torch.as_tensor(list(angle_pairs), dtype=torch.long, device=self.device)
+        self._angle_pairs = pairs.view(-1, 2) if len(angle_pairs) else None
         self.model = EnsembleModel(
             self.obs_dim,
             self.act_dim,
@@ -111,6 +122,7 @@ class MPCAgent(TransitionLearner):
         """Predicted return of candidates (N, H, act) from ``obs``: every candidate on the mean
         model, or candidate i on member i mod ensemble_size alone."""
         model, reward_fn, obs_dim, size = self.model, self.reward_fn, self.obs_dim, self.model.size
+        pairs = self._angle_pairs
 
         def returns(actions: torch.Tensor) -> torch.Tensor:
             n, horizon, act_dim = actions.shape
@@ -136,6 +148,11 @@ class MPCAgent(TransitionLearner):
                 else:
                     total += out[..., obs_dim]
                 state = state + out[..., :obs_dim]
+                if pairs is not None:
+                    cos, sin = state[..., pairs[:, 0]], state[..., pairs[:, 1]]
+                    radius = torch.sqrt(cos.square() + sin.square()).clamp_min(MIN_RADIUS)
+                    state[..., pairs[:, 0]] = cos / radius
+                    state[..., pairs[:, 1]] = sin / radius
             # Per-member scores (size, per_member) back in candidate order.
             return total if mean_model else total.transpose(0, 1).reshape(-1)[:n]
 
@@ -224,8 +241,9 @@ def train(ctx: RunContext) -> MPCAgent:
     reward_fn = None if ctx.hp["learned_reward"] else ENV_REWARDS[ctx.spec.env]
     kind, budget = ctx.spec.budget
     capacity = budget if kind == "steps" else 1024
+    pairs = angle_pairs(ctx.hp["angle_pairs"], ctx.spec.env)
     agent = MPCAgent(
-        ctx.hp, info.observation_space, info.action_space, ctx.seeds, reward_fn, capacity
+        ctx.hp, info.observation_space, info.action_space, ctx.seeds, reward_fn, capacity, pairs
     )
     # The evaluation resets its env for each episode without telling the agent (the runner
     # has no episode hook for a greedy policy), so the eval env tells it.
