@@ -136,7 +136,7 @@ def repo_stores_untouched():
 
 
 def test_the_readme_has_the_blocks_this_file_runs():
-    assert len(PYTHON_BLOCKS) == 2, "quick start and the Coin agent"
+    assert len(PYTHON_BLOCKS) == 3, "quick start, the verdict and the Coin agent"
     assert any(c.startswith("rlcompare run") for c in RUN)
     assert any(c.startswith("rlcompare --plugin") for c in RUN)
 
