@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -122,9 +124,16 @@ def test_main_module_definitions_run_on_process_executor_like_serial(tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_main_module_definitions_run_on_ray_like_serial(tmp_path):
+def test_main_module_definitions_run_on_ray_like_serial(tmp_path, monkeypatch):
     pytest.importorskip("ray")
-    out, stdout = _run_script(tmp_path, "serial", "ray")
+    # The script's local cluster gets a temp folder of its own (short: Ray's socket paths
+    # live under it), apart from any other cluster on this machine.
+    temp = tempfile.mkdtemp(prefix="rlc-ray-")
+    monkeypatch.setenv("RAY_TMPDIR", temp)
+    try:
+        out, stdout = _run_script(tmp_path, "serial", "ray")
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     assert out["ray"]["failed"] == {}
     assert out["ray"]["rows"] == out["serial"]["rows"]
 

@@ -4,9 +4,11 @@ faults of issue 8 survived (killed driver, killed worker, raising run, two drive
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -25,10 +27,18 @@ psutil = pytest.importorskip("psutil")
 
 @pytest.fixture(scope="module")
 def cluster() -> str:
-    """A local Ray cluster with 2 CPUs; yields its address for other drivers."""
-    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield context.address_info["gcs_address"]
-    ray.shutdown()
+    """A local Ray cluster with 2 CPUs; yields its address for other drivers. Its own temp
+    folder keeps it apart from any other cluster on the machine (Ray's default, /tmp/ray,
+    names the last cluster started); a start that Ray gave up on is retried once."""
+    from rlcompare.sweeps.ray_executor import start_local
+
+    temp = tempfile.mkdtemp(prefix="rlc-ray-")  # short: Ray's socket paths live under it
+    try:
+        context = start_local(2, _temp_dir=temp)
+        yield context.address_info["gcs_address"]
+        ray.shutdown()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_rows_equal_serial_rows(cluster: str, tmp_path: Path) -> None:
