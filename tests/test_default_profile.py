@@ -111,3 +111,16 @@ def test_08_a_registered_sb3_class_and_a_plugin_agent_learn() -> None:
     tabular = numbers["tabular_final_iqm"]
     assert tabular["CliffWalking-v1/q_lambda"] > -20  # a goal-reaching path (optimal: -13)
     assert tabular["FrozenLake-v1/q_lambda"] > 0.3
+
+
+def test_08_decisions_of_the_default_profile() -> None:
+    """The verdicts of notebook 08 (rlcompare.compare, alpha 0.05 over both envs): Q-learning
+    beats Q(lambda) on both envs, SARSA beats it on FrozenLake; the 5 stored deep runs each
+    decide nothing (one interim)."""
+    decisions = _headline("08_your_algorithm")["decisions"]
+    tabular = decisions["tabular"]
+    assert tabular["CliffWalking-v1: q_learning vs q_lambda"] == "better"
+    assert tabular["FrozenLake-v1: q_learning vs q_lambda"] == "better"
+    assert tabular["FrozenLake-v1: sarsa vs q_lambda"] == "better"
+    assert "worse" not in tabular.values()
+    assert set(decisions["deep"].values()) == {"no difference found"}
