@@ -18,6 +18,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	# jsonschema imports rfc3987-syntax for its optional "iri" format when it is installed, and
+	# that builds ~35 Lark grammars: ~3 s of CPU in every Ray process, which on a busy machine
+	# outlasts the 15 s a raylet waits for its dashboard agent (Ray start-up times out, measured
+	# 0 of 4 starts at load 13-21; 2 of 2 without it). Nothing here validates IRIs.
+	$(BIN)/python -m pip uninstall --quiet --yes rfc3987-syntax
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "rlcompare (.venv)" >/dev/null
 	touch $@
 
