@@ -336,6 +336,13 @@ def test_stored_runs_give_a_one_interim_verdict(tmp_path: Path) -> None:
     assert sorted(tmp_path.rglob("*.parquet")) == files
     with pytest.raises(SpecError, match="no_such"):
         stored_verdict(frame, algos=["q_learning", "no_such"])
+    by_experiment = frame.assign(experiment=frame["algo"].map({"q_learning": "x", "random": "y"}))
+    assert stored_verdict(by_experiment, by="experiment").runs_used()["contender"].tolist() == [
+        "x",
+        "y",
+    ]
+    with pytest.raises(SpecError, match="by = 'label' is not a column"):
+        stored_verdict(frame, by="label")
 
 
 def test_the_compare_command_runs_then_reads_the_store_as_one_interim(tmp_path, capsys) -> None:

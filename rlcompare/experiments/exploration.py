@@ -27,6 +27,8 @@ from rlcompare.experiments.common import (
     psrl_hparams,
 )
 from rlcompare.spec.runspec import RunSpec, grid
+from rlcompare.studies.compare import stored_verdict
+from rlcompare.studies.verdict import Verdict
 from rlcompare.viz import plots
 
 ALGO = "q_learning"
@@ -52,6 +54,7 @@ COLUMNS = ["env", "experiment", *IQM_COLUMNS]
 
 __all__ = [
     "ExplorationSpecs",
+    "decided",
     "deep_figure",
     "deep_final",
     "deepsea_figure",
@@ -62,6 +65,7 @@ __all__ = [
     "specs",
     "tabular_figure",
     "tabular_final",
+    "tabular_verdict",
 ]
 
 
@@ -232,8 +236,33 @@ def deep_final(deep: pd.DataFrame, reps: int) -> pd.DataFrame:
     return stats.summary(deep, by=["env", "experiment"], reps=reps)[COLUMNS]
 
 
+def tabular_verdict(tabular: pd.DataFrame, envs: Sequence[str]) -> Verdict:
+    """Who beats whom on final greedy-policy regret (exact, lower is better), every pair of
+    strategies on each tabular env: a one-interim verdict on the stored seeds (alpha 0.05
+    over both envs and every pair; :func:`rlcompare.studies.compare.stored_verdict`)."""
+    return stored_verdict(tabular, by="experiment", envs=list(envs), metric="policy_regret")
+
+
+def decided(verdict: Verdict) -> pd.DataFrame:
+    """The decided pairs, winner first: ``env, winner, loser, runs, difference``."""
+    rows = verdict.decisions[verdict.decisions["decision"].isin(["better", "worse"])]
+    better = rows["decision"] == "better"
+    return pd.DataFrame(
+        {
+            "env": rows["env"],
+            "winner": rows["a"].where(better, rows["b"]),
+            "loser": rows["b"].where(better, rows["a"]),
+            "runs": rows["runs_a"].astype(str) + "+" + rows["runs_b"].astype(str),
+            "regret_gap": rows["difference"].abs(),
+        }
+    ).reset_index(drop=True)
+
+
 def headline(
-    tabular: pd.DataFrame, solved_runs: pd.DataFrame, deep: pd.DataFrame
+    tabular: pd.DataFrame,
+    solved_runs: pd.DataFrame,
+    deep: pd.DataFrame,
+    verdict: Verdict | None = None,
 ) -> dict[str, Any]:
     """The notebook's headline numbers.
 
@@ -241,9 +270,16 @@ def headline(
         tabular: :func:`tabular_final`.
         solved_runs: :func:`solved`.
         deep: :func:`deep_final`.
+        verdict: :func:`tabular_verdict` (its decided pairs, winner first).
     """
     share = solved_share(solved_runs)
+    wins = (
+        {}
+        if verdict is None
+        else {f"{r.env}: {r.winner} beats {r.loser}": r.runs for r in decided(verdict).itertuples()}
+    )
     return {
+        "decided_regret": wins,
         "final_regret_iqm": keyed(tabular, ["env", "experiment"], "iqm"),
         "deepsea_solved_share": {
             f"{label}/N={size}": value for (label, size), value in share.items()

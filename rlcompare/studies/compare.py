@@ -353,6 +353,7 @@ def stored_verdict(
     frame: pd.DataFrame,
     *,
     algos: Sequence[str] | None = None,
+    by: str = "algo",
     envs: Sequence[str] | None = None,
     alpha: float = 0.05,
     baseline: str | None = None,
@@ -363,20 +364,24 @@ def stored_verdict(
     permutations: int = 10_000,
 ) -> Verdict:
     """A one-interim verdict (K = 1) on runs already stored: no run is added, every stored run
-    of each algorithm counts (contenders are the ``algo`` column), and the same test and
-    family-wise error as :func:`compare` decide. Labelled as such in ``parameters["family"]``.
+    of each contender counts (contenders are the values of the ``by`` column: ``algo``, or
+    ``experiment`` where one algorithm ran under several labelled settings), and the same
+    test and family-wise error as :func:`compare` decide. Labelled as such in
+    ``parameters["family"]``.
 
     Raises:
-        SpecError: An unknown algo, env or baseline, an algorithm with runs of different
-            hyperparameters on one env (they are different contenders: filter the frame),
-            or fewer than two runs of a contender.
+        SpecError: An unknown contender, env or baseline, a contender with runs of different
+            hyperparameters on one env (they are different contenders: filter the frame or
+            pick another ``by``), or fewer than two runs of a contender.
     """
     check_score(score, metric, threshold, higher_is_better)
-    present = sorted(frame["algo"].unique())
+    if by not in frame.columns:
+        raise SpecError(f"by = {by!r} is not a column; valid: algo, experiment")
+    present = sorted(frame[by].unique())
     labels = present if algos is None else list(algos)
     for name in labels:
         if name not in present:
-            raise SpecError(f"algo {name!r} has no stored run; {choices_text(present, name)}")
+            raise SpecError(f"{by} {name!r} has no stored run; {choices_text(present, name)}")
     pairs = comparison_pairs(labels, baseline)
     env_present = sorted(frame["env"].unique())
     env_list = env_present if envs is None else list(envs)
@@ -389,21 +394,21 @@ def stored_verdict(
     rows: list[dict[str, Any]] = []
     hp_columns = [c for c in frame.columns if c.startswith((schema.HP_PREFIX, schema.ENV_PREFIX))]
     for env in env_list:
-        env_frame = frame[(frame["env"] == env) & frame["algo"].isin(labels)]
+        env_frame = frame[(frame["env"] == env) & frame[by].isin(labels)]
         values, used_metric, higher = run_scores(
             env_frame, score, metric, threshold, higher_is_better
         )
         runs = env_frame.drop_duplicates("run_id").set_index("run_id")
         for name in labels:
-            settings = runs.loc[runs["algo"] == name, hp_columns].astype(str).drop_duplicates()
+            settings = runs.loc[runs[by] == name, hp_columns].astype(str).drop_duplicates()
             if len(settings) > 1:
                 raise SpecError(
-                    f"algo {name!r} has runs of {len(settings)} different settings on {env!r}; "
-                    "they are different contenders: filter the frame to one setting each"
+                    f"{by} {name!r} has runs of {len(settings)} different settings on {env!r}; "
+                    "they are different contenders: filter the frame or pick another by"
                 )
         block = {}
         for name in labels:
-            ids = sorted(runs.index[runs["algo"] == name], key=lambda r: runs.at[r, "seed"])
+            ids = sorted(runs.index[runs[by] == name], key=lambda r: runs.at[r, "seed"])
             ids = [r for r in ids if r in values.index and not pd.isna(values[r])]
             block[name] = values[ids].to_numpy(dtype=float)
             rows += [
