@@ -76,6 +76,10 @@ def test_03_n_step_dqn_and_ppo_learn_cartpole_and_the_target_network_matters() -
     assert iqm["n_step_3"] > 0.8 and iqm["ppo"] > 0.5
     assert abs(iqm["dqn"] - iqm["sb3_dqn"]) < 0.2  # the same updates, two implementations
     assert iqm["no_target"] < 0.1 < iqm["dqn"]
+    # One-interim verdict on the 5 stored runs each: 3-step returns reach 475 sooner than
+    # DQN (8,800 env steps on average).
+    decided = _headline("03_sample_efficiency")["decisions"]
+    assert decided["steps_to_threshold"]["CartPole-v1: n_step_3 vs dqn"] == "better"
 
 
 def test_07_learned_corrective_actions_beat_the_runbook() -> None:

@@ -596,3 +596,74 @@ def test_sample_efficiency_curves_split_by_family():
     (legend,) = fig.legends
     assert sorted(t.get_text() for t in legend.get_texts()) == sorted(names)
     plt.close("all")
+
+
+def verdict_frame(seeds: int = 6) -> pd.DataFrame:
+    """On env A over steps 0, 10, 20: n_step_3 reaches 10 at step 10 in every run; dqn and
+    ppo end near 1 and never reach 10 (seeds differ by a small amount)."""
+    rows = []
+    for seed in range(seeds):
+        for label, values in [
+            ("dqn", [0, 0.5, 1 + 0.1 * seed]),
+            ("ppo", [0, 0.6, 1 + 0.1 * seed]),
+            ("n_step_3", [0, 10, 10 + 0.1 * seed]),
+        ]:
+            rows += [
+                {"run_id": f"{label}{seed}", "algo": "dqn", "env": "A", "seed": seed,
+                 "step": step, "metric": "eval_return", "value": float(v),
+                 "experiment": label, "status": "ok", "hp.label": label}
+                for step, v in zip([0, 10, 20], values, strict=True)
+            ]  # fmt: skip
+    return sample_efficiency.contenders(pd.DataFrame(rows))
+
+
+def test_sample_efficiency_verdicts_decide_against_the_baseline():
+    verdicts = sample_efficiency.verdicts(verdict_frame(), {"A": 10.0, "B": 0.0}, ["A"])
+    assert "one-interim verdict on stored runs" in verdicts.final.parameters["family"]
+    assert verdicts.final.parameters["alpha"] == 0.025  # half of 5% per score
+    table = sample_efficiency.decisions(verdicts)
+    assert list(table.columns) == sample_efficiency.DECISION_COLUMNS
+    decided = {(r.score, r.a): r.decision for r in table.itertuples()}
+    assert decided == {
+        ("final", "n_step_3"): "better",
+        ("final", "ppo"): "no difference found",
+        ("steps_to_threshold", "n_step_3"): "better",
+        ("steps_to_threshold", "ppo"): "no difference found",
+    }
+    assert set(table["b"]) == {"dqn"} and set(table["runs_a"]) == {6}
+    # Never-reached runs count at their last step: 10 - 20 env steps.
+    steps = table[table["score"] == "steps_to_threshold"].set_index("a")
+    assert steps.loc["n_step_3", "difference"] == -10.0
+
+
+def test_sample_efficiency_headline_carries_the_decisions():
+    final = pd.DataFrame({"algo": ["dqn", "ppo"], "iqm": [0.5, 0.25]})
+    reached = pd.DataFrame({"env": ["A"], "algo": ["dqn"], "km_median_steps": [300.0]})
+    collapsed = pd.DataFrame({"algo": ["dqn"], "share": [0.1]})
+    table = sample_efficiency.decisions(
+        sample_efficiency.verdicts(verdict_frame(), {"A": 10.0}, ["A"])
+    )
+    numbers = sample_efficiency.headline(final, reached, collapsed, 800, table)
+    assert numbers["decisions"] == {
+        "final_eval_return": {
+            "A: n_step_3 vs dqn": "better",
+            "A: ppo vs dqn": "no difference found",
+        },
+        "steps_to_threshold": {
+            "A: n_step_3 vs dqn": "better",
+            "A: ppo vs dqn": "no difference found",
+        },
+    }
+    evidence = numbers["evidence"]
+    assert evidence["Q-learning"].endswith(
+        "; one-interim verdict vs dqn on 6 stored runs each (5% family-wise): final eval "
+        "return: n_step_3 better; steps to reach: n_step_3 better"
+    )
+    assert evidence["Policy gradient (PPO)"].endswith(
+        "final eval return: no difference found; steps to reach: no difference found"
+    )
+
+
+def test_sample_efficiency_verdicts_need_two_runs_per_contender():
+    with pytest.raises(SpecError, match="n = 1 is invalid; valid: an int >= 2"):
+        sample_efficiency.verdicts(verdict_frame(seeds=1), {"A": 10.0}, ["A"])

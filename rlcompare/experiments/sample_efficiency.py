@@ -22,6 +22,8 @@ from rlcompare.errors import SpecError
 from rlcompare.experiments.common import SUMMARY_COLUMNS as FINAL_COLUMNS
 from rlcompare.experiments.common import by_label, eval_every, keyed
 from rlcompare.spec.runspec import RunSpec, grid
+from rlcompare.studies.compare import stored_verdict
+from rlcompare.studies.verdict import Verdict
 from rlcompare.viz import plots
 
 # The algorithm that takes ``ppo_hparams``; every other variant starts from ``dqn_hparams``.
@@ -38,13 +40,19 @@ FAMILIES = {
     "ablations": ("dqn", "no_target", "no_replay"),
     "peers": ("dqn", "sb3_dqn", "ppo"),
 }
+# The decisions table as the notebook shows it: which score each row was read from first.
+DECISION_COLUMNS = ["score", "env", "a", "b", "decision", "runs_a", "runs_b", "difference"]
+DECISION_COLUMNS += ["difference_low", "difference_high", "p_improvement"]
 
 __all__ = [
+    "DECISION_COLUMNS",
     "FAMILIES",
     "FINAL_COLUMNS",
     "SampleEfficiencySpecs",
+    "SampleEfficiencyVerdicts",
     "collapse",
     "contenders",
+    "decisions",
     "headline",
     "learning_curves_figure",
     "profile",
@@ -52,6 +60,7 @@ __all__ = [
     "reach_summary",
     "specs",
     "threshold_figure",
+    "verdicts",
 ]
 
 
@@ -163,8 +172,95 @@ def collapse(normalized: pd.DataFrame) -> pd.DataFrame:
     ).groups
 
 
+class SampleEfficiencyVerdicts(NamedTuple):
+    """One-interim verdicts on the notebook's stored runs: by the final eval return (every env
+    at once), and by the steps to each env's threshold (a verdict per env)."""
+
+    final: Verdict
+    steps: tuple[Verdict, ...]
+
+
+def verdicts(
+    frame: pd.DataFrame,
+    thresholds: Mapping[str, float],
+    envs: Sequence[str],
+    baseline: str = "dqn",
+    alpha: float = 0.05,
+) -> SampleEfficiencyVerdicts:
+    """Every contender against ``baseline`` on the runs already stored (no run is added; each
+    contender's stored seeds are one interim), by :func:`rlcompare.studies.compare.stored_verdict`.
+
+    ``alpha`` is the chance of any wrong "better" or "worse" in the whole section: half of it
+    goes to the final eval return (over every env and pair), half to the steps to threshold,
+    split evenly between the envs with a threshold (a verdict takes one threshold). A run that
+    never reached the threshold counts at its last step.
+
+    Args:
+        frame: :func:`contenders`' table.
+        thresholds: Eval return to reach per env.
+        envs: Envs of the sweep.
+        baseline: The contender every other is compared with.
+        alpha: Family-wise error over both scores, every env and pair.
+    """
+    per_score = alpha / 2
+    final = stored_verdict(
+        frame, envs=list(envs), baseline=baseline, metric="eval_return", alpha=per_score
+    )
+    with_threshold = [env for env in envs if env in thresholds]
+    steps = tuple(
+        stored_verdict(
+            frame,
+            envs=[env],
+            baseline=baseline,
+            metric="eval_return",
+            score="steps_to_threshold",
+            threshold=thresholds[env],
+            alpha=per_score / len(with_threshold),
+        )
+        for env in with_threshold
+    )
+    return SampleEfficiencyVerdicts(final, steps)
+
+
+def decisions(verdicts_: SampleEfficiencyVerdicts) -> pd.DataFrame:
+    """The decisions of both scores in one table (:data:`DECISION_COLUMNS`), final eval return
+    first; ``steps_to_threshold`` differences are in env steps (lower is better)."""
+    tables = [verdicts_.final.decisions, *(v.decisions for v in verdicts_.steps)]
+    return pd.concat(tables, ignore_index=True)[DECISION_COLUMNS]
+
+
+def _decided(table: pd.DataFrame, score: str) -> dict[str, str]:
+    rows = table[table["score"] == score]
+    return {f"{r.env}: {r.a} vs {r.b}": r.decision for r in rows.itertuples()}
+
+
+def _decided_text(table: pd.DataFrame, names: Sequence[str]) -> str:
+    """What the verdicts decided about the contenders ``names`` as one clause."""
+    rows = table[table["a"].isin(names)]
+    if rows.empty:
+        return ""
+    runs = sorted({int(n) for n in rows["runs_a"]} | {int(n) for n in rows["runs_b"]})
+    parts = []
+    for score, label in (("final", "final eval return"), ("steps_to_threshold", "steps to reach")):
+        scored = rows[rows["score"] == score]
+        found = [f"{r.a} {r.decision}" for r in scored.itertuples() if r.decision in WON_LOST]
+        parts.append(f"{label}: {', '.join(found) if found else 'no difference found'}")
+    return (
+        f"; one-interim verdict vs {rows['b'].iloc[0]} on {'-'.join(map(str, runs))} stored runs "
+        f"each (5% family-wise): " + "; ".join(parts)
+    )
+
+
+# Decisions that say one contender differs from the other.
+WON_LOST = ("better", "worse")
+
+
 def headline(
-    final: pd.DataFrame, reached: pd.DataFrame, collapsed: pd.DataFrame, steps: int
+    final: pd.DataFrame,
+    reached: pd.DataFrame,
+    collapsed: pd.DataFrame,
+    steps: int,
+    decided: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The notebook's headline numbers.
 
@@ -173,13 +269,14 @@ def headline(
         reached: :func:`reach_summary`.
         collapsed: :func:`collapse`.
         steps: The budget in env steps (quoted in the evidence).
+        decided: :func:`decisions`, whose outcomes join the numbers and the evidence.
     """
     iqm = final.set_index("algo")["iqm"]
 
     def score(label: str) -> float:
         return float(iqm.get(label, float("nan")))
 
-    return {
+    numbers: dict[str, Any] = {
         "final_normalized_iqm": iqm.to_dict(),
         "km_median_steps_to_threshold": keyed(reached, ["env", "algo"], "km_median_steps"),
         "collapse_share": collapsed.set_index("algo")["share"].to_dict(),
@@ -195,6 +292,16 @@ def headline(
             ),
         },
     }
+    if decided is not None:
+        numbers["decisions"] = {
+            "final_eval_return": _decided(decided, "final"),
+            "steps_to_threshold": _decided(decided, "steps_to_threshold"),
+        }
+        evidence = numbers["evidence"]
+        q_learners = [name for name in decided["a"].unique() if name != PPO]
+        evidence["Q-learning"] += _decided_text(decided, q_learners)
+        evidence["Policy gradient (PPO)"] += _decided_text(decided, [PPO])
+    return numbers
 
 
 # ------------------------------------------------------------------------------- figures
