@@ -343,6 +343,8 @@ def test_stored_runs_give_a_one_interim_verdict(tmp_path: Path) -> None:
     ]
     with pytest.raises(SpecError, match="by = 'label' is not a column"):
         stored_verdict(frame, by="label")
+    bare = frame[[c for c in frame.columns if not c.startswith(("hp.", "env."))]]
+    assert stored_verdict(bare).runs_used()["runs"].tolist() == [4, 4]
 
 
 def test_the_compare_command_runs_then_reads_the_store_as_one_interim(tmp_path, capsys) -> None:

@@ -401,7 +401,7 @@ def stored_verdict(
         runs = env_frame.drop_duplicates("run_id").set_index("run_id")
         for name in labels:
             settings = runs.loc[runs[by] == name, hp_columns].astype(str).drop_duplicates()
-            if len(settings) > 1:
+            if hp_columns and len(settings) > 1:
                 raise SpecError(
                     f"{by} {name!r} has runs of {len(settings)} different settings on {env!r}; "
                     "they are different contenders: filter the frame or pick another by"
