@@ -131,3 +131,14 @@ def test_08_decisions_of_the_default_profile() -> None:
     assert tabular["FrozenLake-v1: sarsa vs q_lambda"] == "better"
     assert "worse" not in tabular.values()
     assert set(decisions["deep"].values()) == {"no difference found"}
+
+
+def test_02_decisions_on_the_final_regret() -> None:
+    """Notebook 02's one-interim verdict: optimism and PSRL beat every dithering strategy on
+    RiverSwim; decaying epsilon loses to every other strategy on FrozenLake 8x8."""
+    wins = _headline("02_exploration")["decided_regret"]
+    for winner in ("optimistic", "psrl"):
+        for loser in ("eps_0.1", "eps_decay", "boltzmann", "ucb"):
+            assert f"rlcompare/RiverSwim-v0: {winner} beats {loser}" in wins
+    others = ("eps_0.1", "boltzmann", "ucb", "optimistic", "psrl")
+    assert all(f"FrozenLake8x8-v1: {o} beats eps_decay" in wins for o in others)
