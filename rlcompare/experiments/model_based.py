@@ -203,7 +203,11 @@ def headline(
         frames: The tidy tables of the two sweeps (their runs are counted).
     """
     first, last = late.index[0], late.index[-1]
-    errors = stats.final_scores(compare, "model_error").rename(columns={LEARNER: "learner"})
+    # Only the learners with a model record model_error (Q-learning, the baseline, has none).
+    with_model = compare["run_id"].isin(compare.loc[compare["metric"] == "model_error", "run_id"])
+    errors = stats.final_scores(compare[with_model], "model_error").rename(
+        columns={LEARNER: "learner"}
+    )
     model_error = errors.groupby(["env", "learner"])["score"].mean().reset_index()
     envs = list(dict.fromkeys(final["env"]))
     evidence = [
