@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rlcompare.app.settings import name_values, split_sets
 from rlcompare.errors import SpecError, StoreError
 
 
@@ -32,16 +33,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or min(seeds) < 0:
         raise SpecError(f"--seeds {text!r} is invalid; valid: non-negative N, A-B or A,B,C")
     return seeds
-
-
-def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise SpecError(f"{flag} {item!r} is invalid; valid: NAME=VALUE")
-        pairs[name] = value
-    return pairs
 
 
 def cmd_algos(args: argparse.Namespace) -> int:
@@ -103,53 +94,6 @@ def summary_table(frame: Any) -> Any:
     return table[[c for c in columns if c in table.columns]]
 
 
-def split_sets(raw: dict[str, str], algos: Sequence[str]) -> dict[str, dict[str, str]]:
-    """``--set`` values per algo: ``NAME=VALUE`` for every algo of ``--algo``,
-    ``ALGO.NAME=VALUE`` for that one only (it wins over the unprefixed one).
-
-    Raises:
-        SpecError: a prefix that is not one of ``algos``, naming them; an unprefixed name
-            that some algo lacks, naming the prefixed form for those that have it.
-    """
-    from rlcompare.spec.registry import get_algorithm
-
-    shared: dict[str, str] = {}
-    own: dict[str, dict[str, str]] = {algo: {} for algo in algos}
-    # Longest first: algo names may hold dots themselves.
-    by_length = sorted(algos, key=len, reverse=True)
-    for name, text in raw.items():
-        target = next((a for a in by_length if name.startswith(a + ".")), None)
-        if target is not None:
-            own[target][name[len(target) + 1 :]] = text
-        elif "." in name:
-            prefix = name.partition(".")[0]
-            raise SpecError(
-                f"--set {name}={text}: {prefix!r} is not an algo of --algo "
-                f"{','.join(algos)}; valid: NAME=VALUE (every algo) or ALGO.NAME=VALUE with "
-                f"ALGO one of {', '.join(algos)}"
-                + (f" (did you mean {close}?)" if (close := _close(prefix, algos)) else "")
-            )
-        else:
-            shared[name] = text
-    for name, text in shared.items():
-        has = [a for a in algos if name in get_algorithm(a).params]
-        lacks = [a for a in algos if a not in has and name not in own[a]]
-        if lacks and has:
-            raise SpecError(
-                f"--set {name}={text} applies to every algo of --algo, and {lacks[0]!r} has no "
-                f"hyperparameter {name!r}; valid: "
-                + " ".join(f"--set {a}.{name}={text}" for a in has)
-                + " (that algo only)"
-            )
-    return {algo: {**shared, **own[algo]} for algo in algos}
-
-
-def _close(word: str, valid: Sequence[str]) -> str:
-    import difflib
-
-    return ", ".join(difflib.get_close_matches(word, list(valid), n=3))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from rlcompare.spec.params import parse_literal, parse_params
     from rlcompare.spec.registry import get_algorithm
@@ -160,11 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (args.steps is None) == (args.episodes is None):
         raise SpecError("give exactly one of --steps / --episodes")
     seeds = parse_seeds(args.seeds)
-    env_kwargs = {k: parse_literal(v) for k, v in _pairs(args.env_set, "--env-set").items()}
+    env_kwargs = {k: parse_literal(v) for k, v in name_values(args.env_set, "--env-set").items()}
     algos = [algo.strip() for algo in args.algo.split(",")]
     for algo in algos:
         get_algorithm(algo)  # an unknown algo is named before its --set values are read
-    sets = split_sets(_pairs(args.set, "--set"), algos)
+    sets = split_sets(name_values(args.set, "--set"), algos)
     specs = []
     for algo in algos:
         specs += grid(

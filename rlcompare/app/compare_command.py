@@ -57,7 +57,7 @@ def add_compare_command(command: Callable[..., argparse.ArgumentParser]) -> None
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Prints the decisions table and the runs each contender used."""
-    from rlcompare.app.cli import _pairs, split_sets
+    from rlcompare.app.settings import name_values, split_sets
     from rlcompare.spec.params import parse_params
     from rlcompare.spec.registry import get_algorithm
     from rlcompare.store.results import load_results
@@ -84,7 +84,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         for algo in algos:
             get_algorithm(algo)  # an unknown algo is named before its --set values are read
-        sets = split_sets(_pairs(args.set, "--set"), algos)
+        sets = split_sets(name_values(args.set, "--set"), algos)
         hparams = {a: parse_params(get_algorithm(a).params, sets[a], a) for a in algos}
         verdict = compare(
             algos,
