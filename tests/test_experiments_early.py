@@ -383,6 +383,7 @@ def test_exploration_solved_share_and_headline():
     table = pd.DataFrame({"env": ["E", "E"], "experiment": ["ucb", "psrl"], "iqm": [2.0, 0.0]})
     numbers = exploration.headline(table, runs, table.assign(iqm=7.0))
     assert numbers == {
+        "decided_regret": {},
         "final_regret_iqm": {"E/ucb": 2.0, "E/psrl": 0.0},
         "deepsea_solved_share": {
             "optimistic/N=4": 1.0,

@@ -15,7 +15,11 @@ import pandas as pd
 import pyarrow as pa
 
 from rlcompare.envs.make import make_env, success_fn
-from rlcompare.runner.protocol import EvalSchedule, ProtocolError, check_evaluated
+from rlcompare.runner.protocol import (
+    EvalSchedule,
+    check_evaluated,
+    refuse_outside_action,
+)
 from rlcompare.runner.schema import ENV_PREFIX, EPISODE_METRICS, HP_PREFIX
 from rlcompare.seeding import RunSeeds
 from rlcompare.spec.registry import get_algorithm
@@ -133,7 +137,13 @@ class RunContext:
                 try:
                     obs, reward, terminated, truncated, info = self._eval_env.step(action)
                 except Exception as error:
-                    self._check_eval_action(action, step, error)
+                    refuse_outside_action(
+                        f"algo {self.spec.algo!r}: its greedy policy, at the evaluation,",
+                        self._eval_env.action_space,
+                        action,
+                        step,
+                        error,
+                    )
                     raise
                 total += float(reward)
                 done = terminated or truncated
@@ -154,21 +164,6 @@ class RunContext:
             extra,
             began,
         )
-
-    def _check_eval_action(self, action: Any, step: int, error: Exception) -> None:
-        """Names the policy's action and the space when the eval env refused an action that
-        lies outside its space (a bare ``KeyError: 7`` names neither)."""
-        space = self._eval_env.action_space
-        try:
-            inside = bool(space.contains(action))
-        except Exception:
-            inside = False
-        if not inside:
-            raise ProtocolError(
-                f"algo {self.spec.algo!r}: its greedy policy returned action {action!r} at "
-                f"the evaluation at step {step}, outside the env's action space {space} "
-                f"({type(error).__name__}: {error}); valid: an action in {space}"
-            ) from error
 
     def log_evaluation(
         self,

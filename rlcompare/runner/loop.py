@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from rlcompare.runner.context import RunContext
-from rlcompare.runner.protocol import Protocol, ProtocolError
+from rlcompare.runner.protocol import Protocol, ProtocolError, refuse_outside_action
 from rlcompare.runner.schema import StepAgent
 
 # (action, agent method that returned it, env step) -> the action, or ProtocolError.
@@ -45,20 +45,6 @@ def action_check(algo: str, space: gym.Space) -> ActionCheck:
     return check
 
 
-def _refused(algo: str, space: gym.Space, action: Any, step: int, error: Exception) -> None:
-    """Raises ProtocolError naming the action when the env refused one outside its space."""
-    try:
-        inside = bool(space.contains(action))
-    except Exception:
-        inside = False
-    if not inside:
-        raise ProtocolError(
-            f"algo {algo!r}: act returned action {action!r} at step {step}, outside the env's "
-            f"action space {space} ({type(error).__name__}: {error}); valid: an action in "
-            f"{space}"
-        ) from error
-
-
 def drive(ctx: RunContext, agent: StepAgent) -> StepAgent:
     """Trains ``agent`` for the spec's budget on one env, evaluating by the protocol.
 
@@ -85,7 +71,9 @@ def drive(ctx: RunContext, agent: StepAgent) -> StepAgent:
                 try:
                     next_obs, reward, terminated, truncated, _ = env.step(action)
                 except Exception as error:
-                    _refused(ctx.spec.algo, env.action_space, action, step, error)
+                    refuse_outside_action(
+                        f"algo {ctx.spec.algo!r}: act", env.action_space, action, step, error
+                    )
                     raise
                 step += 1
                 episode_return += float(reward)

@@ -75,6 +75,21 @@ class ProtocolError(RuntimeError):
     fails with this message (a sweep records it as ``failed``)."""
 
 
+def refuse_outside_action(who: str, space: Any, action: Any, step: int, error: Exception) -> None:
+    """Raises ProtocolError naming ``who`` (``algo 'x': act``), the action, the step and the
+    space when the env refused an action that lies outside its space (a bare ``KeyError: 7``
+    names none of them); returns when the action was inside, so the env's own error stands."""
+    try:
+        inside = bool(space.contains(action))
+    except Exception:
+        inside = False
+    if not inside:
+        raise ProtocolError(
+            f"{who} returned action {action!r} at step {step}, outside the env's action space "
+            f"{space} ({type(error).__name__}: {error}); valid: an action in {space}"
+        ) from error
+
+
 def check_evaluated(algo: str, eval_steps: Sequence[int], last_step: int) -> None:
     """Raises ProtocolError unless a finished run evaluated at step 0 (rule 1) and at its last
     recorded step (rule 4): without them its ``eval_return`` is missing from summaries and
