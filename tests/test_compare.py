@@ -389,3 +389,23 @@ def test_the_compare_command_runs_then_reads_the_store_as_one_interim(tmp_path, 
     assert "one-interim verdict on stored runs" in stored
     assert main([*args, "--alpha", "1.5", "--steps", "10"]) == 2
     assert "alpha = 1.5 is invalid" in capsys.readouterr().err
+
+
+def test_the_metric_chosen_at_the_first_interim_stays(tmp_path: Path) -> None:
+    """random records no expected_eval_return, so the first interim scores eval_return; once
+    random's comparisons are decided, q_learning against sarsa still scores eval_return, not
+    the exact metric the two of them record."""
+    verdict = compare(
+        [Contender("q_learning", "q_learning", {"alpha": 0.5}), "random", "sarsa"],
+        "FrozenLake-v1",
+        str(tmp_path),
+        n=5,
+        K=3,
+        **{**FAST, "steps": 20_000},
+    )
+    assert set(verdict.decisions["metric"]) == {"eval_return"}
+    runs = verdict.runs_used().set_index("contender")["runs"]
+    assert runs["random"] < runs["q_learning"]  # random dropped out, the others went on
+    frame = rlcompare.load_results(tmp_path, metrics=["eval_return"])
+    last = frame.sort_values("step").groupby("run_id")["value"].last()
+    assert np.allclose(verdict.scores.set_index("run_id")["score"], last[verdict.scores["run_id"]])

@@ -290,8 +290,11 @@ def compare(
             )
         for env, names in wanted.items():
             env_frame = frame[frame["env"] == env]
+            # The metric chosen at interim 1 stays: a contender that drops out must not switch
+            # the rest to another metric (the exact one, once no run lacks it).
+            chosen = read[env][0] if env in read else metric
             values, used_metric, higher = run_scores(
-                env_frame, score, metric, threshold, higher_is_better
+                env_frame, score, chosen, threshold, higher_is_better
             )
             if env not in tests:
                 read[env] = (used_metric, higher)
