@@ -27,6 +27,7 @@ _LAZY = {
     "TabularMDP": "rlcompare.envs.model",
     "value_iteration": "rlcompare.envs.planning",
     "policy_evaluation": "rlcompare.envs.planning",
+    "hardness": "rlcompare.envs.hardness",
     "collect_demonstrations": "rlcompare.envs.datasets",
     "Dataset": "rlcompare.envs.datasets",
     "save_figure": "rlcompare.viz.figures",
