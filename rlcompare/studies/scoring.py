@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rlcompare.analysis import curves, stats
 from rlcompare.errors import SpecError, choices_text
 from rlcompare.runner import schema
 
@@ -43,6 +42,10 @@ def run_scores(
     higher_is_better: bool | None,
 ) -> tuple[pd.Series, str, bool]:
     """One score per run id, the metric it was read from, and its direction."""
+    # Here, not at the top: the CLI's parser imports SCORES for every command, and the
+    # statistics modules import rliable (about 1 s), which only scoring needs.
+    from rlcompare.analysis import curves, stats
+
     if metric is None:
         # Exact where every run has a model-based value: the test then sees only the
         # spread between seeds, not evaluation noise.
