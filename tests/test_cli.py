@@ -108,3 +108,103 @@ def test_bad_input_exits_2_with_one_line(args: list[str], named: str, tmp_path: 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert named in lines[0]
+
+
+# -- issue 32, item 4: `show` prints its table at once, the intervals on request ---------------
+# Hand-made runs have no spec to check against this code: the store says so, rightly.
+HAND_MADE = pytest.mark.filterwarnings("ignore::rlcompare.store.results.StaleResultWarning")
+
+
+def _diverged_store(store: Path) -> None:
+    """Two algos on one env, 4 seeds each; a's seed 0 diverged after climbing from -5 to 3
+    (worst value -5, last value 3), stored as a sweep stores runs."""
+    from test_stats import make_tidy
+    from test_trust_stats import with_divergence
+
+    from rlcompare.store.results import write_run
+
+    curves = {("a", "E", s): [(0, float(s)), (10, float(s) + 1)] for s in range(1, 4)}
+    curves |= {("b", "E", s): [(0, 0.0), (10, 0.5 * s)] for s in range(4)}
+    curves[("a", "E", 0)] = [(0, -5.0), (10, 2.0), (20, 3.0)]
+    frame = with_divergence(make_tidy(curves), "E__a__0", 25)
+    for run_id, rows in frame.groupby("run_id"):
+        # The status lives in the run's metadata, which the store adds as a column on load.
+        status = str(rows["status"].iloc[0])
+        rows = rows.drop(columns="status")
+        write_run(store, rows, {"run_id": run_id, "status": status, "fingerprint": "test"})
+
+
+def _table(out: str) -> dict[str, dict[str, str]]:
+    """The rows of the table `show` printed, by algo: {column: text}."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["env", "algo"])
+    header = lines[start].split()
+    rows = {}
+    for line in lines[start + 1 :]:
+        cells = line.split()
+        if len(cells) != len(header):
+            break
+        rows[cells[1]] = dict(zip(header, cells, strict=True))
+    return rows
+
+
+@HAND_MADE
+def test_show_prints_points_without_intervals_by_default_and_with_them_under_ci(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rlcompare.analysis import stats
+    from rlcompare.store.results import load_results
+
+    store = tmp_path / "s"
+    _diverged_store(store)
+    assert main(["show", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "8 runs (1 diverged, 7 ok)" in out
+    table = _table(out)
+    assert set(table) == {"a", "b"} and "mean_low" not in out and "mean_high" not in out
+    assert "point estimates without intervals" in out and "--ci" in out
+    # The points are stats.summary's, whose intervals --ci adds.
+    points = stats.summary(load_results(store), by=["env", "algo"], reps=50).set_index("algo")
+    for algo in ("a", "b"):
+        for column in ("runs", "mean", "iqm"):
+            assert float(table[algo][column]) == pytest.approx(points.loc[algo, column], abs=5e-4)
+    assert main(["show", str(store), "--ci", "--reps", "300"]) == 0
+    out = capsys.readouterr().out
+    table = _table(out)
+    assert "300 replications" in out and "without intervals" not in out
+    for algo in ("a", "b"):
+        low, mean, high = (float(table[algo][c]) for c in ("mean_low", "mean", "mean_high"))
+        assert low <= mean <= high and low < high
+    assert main(["show", str(store), "--reps", "0"]) == 2
+    assert "--reps 0" in capsys.readouterr().err
+
+
+@HAND_MADE
+def test_show_counts_a_diverged_run_at_its_worst_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s"
+    _diverged_store(store)
+    # a: seed 0 at its worst value -5 (not its last value 3), seeds 1-3 at 2, 3, 4.
+    for flags in ([], ["--ci", "--reps", "100"]):
+        assert main(["show", str(store), *flags]) == 0
+        table = _table(capsys.readouterr().out)
+        assert float(table["a"]["mean"]) == pytest.approx((-5 + 2 + 3 + 4) / 4, abs=5e-4)
+        assert float(table["a"]["iqm"]) == pytest.approx((2 + 3) / 2, abs=5e-4)
+        assert float(table["b"]["mean"]) == pytest.approx(0.75, abs=5e-4)
+
+
+@HAND_MADE
+def test_show_without_ci_does_not_import_the_bootstrap(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    _diverged_store(store)
+    code = (
+        "import sys; from rlcompare.app.cli import main; main(['show', sys.argv[1]]); "
+        "print(sorted(m for m in ('rliable', 'scipy.stats', 'torch', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(store)], capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

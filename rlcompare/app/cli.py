@@ -76,11 +76,21 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_table(frame: Any) -> Any:
-    """Per algo and env: runs, final eval return mean with a 95% bootstrap CI, wall time."""
-    from rlcompare.analysis import stats
+def summary_table(frame: Any, reps: int | None = 2000) -> Any:
+    """Per algo and env: runs, final eval return mean and IQM, wall time; with ``reps``, the
+    mean's 95% stratified bootstrap CI (``mean_low``, ``mean_high``) at ``reps`` replications.
 
-    table = stats.summary(frame, metric="eval_return", by=["env", "algo"])
+    Scores are those of :func:`rlcompare.analysis.stats.final_scores` (a diverged run counts
+    at its worst value). ``mean`` is the mean over tasks of per-task means and ``iqm`` the
+    IQM over all runs, as in :func:`rlcompare.analysis.stats.summary`. Without ``reps``
+    nothing imports the statistics module (rliable: about 1 s) and nothing is resampled.
+    """
+    if reps is None:
+        table = point_summary(frame)
+    else:
+        from rlcompare.analysis import stats
+
+        table = stats.summary(frame, metric="eval_return", by=["env", "algo"], reps=reps)
     wall = (
         frame[frame["metric"] == "wall_time_s"]
         .groupby(["env", "algo", "run_id"])["value"]
@@ -92,6 +102,36 @@ def summary_table(frame: Any) -> Any:
     table = table.join(wall, on=["env", "algo"])
     columns = ["env", "algo", "runs", "mean", "mean_low", "mean_high", "iqm", "wall_time_s"]
     return table[[c for c in columns if c in table.columns]]
+
+
+def point_summary(frame: Any, metric: str = "eval_return") -> Any:
+    """``stats.summary``'s points (runs, mean, iqm) per env and algo, without its intervals
+    and without importing it: the final scores follow ``stats.final_scores``' rule (a
+    diverged run counts at its worst value, ``failures.worst_values``)."""
+    import pandas as pd
+
+    from rlcompare.analysis.failures import diverged_runs, worst_values
+    from rlcompare.analysis.matrices import fast_iqm, metric_rows, run_info, score_matrices
+    from rlcompare.runner import schema
+
+    rows = metric_rows(frame, metric)
+    # The last row as it is (NaN included, then left out with a warning), as final_scores'
+    # tail(1) takes it; groupby's last() would skip a NaN to an earlier value.
+    last = rows.drop_duplicates("run_id", keep="last").set_index("run_id")["value"]
+    scores = run_info(rows).join(last.rename("score"))
+    diverged = rows.loc[rows["run_id"].isin(diverged_runs(frame))]
+    if len(diverged):
+        worst = worst_values(diverged, schema.higher_is_better(metric, None))
+        scores.loc[worst.index, "score"] = worst
+    by = ["env", "algo"]
+    records = []
+    for key, (matrix, _) in score_matrices(scores, by, ["score"]).items():
+        matrix = matrix[..., 0]
+        record = dict(zip(by, key, strict=True))
+        record.update(runs=matrix.size, mean=float(matrix.mean(axis=0).mean()))
+        record["iqm"] = fast_iqm(matrix)
+        records.append(record)
+    return pd.DataFrame.from_records(records)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -150,9 +190,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# Bootstrap replications of `show --ci`: what `show` always computed before it printed.
+SHOW_REPS = 2000
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from rlcompare.store.results import load_results, stored_statuses
 
+    if args.reps is not None and args.reps < 1:
+        raise SpecError(f"--reps {args.reps} is invalid; valid: an integer >= 1 (e.g. 2000)")
     statuses = stored_statuses(args.store)
     if not statuses:
         raise StoreError(f"no results in {args.store!r}")
@@ -165,8 +211,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         + ")"
     )
     frame = load_results(args.store, on_corrupt="skip")
-    if len(frame):
-        print(summary_table(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if not len(frame):
+        return 0
+    reps = args.reps if args.reps is not None else (SHOW_REPS if args.ci else None)
+    table = summary_table(frame, reps=reps)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if reps is None:
+        print(
+            "mean, iqm: point estimates without intervals; --ci adds the mean's 95% "
+            f"bootstrap interval (--reps N, default {SHOW_REPS})"
+        )
+    else:
+        print(f"mean_low, mean_high: 95% stratified bootstrap interval, {reps} replications")
     return 0
 
 
@@ -328,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = command("show", help="summarize a result store")
     show.add_argument("store")
+    show.add_argument(
+        "--ci",
+        action="store_true",
+        help="add the mean's 95%% bootstrap interval (slower: resamples every group)",
+    )
+    show.add_argument(
+        "--reps",
+        type=int,
+        metavar="N",
+        help="bootstrap replications of the interval (implies --ci; default 2000)",
+    )
     show.set_defaults(fn=cmd_show)
 
     suite = command("suite", help="execute the notebooks with papermill")
