@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import statistics
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,6 +37,7 @@ import torch
 import rlcompare
 from rlcompare.algos.deep import dqn, learner, network, replay
 from rlcompare.runner import context, protocol
+from rlcompare.versions import cpu_model
 
 BATCH, OBS, ACTIONS, ARCH = 64, 4, 2, (256, 256)
 HPARAMS = {
@@ -53,18 +53,6 @@ HPARAMS = {
     "exploration_final_eps": 0.04,
     "net_arch": list(ARCH),
 }
-
-
-def cpu_model() -> str:
-    """``lscpu``'s 'Model name' (absolute times mean little without it)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def floor_ms(iterations: int = 400) -> float:

@@ -15,25 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import time
 
 import rlcompare
 from rlcompare.algos.deep.mpc_params import register_mpc
+from rlcompare.versions import cpu_model
 
 ALGOS = ("mpc", "sac", "ppo")
-
-
-def cpu_model() -> str:
-    """``lscpu``'s Model name, or 'unknown'."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    for line in text.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def cpu_ms_per_step(algo: str, seed: int, steps: int) -> tuple[float, float]:

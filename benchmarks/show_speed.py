@@ -20,18 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def cpu_name() -> str:
-    """lscpu's "Model name", or "unknown" where lscpu is missing."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    for line in text.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
+from rlcompare.versions import cpu_model
 
 # The ``rlcompare`` console script's entry point, run by this interpreter.
 RLCOMPARE = [
@@ -76,7 +65,7 @@ def main() -> None:
             build_store(store, args.steps)
         with_ci = time_show(store, ["--ci"], args.repeat)
         default = time_show(store, [], args.repeat)
-    print(f"CPU: {cpu_name()}")
+    print(f"CPU: {cpu_model()}")
     print(f"rlcompare show, median of {args.repeat} fresh processes, store {store}")
     print(f"  --ci (2,000 replications, as before): {with_ci:6.2f} s")
     print(f"  default (points, no bootstrap):       {default:6.2f} s")

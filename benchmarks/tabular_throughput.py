@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import subprocess
 import tempfile
 import time
 import tracemalloc
@@ -25,6 +24,7 @@ import numpy as np
 
 import rlcompare
 from rlcompare.runner.context import RunContext
+from rlcompare.versions import cpu_model
 
 ENV = "FrozenLake-v1"
 HPARAMS = {"alpha": 0.1, "gamma": 0.99, "epsilon": 0.1}
@@ -156,16 +156,6 @@ def sweep_end_to_end(seeds: int, steps: int) -> float:
         began = time.process_time()
         rlcompare.sweep(specs, store, executor="serial", progress=False)
         return seeds * steps / (time.process_time() - began)
-
-
-def cpu_model() -> str:
-    """lscpu's 'Model name' (absolute rates depend on it)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return "unknown"
-    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
-    return names[0] if names else "unknown"
 
 
 def max_rss_mib() -> float:

@@ -22,6 +22,7 @@ __all__ = [
     "RESULT_PACKAGES",
     "VERSION",
     "code_origin",
+    "cpu_model",
     "first_user_frame",
     "format_frame",
     "git_commit",
@@ -164,3 +165,15 @@ def format_frame(frame: dict[str, Any] | None) -> str:
         f"{frame.get('file')}:{frame.get('line_number')} in {frame.get('function')}: "
         f"{frame.get('line') or ''}"
     ).rstrip(": ")
+
+
+def cpu_model() -> str:
+    """``lscpu``'s "Model name", or "unknown" (absolute times mean little without it)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown"
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
