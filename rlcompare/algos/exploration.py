@@ -29,7 +29,12 @@ DECAYS = ("linear", "exponential")
 EXPLORATION_PARAMS: dict[str, Param] = {
     "exploration": Param("epsilon_greedy", "str", "behaviour policy", choices=STRATEGIES),
     "epsilon": Param(
-        0.1, "float", "epsilon-greedy: (initial) share of random actions", low=0.0, high=1.0
+        0.1,
+        "float",
+        "epsilon-greedy: (initial) share of random actions",
+        low=0.0,
+        high=1.0,
+        search=(0.01, 0.5),
     ),
     "epsilon_final": Param(
         None,
@@ -41,7 +46,9 @@ EXPLORATION_PARAMS: dict[str, Param] = {
     ),
     "epsilon_decay": Param("linear", "str", "shape of the epsilon schedule", choices=DECAYS),
     "epsilon_decay_steps": Param(10_000, "int", "env steps from epsilon to epsilon_final", low=1),
-    "temperature": Param(1.0, "float", "Boltzmann: (initial) temperature", low=0.0, low_open=True),
+    "temperature": Param(
+        1.0, "float", "Boltzmann: (initial) temperature", low=0.0, low_open=True, log=True
+    ),
     "temperature_final": Param(
         None,
         "float",

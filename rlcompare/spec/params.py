@@ -28,6 +28,12 @@ class Param:
         high_open: Whether ``high`` itself is excluded.
         choices: Valid values for ``str`` parameters.
         nullable: Whether None is a valid value.
+        log: Whether the value acts on a log scale (step sizes, learning rates): a tuner
+            draws it uniformly in its logarithm (``rlcompare.tune``).
+        search: Where ``rlcompare.tune`` searches by default: ``(low, high)`` for numbers, a
+            tuple of choices otherwise; None leaves the parameter at its value unless a
+            search space names it. Checked against the valid values when the algorithm
+            registers.
     """
 
     default: Any
@@ -39,6 +45,8 @@ class Param:
     high_open: bool = False
     choices: tuple[str, ...] | None = None
     nullable: bool = False
+    log: bool = False
+    search: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.kind, type) and self.kind.__name__ in _KINDS:
@@ -46,6 +54,8 @@ class Param:
             object.__setattr__(self, "kind", self.kind.__name__)
         if isinstance(self.choices, list):
             object.__setattr__(self, "choices", tuple(self.choices))
+        if isinstance(self.search, list):
+            object.__setattr__(self, "search", tuple(self.search))
         if self.kind not in _KINDS:
             raise ValueError(f"Param kind {self.kind!r} unknown; valid: {', '.join(_KINDS)}")
 
@@ -92,17 +102,26 @@ class Param:
         """Raises ValueError when the default is not one of this parameter's own valid values
         (``Param(1.5, float, low=0, high=1)``): caught when the algorithm registers, before
         any spec resolves it, naming the parameter, the value and the range. A None default
-        passes: it means "no default" (a value the spec must give, checked where it is used)."""
-        if self.default is None:
-            return
-        try:
-            self.validate(name, self.default)
-        except SpecError as error:
-            raise ValueError(
-                f"hyperparameter {name!r} of algorithm {algo!r}: its default "
-                f"{self.default!r} is not one of its own valid values; valid: a default in "
-                f"{self.valid_text()}"
-            ) from error
+        passes: it means "no default" (a value the spec must give, checked where it is used).
+        The values of ``search`` must be valid too."""
+        if self.default is not None:
+            try:
+                self.validate(name, self.default)
+            except SpecError as error:
+                raise ValueError(
+                    f"hyperparameter {name!r} of algorithm {algo!r}: its default "
+                    f"{self.default!r} is not one of its own valid values; valid: a default in "
+                    f"{self.valid_text()}"
+                ) from error
+        # A search range is checked here too, so a tuner never draws an invalid value.
+        for value in self.search or ():
+            try:
+                self.validate(name, value)
+            except SpecError as error:
+                raise ValueError(
+                    f"hyperparameter {name!r} of algorithm {algo!r}: its search {self.search!r} "
+                    f"holds {value!r}, not one of its valid values; valid: {self.valid_text()}"
+                ) from error
 
     def _coerce(self, where: str, value: Any) -> Any:
         bad = SpecError(

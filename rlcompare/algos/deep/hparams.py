@@ -61,7 +61,15 @@ def off_policy_params(
     """The replay hyperparameters of Stable-Baselines3's off-policy classes (DQN, SAC), with
     ``OffPolicyAlgorithm``'s defaults where the class keeps them."""
     return {
-        "learning_rate": Param(learning_rate, "float", "Adam step size", low=0, low_open=True),
+        "learning_rate": Param(
+            learning_rate,
+            "float",
+            "Adam step size",
+            low=0,
+            low_open=True,
+            log=True,
+            search=(1e-5, 1e-2),
+        ),
         "buffer_size": Param(1_000_000, "int", "replay capacity in transitions", low=1),
         "learning_starts": Param(100, "int", learning_starts_doc, low=0),
         "batch_size": Param(batch_size, "int", "transitions per gradient step", low=1),
@@ -86,10 +94,20 @@ SB3_DQN_PARAMS: dict[str, Param] = {
     ),
     "n_steps": Param(1, "int", "n-step returns (1 = one-step TD)", low=1),
     "target_update_interval": Param(
-        10_000, "int", "env steps between target network updates", low=1
+        10_000,
+        "int",
+        "env steps between target network updates",
+        low=1,
+        log=True,
+        search=(10, 10_000),
     ),
     "exploration_fraction": Param(
-        0.1, "float", "share of the budget over which epsilon decays", low=0, high=1
+        0.1,
+        "float",
+        "share of the budget over which epsilon decays",
+        low=0,
+        high=1,
+        search=(0.05, 0.5),
     ),
     "exploration_initial_eps": Param(1.0, "float", "epsilon at the start", low=0, high=1),
     "exploration_final_eps": Param(0.05, "float", "epsilon after the decay", low=0, high=1),
@@ -123,7 +141,7 @@ DQN_EXTRA_PARAMS: dict[str, Param] = {
         "behaviour policy (noisy = greedy on a NoisyNet)",
         choices=EXPLORATIONS,
     ),
-    "temperature": Param(1.0, "float", "Boltzmann temperature", low=0, low_open=True),
+    "temperature": Param(1.0, "float", "Boltzmann temperature", low=0, low_open=True, log=True),
     "target_network": Param(True, "bool", "bootstrap from a target net (False = online net)"),
     "replay": Param(True, "bool", "replay memory (False = learn from the latest batch only)"),
     "dataset": Param(
@@ -165,18 +183,20 @@ def check_sb3_dqn(hp: Mapping[str, Any]) -> None:
 
 # PPO: defaults of stable_baselines3.PPO and of its ActorCriticPolicy (policy_kwargs).
 PPO_PARAMS: dict[str, Param] = {
-    "learning_rate": Param(3e-4, "float", "Adam step size", low=0, low_open=True),
+    "learning_rate": Param(
+        3e-4, "float", "Adam step size", low=0, low_open=True, log=True, search=(1e-5, 1e-2)
+    ),
     "n_steps": Param(2048, "int", "env steps per env per rollout", low=1),
     "batch_size": Param(64, "int", "minibatch size", low=2),
     "n_epochs": Param(10, "int", "passes over each rollout", low=1),
     "gamma": Param(0.99, "float", "discount factor", low=0, high=1),
     "gae_lambda": Param(0.95, "float", "GAE lambda", low=0, high=1),
-    "clip_range": Param(0.2, "float", "policy ratio clip", low=0, low_open=True),
+    "clip_range": Param(0.2, "float", "policy ratio clip", low=0, low_open=True, search=(0.1, 0.4)),
     "clip_range_vf": Param(
         None, "float", "value clip (None = no clipping)", low=0, low_open=True, nullable=True
     ),
     "normalize_advantage": Param(True, "bool", "normalize advantages per minibatch"),
-    "ent_coef": Param(0.0, "float", "entropy bonus coefficient", low=0),
+    "ent_coef": Param(0.0, "float", "entropy bonus coefficient", low=0, search=(0.0, 0.05)),
     "vf_coef": Param(0.5, "float", "value loss coefficient", low=0),
     "max_grad_norm": Param(0.5, "float", "gradient norm clip", low=0, low_open=True),
     "use_sde": Param(False, "bool", "generalized state-dependent exploration (Box actions)"),
@@ -219,7 +239,9 @@ def check_ppo(hp: Mapping[str, Any]) -> None:
 BC_PARAMS: dict[str, Param] = {
     "dataset": Param(None, "str", "path of a Dataset.save file (required)"),
     "batch_size": Param(64, "int", "transitions per gradient step", low=1),
-    "learning_rate": Param(1e-3, "float", "Adam step size", low=0, low_open=True),
+    "learning_rate": Param(
+        1e-3, "float", "Adam step size", low=0, low_open=True, log=True, search=(1e-4, 1e-2)
+    ),
     "net_arch": Param((64, 64), "int_list", "hidden sizes (as ppo, so bc can warm-start it)"),
     "activation_fn": Param("tanh", "str", "hidden activation", choices=ACTIVATIONS),
     "ortho_init": Param(True, "bool", "orthogonal initialisation"),

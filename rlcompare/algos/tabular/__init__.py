@@ -35,6 +35,8 @@ STEP_SIZE_PARAMS: dict[str, Param] = {
         low=0.0,
         low_open=True,
         high=1.0,
+        log=True,
+        search=(0.01, 1.0),
     ),
     "alpha_schedule": Param(
         "constant",
