@@ -1,4 +1,5 @@
-"""Sweeps: resume, batching, executors agree, kill -9 mid-sweep, two sweeps on one store."""
+"""Sweeps: resume, batching, executors agree, kill -9 mid-sweep, two sweeps on one store, and
+the process executor's workers kept warm from one sweep to the next."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
+import gymnasium as gym
 import pandas as pd
 import pytest
-from conftest import REPO, without_wall_time
+from conftest import REPO, NoModelChainEnv, without_wall_time
 
 import rlcompare
 from rlcompare import SpecError, StoreError
-from rlcompare.store.results import stored_runs
+from rlcompare.spec import registry
+from rlcompare.store.results import stored_records, stored_runs
 from rlcompare.sweeps.tasks import plan_tasks
 
 
@@ -118,3 +122,132 @@ def test_two_concurrent_sweeps_store_every_run_once(store: Path) -> None:
     frame = rlcompare.load_results(store)
     assert frame["run_id"].nunique() == 8
     assert not frame.duplicated(["run_id", "metric", "step", "episode"]).any()
+
+
+# ------------------------------------------------------------------ warm process workers
+def _worker_pids(store: Path) -> set[str]:
+    """The pids of the processes that ran a store's runs (recorded in each run's metadata)."""
+    return {meta["node"]["pid"] for meta in stored_records(store).values()}
+
+
+def _process_sweep(specs: list, store: Path) -> pd.DataFrame:
+    frame = rlcompare.sweep(specs, store, executor="process", workers=2, progress=False)
+    assert not frame.attrs["failed"], frame.attrs["failed"]
+    return frame
+
+
+def test_a_second_process_sweep_runs_on_the_first_ones_workers(tmp_path: Path) -> None:
+    """Issue 29 item 6: each sweep started its workers again (about 3 s a sweep)."""
+    specs = rlcompare.grid("random", "FrozenLake-v1", 4, steps=50)
+    _process_sweep(specs, tmp_path / "first")
+    _process_sweep(specs, tmp_path / "second")
+    first, second = _worker_pids(tmp_path / "first"), _worker_pids(tmp_path / "second")
+    assert str(os.getpid()) not in first | second
+    assert second <= first, f"the second sweep started new workers: {second - first}"
+
+
+def test_a_changed_environment_gets_fresh_workers(tmp_path: Path, monkeypatch) -> None:
+    """Workers see the environment (RLCOMPARE_PLUGINS among it) as it was when they started."""
+    specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
+    _process_sweep(specs, tmp_path / "before")
+    monkeypatch.setenv(registry.PLUGINS_ENV, "json")  # any importable module
+    _process_sweep(specs, tmp_path / "after")
+    assert not _worker_pids(tmp_path / "before") & _worker_pids(tmp_path / "after")
+
+
+class _Always:
+    """An agent that always takes the action of its class (``choice``)."""
+
+    choice = 0
+
+    def __init__(self, observation_space, action_space, hparams, rng) -> None:
+        pass
+
+    def act(self, obs, step):
+        return self.choice
+
+    def update(self, *transition) -> None:
+        pass
+
+    def greedy_action(self, obs):
+        return self.choice
+
+
+class _Left(_Always):
+    choice = 0
+
+
+class _Right(_Always):
+    choice = 1
+
+
+class _Dies(_Always):
+    def __init__(self, *args) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_definitions_made_after_the_workers_started_reach_them(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.delitem(gym.registry, "rlcompare_test/Late-v0", raising=False)
+    warm = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
+    _process_sweep(warm, tmp_path / "warm")
+
+    def register(agent: type, length: int) -> None:
+        registry._REGISTRY.pop("late", None)  # as a fresh kernel re-running its cells
+        rlcompare.register_algorithm("late", agent=agent)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # gymnasium warns that it overrides the env
+            gym.register(
+                "rlcompare_test/Late-v0",
+                entry_point=NoModelChainEnv,
+                max_episode_steps=30,
+                kwargs={"n_states": length},
+            )
+
+    frames = {}
+    for agent, length in ((_Left, 3), (_Right, 3), (_Right, 5)):
+        register(agent, length)
+        specs = rlcompare.grid("late", "rlcompare_test/Late-v0", 2, steps=60)
+        name = f"{agent.__name__}-{length}"
+        serial = rlcompare.sweep(specs, tmp_path / f"s{name}", executor="serial", progress=False)
+        frames[name] = without_wall_time(_process_sweep(specs, tmp_path / f"p{name}"))
+        pd.testing.assert_frame_equal(frames[name], without_wall_time(serial))
+        assert _worker_pids(tmp_path / f"p{name}") <= _worker_pids(tmp_path / "warm")
+    # Each change reached the warm workers: always left never ends an episode, always right
+    # does in (length - 1) steps.
+    lengths = {
+        name: set(frame.loc[frame["metric"] == "episode_length", "value"])
+        for name, frame in frames.items()
+    }
+    assert lengths == {"_Left-3": {30.0}, "_Right-3": {2.0}, "_Right-5": {4.0}}
+
+
+def test_a_pool_broken_by_a_dead_worker_is_replaced(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    rlcompare.register_algorithm("dies", agent=_Dies)
+    specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
+    _process_sweep(specs, tmp_path / "before")
+    dying = rlcompare.grid("dies", "FrozenLake-v1", 1, steps=50)
+    with pytest.warns(UserWarning, match="worker process died"):
+        frame = rlcompare.sweep(dying, tmp_path / "dies", executor="process", workers=2)
+    assert list(frame.attrs["failed"].values()) == ["worker process died"]
+    _process_sweep(specs, tmp_path / "after")
+    before, after = _worker_pids(tmp_path / "before"), _worker_pids(tmp_path / "after")
+    assert not before & after  # the broken pool's workers are gone, not reused
+
+
+def test_a_source_edited_on_disk_gets_fresh_workers(tmp_path: Path, monkeypatch) -> None:
+    """A warm worker keeps the modules it imported: an edited one needs new workers."""
+    (tmp_path / "user_helpers_29.py").write_text("SCALE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_helpers_29", raising=False)
+    __import__("user_helpers_29")
+    specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
+    _process_sweep(specs, tmp_path / "first")
+    _process_sweep(specs, tmp_path / "unchanged")
+    edited = time.time_ns() + 10**9
+    os.utime(tmp_path / "user_helpers_29.py", ns=(edited, edited))
+    _process_sweep(specs, tmp_path / "edited")
+    first = _worker_pids(tmp_path / "first")
+    assert _worker_pids(tmp_path / "unchanged") <= first
+    assert not _worker_pids(tmp_path / "edited") & first

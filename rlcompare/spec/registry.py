@@ -214,12 +214,13 @@ def register_algorithm(
     return install(algorithm)
 
 
-def install(algorithm: Algorithm) -> Algorithm:
+def install(algorithm: Algorithm, replace: bool = False) -> Algorithm:
     """Adds a built Algorithm (a worker receives its sweep's algorithms this way); the same
-    definition again replaces it, a different one under the same name is an error."""
+    definition again replaces it, a different one under the same name is an error unless
+    ``replace`` (a warm worker given the driver's current definition)."""
     name = algorithm.name
     known = _REGISTRY.get(name)
-    if known is not None:
+    if known is not None and not replace:
         differ = [
             f.name
             for f in fields(Algorithm)

@@ -5,15 +5,30 @@ Worker processes get each task with its definitions (:func:`rlcompare.sweeps.tas
 packed before any worker starts, so a definition that cannot travel fails the sweep before any
 training. They never re-run the user's ``__main__``: a script without an
 ``if __name__ == "__main__":`` guard, or a notebook, works as it is.
+
+The process executor keeps its workers warm from one sweep to the next in one process
+(starting them costs seconds: spawn, then numpy, gymnasium, torch imports). Since every task
+carries its definitions, a warm worker runs what the driver has registered now. The pool is
+started again when what a worker took from the driver at its start could differ: another
+worker count, environment variables (``RLCOMPARE_PLUGINS`` among them), ``sys.path`` or
+working folder, or a source file of a loaded module (outside the standard library and
+installed packages) changed on disk since. A pool broken by a worker that died is never
+reused; :func:`shutdown_workers` ends the workers (also done at exit).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
+import sysconfig
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
@@ -57,6 +72,129 @@ def _serial(tasks: list[Task], workers: int, **_: Any) -> Iterator[TaskOutput]:
         yield execute_task(task)
 
 
+@dataclass
+class _WarmPool:
+    pool: ProcessPoolExecutor
+    settings: tuple[Any, ...]  # what its workers took from the driver when they started
+    started_ns: int
+    sources: dict[str, int]  # source file -> modification time, when it started
+
+
+_WARM: _WarmPool | None = None
+_WARM_LOCK = threading.Lock()
+_INSTALLED = tuple(
+    os.path.realpath(sysconfig.get_paths()[key]) + os.sep
+    for key in ("stdlib", "platstdlib", "purelib", "platlib")
+)
+
+
+def _settings(workers: int) -> tuple[Any, ...]:
+    return (workers, tuple(sorted(os.environ.items())), tuple(sys.path), os.getcwd())
+
+
+def _is_user_source(path: str) -> bool:
+    if path not in _USER_SOURCE:
+        _USER_SOURCE[path] = not os.path.realpath(path).startswith(_INSTALLED)
+    return _USER_SOURCE[path]
+
+
+_USER_SOURCE: dict[str, bool] = {}
+
+
+def _sources() -> dict[str, int]:
+    """Modification times of the source files of loaded modules that a worker imports from
+    disk as they are then: user code and editable installs, not the standard library or
+    installed packages (a pip install while a pool is warm is not seen)."""
+    found = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or not _is_user_source(path):
+            continue
+        try:
+            found[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            continue
+    return found
+
+
+def _sources_changed(warm: _WarmPool) -> bool:
+    """Whether a source a worker may have imported changed on disk since the pool started
+    (one the driver imported only later counts when it is newer than the pool)."""
+    for path, mtime in _sources().items():
+        known = warm.sources.get(path)
+        if mtime != known and (known is not None or mtime >= warm.started_ns):
+            return True
+    return False
+
+
+def warm_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of this process for ``workers`` workers: the one the last sweep used
+    when its settings still hold, else a new one (the old one is shut down)."""
+    global _WARM
+    with _WARM_LOCK:
+        settings = _settings(workers)
+        if _WARM is not None and (_WARM.settings != settings or _sources_changed(_WARM)):
+            _end(_WARM.pool)
+            _WARM = None
+        if _WARM is None:
+            started_ns = time.time_ns()
+            # spawn, not fork: a forked child would inherit torch/OpenMP thread state.
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            _WARM = _WarmPool(pool, settings, started_ns, _sources())
+        return _WARM.pool
+
+
+def _discard(pool: ProcessPoolExecutor, kill: bool = False) -> None:
+    """Stops reusing ``pool``; with ``kill`` its workers stop now, not after their task."""
+    global _WARM
+    with _WARM_LOCK:
+        if _WARM is not None and _WARM.pool is pool:
+            _WARM = None
+    _end(pool, kill)
+
+
+def _end(pool: ProcessPoolExecutor, kill: bool = False) -> None:
+    pool.shutdown(wait=False, cancel_futures=True)
+    if kill:
+        # No public way to stop a running task: the pool's own table of its processes.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+
+
+def shutdown_workers() -> None:
+    """Ends the process executor's warm workers (their memory is freed; the next sweep
+    starts new ones)."""
+    global _WARM
+    with _WARM_LOCK:
+        warm, _WARM = _WARM, None
+    if warm is not None:
+        warm.pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown_workers)
+
+
+def _submit(
+    tasks: list[Task], packed: dict[int, bytes], workers: int
+) -> tuple[ProcessPoolExecutor, dict[Future[TaskOutput], Task]]:
+    """Submits every task to the warm pool, replacing it once if it broke while idle (a
+    worker killed between sweeps)."""
+    for last in (False, True):
+        pool = warm_pool(workers)
+        futures: dict[Future[TaskOutput], Task] = {}
+        try:
+            with main_module_hidden():  # workers start as tasks are submitted
+                for task in tasks:
+                    futures[pool.submit(execute_packed, task, packed[id(task)])] = task
+        except BrokenProcessPool:
+            _discard(pool)
+            if last:
+                raise
+            continue
+        return pool, futures
+    raise AssertionError("unreachable")
+
+
 def _process(
     tasks: list[Task], workers: int, imports: Sequence[str] = (), **_: Any
 ) -> Iterator[TaskOutput]:
@@ -65,16 +203,11 @@ def _process(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if not remaining:
             return
-        # spawn, not fork: a forked child would inherit torch/OpenMP thread state mid-flight.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            with main_module_hidden():  # workers start as tasks are submitted
-                futures = {
-                    pool.submit(execute_packed, task, packed[id(task)]): task for task in remaining
-                }
-            remaining = []
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        pool, futures = _submit(remaining, packed, workers)
+        remaining = []
+        try:
+            while futures:
+                done, _pending = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
                     # Dropping the future frees its result once written: holding every
                     # finished future would keep the whole sweep's rows in memory.
@@ -82,12 +215,20 @@ def _process(
                     try:
                         output = future.result()
                     except BrokenProcessPool:
+                        _discard(pool)  # never reused: the next attempt gets a new one
                         if attempt == MAX_ATTEMPTS:
                             yield failed_output(task, "worker process died")
                         else:
                             remaining.append(task)
                         continue
                     yield output
+        except BaseException:
+            # Interrupted (Ctrl-C, or the driver stopped reading): queued tasks are dropped;
+            # workers still running one are stopped rather than left busy for the next sweep.
+            running = [future for future in futures if not future.cancel()]
+            if running:
+                _discard(pool, kill=True)
+            raise
 
 
 def _ray(

@@ -160,19 +160,21 @@ def _send_by_value(algorithm: Algorithm) -> None:
 
 
 def install_definitions(blob: bytes) -> None:
-    """Imports the modules, and registers the envs and algorithms, of packed definitions."""
+    """Imports the modules, and registers the envs and algorithms, of packed definitions
+    (replacing what this process had registered under their names)."""
     definitions: Definitions = cloudpickle.loads(blob)
     # getattr: definitions packed by an older driver carry no datasets.
     provide_datasets(getattr(definitions, "datasets", ()))
     for module in definitions.imports:
         importlib.import_module(module)
+    # The driver's registrations win: a warm worker may hold older ones under the same names
+    # (an env or algorithm registered again, changed, since the worker started).
     for registered in definitions.envs:
-        if registered.id not in gym.registry:
-            gym.registry[registered.id] = registered
+        gym.registry[registered.id] = registered
     for env_id in definitions.env_ids:
         check_env_id(env_id)  # a "module:Env-v0" id imports its module here, as make will
     for algorithm in definitions.algorithms:
-        install(algorithm)
+        install(algorithm, replace=True)
 
 
 def execute_packed(
