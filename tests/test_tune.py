@@ -1,0 +1,266 @@
+"""rlcompare.tune: the same budget for every algorithm, disjoint tuning and eval seeds, the
+same choice twice, a known best region found, a wrong ranking by defaults put right, the
+sensitivity of Adkins et al., and bad input refused before any run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rlcompare
+from rlcompare import Param, SpecError
+from rlcompare.spec import registry
+from rlcompare.store.results import load_results, stored_runs
+from rlcompare.studies.compare import stored_verdict
+from rlcompare.studies.search_space import build_space
+from rlcompare.studies.tune import rung_schedule, tune
+
+ENVS = ["FrozenLake-v1", "CliffWalking-v1"]
+NOISE = 0.05
+# Where the probe's expected score peaks in y, whatever the algorithm.
+BEST_Y = 0.7
+
+
+def expected_score(hp: dict, env: str) -> float:
+    """The probe's expected final eval return: ``peak`` at x = best_x (x 100 times larger on
+    CliffWalking when ``shift``) and y = 0.7, falling with the squared distance in log10 x
+    and in y."""
+    best_x = hp["best_x"] * (100.0 if hp["shift"] and env.startswith("Cliff") else 1.0)
+    return hp["peak"] - (math.log10(hp["x"]) - math.log10(best_x)) ** 2 - (hp["y"] - BEST_Y) ** 2
+
+
+def probe_trainer(ctx):
+    """Records an evaluation at step 0 and one at the budget's end: the expected score of its
+    hyperparameters plus Normal noise from the run's own seed."""
+    rng = ctx.seeds.rng("probe")
+    budget = ctx.spec.steps
+    ctx.log_evaluation(0, np.array([rng.normal(0.0, NOISE)]))
+    final = expected_score(dict(ctx.hp), ctx.spec.env) + rng.normal(0.0, NOISE)
+    ctx.log_evaluation(budget, np.array([final]))
+
+
+def probe_params(*, peak: float, best_x: float, shift: bool = False) -> dict[str, Param]:
+    return {
+        "x": Param(1.0, "float", "log-scale knob", low=1e-4, high=100, log=True, search=(1e-3, 10)),
+        "y": Param(0.0, "float", "linear knob", low=0, high=1, search=(0, 1)),
+        "peak": Param(peak, "float", "best expected score"),
+        "best_x": Param(best_x, "float", "where x is best", low=1e-4, high=100),
+        "shift": Param(shift, "bool", "best x 100 times larger on CliffWalking"),
+    }
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """probe_a: its defaults are near its best, a modest 0.5. probe_b: its defaults are far
+    from its best (x = 1 where 0.01 is best: expected -3.49), its best is 1.0. probe_shift:
+    probe_b whose best x depends on the env."""
+    rlcompare.algorithms()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    a = probe_params(peak=0.5, best_x=1.0)
+    a["y"] = Param(BEST_Y, "float", "linear knob", low=0, high=1, search=(0, 1))
+    rlcompare.register_algorithm("probe_a", trainer=probe_trainer, params=a)
+    rlcompare.register_algorithm(
+        "probe_b", trainer=probe_trainer, params=probe_params(peak=1.0, best_x=0.01)
+    )
+    rlcompare.register_algorithm(
+        "probe_shift",
+        trainer=probe_trainer,
+        params=probe_params(peak=1.0, best_x=0.01, shift=True),
+    )
+
+
+QUIET = {"executor": "serial", "progress": False}
+
+
+def _per_algo(store: Path, experiment: str) -> pd.DataFrame:
+    """Runs and env steps (last step recorded) per algorithm, read back from the store."""
+    frame = load_results(store, metrics=["eval_return"])
+    frame = frame[frame["experiment"] == experiment]
+    per_run = frame.groupby(["algo", "run_id"])["step"].max().reset_index()
+    return per_run.groupby("algo").agg(runs=("run_id", "nunique"), steps=("step", "sum"))
+
+
+# --------------------------------------------------------------------- budget, seeds, twice
+def test_budget_is_equal_seeds_are_disjoint_and_the_same_call_chooses_the_same(tmp_path):
+    store = tmp_path / "store"
+    call = {
+        "budget": 3,
+        "steps": 300,
+        "tuning_seeds": 2,
+        "eval_seeds": 2,
+        "eval_every": 150,
+        "eval_episodes": 2,
+        **QUIET,
+    }
+    first = tune(["q_learning", "expected_sarsa"], ENVS, str(store), **call)
+    counted = _per_algo(store, "tune.tuning")
+    # 3 configurations x 2 seeds x 2 envs = 12 runs of 300 steps each, for both algorithms.
+    assert counted.to_dict("index") == {
+        "expected_sarsa": {"runs": 12, "steps": 3600},
+        "q_learning": {"runs": 12, "steps": 3600},
+    }
+    assert first.budget.set_index("algo")[["tuning_runs", "tuning_env_steps"]].equals(
+        counted.rename(columns={"runs": "tuning_runs", "steps": "tuning_env_steps"})
+        .astype("int64")
+        .reindex(first.budget["algo"])
+    )
+    stored = load_results(store, metrics=["eval_return"])
+    tuning_seeds = set(stored.loc[stored["experiment"] == "tune.tuning", "seed"])
+    eval_seeds = set(stored.loc[stored["experiment"] == "tune.eval", "seed"])
+    assert tuning_seeds == {0, 1} and eval_seeds == {2, 3}
+    assert set(first.eval_frame["seed"]) == {2, 3}
+    files = len(stored_runs(store))
+    again = tune(["q_learning", "expected_sarsa"], ENVS, str(store), **call)
+    assert len(stored_runs(store)) == files, "the second call reuses every stored run"
+    assert again.configs == first.configs
+    pd.testing.assert_frame_equal(again.chosen, first.chosen)
+
+
+def test_halving_keeps_the_budget_equal(tmp_path, probes):
+    assert rung_schedule(8, 2, 800) == [(8, 100), (4, 200), (2, 400), (1, 800)]
+    assert rung_schedule(5, None, 800) == [(5, 800)]
+    store = tmp_path / "store"
+    result = tune(["probe_a", "probe_b"], ENVS, str(store), budget=8, steps=800, halving=2, **QUIET)
+    counted = _per_algo(store, "tune.tuning")
+    # Per env: 8 x 100 + 4 x 200 + 2 x 400 + 1 x 800 steps on each of 3 tuning seeds.
+    assert counted.to_dict("index") == {
+        "probe_a": {"runs": 90, "steps": 19200},
+        "probe_b": {"runs": 90, "steps": 19200},
+    }
+    assert sorted(result.table["rung"].unique()) == [0, 1, 2, 3]
+    assert result.table["chosen"].sum() == 4  # one per algorithm and env, at the last rung
+
+
+# --------------------------------------------------------------------- known answers
+def test_the_choice_lands_in_the_known_best_region(tmp_path, probes):
+    result = tune("probe_b", ENVS, str(tmp_path / "s"), budget=16, steps=10, **QUIET)
+    expected = {
+        config: expected_score(
+            {**result.configs["probe_b"][0], **c, "peak": 1.0, "best_x": 0.01, "shift": False},
+            "FrozenLake-v1",
+        )
+        for config, c in enumerate(result.configs["probe_b"])
+    }
+    best_drawn = max(expected.values())
+    for env in ENVS:
+        hp = result.hparams("probe_b", env)
+        score = expected_score({**hp, "peak": 1.0, "best_x": 0.01, "shift": False}, env)
+        # The best region: within 0.3 of the peak (|log10 x + 2| and |y - 0.7| both small),
+        # and as good as the best configuration drawn, up to the noise of 3 seeds.
+        assert score > 0.7, (env, hp, score)
+        assert score >= best_drawn - 4 * NOISE
+        assert 10**-2.6 < hp["x"] < 10**-1.4 and abs(hp["y"] - BEST_Y) < 0.55
+    assert expected[0] == pytest.approx(1.0 - 4.0 - BEST_Y**2)  # config 0: the defaults
+
+
+def test_defaults_rank_two_algorithms_wrongly_and_equal_budget_tuning_puts_it_right(
+    tmp_path, probes
+):
+    result = tune(
+        ["probe_a", "probe_b"],
+        "FrozenLake-v1",
+        str(tmp_path / "s"),
+        budget=16,
+        steps=10,
+        tuning_seeds=3,
+        eval_seeds=5,
+        **QUIET,
+    )
+    by_defaults = stored_verdict(result.defaults_frame, algos=["probe_a", "probe_b"])
+    tuned = stored_verdict(result.eval_frame, algos=["probe_a", "probe_b"])
+    assert by_defaults.decisions["decision"].tolist() == ["better"]  # probe_a over probe_b
+    assert tuned.decisions["decision"].tolist() == ["worse"]  # probe_a under probe_b
+    assert result.budget["tuning_runs"].tolist() == [48, 48]
+
+
+# --------------------------------------------------------------------- across envs, sensitivity
+def test_one_setting_across_envs_and_the_sensitivity_it_costs(tmp_path, probes):
+    result = tune(
+        ["probe_b", "probe_shift"],
+        ENVS,
+        str(tmp_path / "s"),
+        budget=16,
+        steps=10,
+        per_env=False,
+        **QUIET,
+    )
+    assert result.mode == "across_envs"
+    assert set(result.chosen["env"]) == {"*"} and set(result.chosen["mode"]) == {"across_envs"}
+    for algo in ("probe_b", "probe_shift"):
+        ran = result.eval_frame[result.eval_frame["algo"] == algo]
+        assert ran.groupby("env")["hp.x"].first().nunique() == 1, "one setting on every env"
+    table = result.sensitivity().set_index("algo")
+    assert (table["sensitivity"] >= 0).all()
+    # probe_b's best is the same on both envs; probe_shift's moves by two decades of x.
+    assert table.at["probe_b", "sensitivity"] < 0.05
+    assert table.at["probe_shift", "sensitivity"] > 0.1
+    assert table.at["probe_shift", "sensitivity"] == pytest.approx(
+        table.at["probe_shift", "per_env_tuned"] - table.at["probe_shift", "across_envs_tuned"]
+    )
+    curves = result.curves()
+    assert set(curves["param"]) == {"x", "y"}
+    assert curves.loc[curves["param"] == "x", "log"].all()
+    assert (curves["iqm_low"] <= curves["iqm"]).all() and (
+        curves["iqm"] <= curves["iqm_high"]
+    ).all()
+
+
+# --------------------------------------------------------------------- spaces
+def test_spaces_are_drawn_the_same_way_twice_on_the_declared_scale(probes):
+    space = build_space("probe_b")
+    first, again = space.draw(32, seed=3), space.draw(32, seed=3)
+    assert first == again and first != space.draw(32, seed=4)
+    xs = np.log10([c["x"] for c in first])
+    assert xs.min() >= -3 and xs.max() <= 1
+    # Log scale: as many draws below 0.1 (two of the four decades) as above.
+    assert 12 <= (xs < -1).sum() <= 20
+    ints = build_space("dqn", {"target_update_interval": None}).draw(8)
+    assert all(isinstance(c["target_update_interval"], int) for c in ints)
+    assert build_space("q_learning", {"exploration": ["ucb", "boltzmann"]}).dimensions[0].choices
+
+
+def test_a_declared_search_outside_the_bounds_is_refused_at_registration(probes):
+    bad = {"lr": Param(0.1, "float", "", low=0, high=1, search=(0.01, 2.0))}
+    with pytest.raises(ValueError, match=r"'lr'.*search \(0\.01, 2\.0\).*2\.0"):
+        rlcompare.register_algorithm("bad_search", trainer=probe_trainer, params=bad)
+
+
+# --------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"space": {"probe_b": {}}}, r"search space of 'probe_b' = \{\} is empty"),
+        ({"space": {}}, r"search space of 'probe_b' = \{\} is empty"),
+        (
+            {"space": {"x": (1e-6, 1.0)}},
+            r"'x' of 'probe_b' = 1e-06 is out of range.*\[0\.0001, 100\]",
+        ),
+        ({"space": {"x": (1.0, 1.0)}}, r"\(1\.0, 1\.0\) is an empty range"),
+        ({"space": {"z": (0, 1)}}, r"names 'z'.*valid: .*x"),
+        ({"budget": 0}, r"budget = 0 is invalid"),
+        ({"tuning_seeds": [0, 1, 2], "eval_seeds": [2, 3]}, r"share seed\(s\) \[2\]"),
+        ({"score": "median"}, r"score = 'median' is unknown; valid: iqm, auc"),
+        ({"steps": None}, r"give exactly one of steps / episodes"),
+        ({"halving": 1}, r"halving = 1 is invalid"),
+    ],
+)
+def test_bad_input_is_refused_before_any_run(tmp_path, probes, kwargs, named):
+    store = tmp_path / "store"
+    call = {"budget": 4, "steps": 10, **QUIET, **kwargs}
+    with pytest.raises(SpecError, match=named):
+        tune("probe_b", ENVS, str(store), **call)
+    assert not store.exists() or not stored_runs(store), "nothing ran"
+
+
+def test_an_algorithm_without_a_declared_space_is_refused_naming_it(tmp_path):
+    with pytest.raises(SpecError, match=r"search space of 'random' is empty"):
+        tune("random", "FrozenLake-v1", str(tmp_path / "s"), budget=2, steps=10, **QUIET)
+
+
+def test_tune_is_public():
+    assert rlcompare.tune is tune
+    assert "tune" in rlcompare.__all__
