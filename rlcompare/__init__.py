@@ -40,6 +40,8 @@ _LAZY = {
     "register_sb3": "rlcompare.algos.deep.sb3_generic",
     "compare": "rlcompare.studies.compare",
     "Contender": "rlcompare.studies.compare",
+    "tune": "rlcompare.studies.tune",
+    "TuneResult": "rlcompare.studies.tune",
 }
 
 
