@@ -264,3 +264,40 @@ def test_an_algorithm_without_a_declared_space_is_refused_naming_it(tmp_path):
 def test_tune_is_public():
     assert rlcompare.tune is tune
     assert "tune" in rlcompare.__all__
+
+
+# --------------------------------------------------------------------- figures, CLI
+def test_sensitivity_figures_have_a_panel_per_algorithm_and_hyperparameter(tmp_path, probes):
+    import matplotlib.pyplot as plt
+
+    from rlcompare.viz.tuning import sensitivity_bars, sensitivity_curves
+
+    result = tune(["probe_a", "probe_b"], ENVS, str(tmp_path / "s"), budget=4, steps=10, **QUIET)
+    fig, axes = sensitivity_curves(result.curves())
+    assert axes.shape == (2, 2)
+    assert axes[0, 0].get_xscale() == "log" and axes[0, 1].get_xscale() == "linear"
+    assert [ax.get_title() for ax in axes[1]] == ["probe_b: x", "probe_b: y"]
+    plt.close(fig)
+    fig, ax = sensitivity_bars(result.sensitivity())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["probe_a", "probe_b"]
+    plt.close(fig)
+
+
+def test_cli_prints_the_choice_and_the_budget_each_algorithm_got(tmp_path, capsys):
+    from rlcompare.app.cli import main
+
+    store = str(tmp_path / "s")
+    argv = ["tune", "--algo", "q_learning,sarsa", "--env", "FrozenLake-v1", "--store", store]
+    argv += ["--budget", "2", "--steps", "200", "--tuning-seeds", "0-1", "--eval-seeds", "5"]
+    argv += ["--executor", "serial", "--quiet", "--space", "alpha=0.05:0.5"]
+    argv += ["--space", "q_learning.epsilon=0.05,0.2", "--eval-episodes", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "q_learning: alpha in [0.05, 0.5] (float, log); epsilon in {0.05, 0.2}" in out
+    assert "sarsa: alpha in [0.05, 0.5] (float, log)" in out
+    assert "tuning seeds (seeds 0,1)" in out and "eval seeds 2-6" in out
+    budget = out.split("budget each algo got (counted from the store):\n")[1].splitlines()
+    assert budget[1].split() == ["q_learning", "2", "4", "800", "5", "1000"]
+    assert budget[2].split() == ["sarsa", "2", "4", "800", "5", "1000"]
+    assert main([*argv[:-2], "--space", "alpha=0:0.5"]) == 2
+    assert "'alpha' of 'q_learning' = 0.0 is out of range" in capsys.readouterr().err
