@@ -31,8 +31,10 @@ DEFAULT_PROFILE = "default"
 SMOKE_PROFILE = "smoke"
 KERNEL = "rlcompare"
 # Parameters the suite itself sets in every notebook (paths are absolute so that a copy of
-# a notebook executed elsewhere, e.g. under nbval in a temporary folder, writes where asked).
+# a notebook executed elsewhere, e.g. under nbval in a temporary folder, writes where asked;
+# the suite itself passes them relative to the notebook when they lie in its project).
 SUITE_PARAMETERS = ("store_root", "figures_dir", "executor")
+PATH_PARAMETERS = ("store_root", "figures_dir")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,22 @@ def plan(
             )
         runs.append(NotebookRun(name, path, parameters))
     return runs
+
+
+def executed_parameters(run: NotebookRun) -> dict[str, Any]:
+    """The parameters papermill injects when the suite executes ``run`` (in the notebook's
+    folder): a path parameter inside the notebook's project (the folder above the notebook's)
+    becomes relative to the notebook, as in its own parameters cell, so the executed copy
+    names no path of this machine."""
+    parameters = dict(run.parameters)
+    project = run.path.parent.resolve().parent
+    for name in PATH_PARAMETERS:
+        value = parameters.get(name)
+        if isinstance(value, str) and Path(value).is_absolute():
+            target = Path(value).resolve()
+            if target.is_relative_to(project):
+                parameters[name] = os.path.relpath(target, run.path.parent.resolve())
+    return parameters
 
 
 def describe_failure(error: BaseException) -> str:
@@ -226,7 +244,7 @@ def run_suite(
             pm.execute_notebook(
                 str(run.path),
                 str(output),
-                parameters=dict(run.parameters),
+                parameters=executed_parameters(run),
                 kernel_name=KERNEL,
                 cwd=str(run.path.parent),
                 progress_bar=False,
@@ -239,6 +257,9 @@ def run_suite(
                 flush=True,
             )
             continue
+        finally:
+            if output.exists():
+                _scrub_executed(output, directory.resolve().parent)
         print(f"[suite] {run.name} done in {time.perf_counter() - began:.0f} s", flush=True)
     nodes = suite_node_report(before, stores) if before is not None else None
     if nodes is not None:
@@ -250,7 +271,12 @@ def run_suite(
     from rlcompare.viz.html_report import write_report
 
     report = write_report(
-        executed_dir, figures_dir, profile, names=sorted(notebook_names(directory)), nodes=nodes
+        executed_dir,
+        figures_dir,
+        profile,
+        names=sorted(notebook_names(directory)),
+        nodes=nodes,
+        roots=[directory.resolve().parent],
     )
     print(f"[suite] report: {report}")
     if failures:
@@ -262,6 +288,16 @@ def run_suite(
         )
         print(f"[suite] check outputs: {recorded}")
     return 0
+
+
+def _scrub_executed(path: Path, project: Path) -> None:
+    """Rewrites an executed notebook with the paths of this machine taken out of its cells
+    (warnings name their file relative to the project, a cell as ``<cell>``)."""
+    import nbformat
+
+    from rlcompare.viz.html_report import scrub_notebook
+
+    nbformat.write(scrub_notebook(nbformat.read(path, as_version=4), [project]), path)
 
 
 # Expected output of each notebook's `# NBVAL_CHECK_OUTPUT` cell under the smoke profile.

@@ -3,7 +3,7 @@ notebook recorded, shown in full.
 
 pandas cuts cell text to ``display.max_colwidth`` (50 characters) with "…", which leaves
 every cell of the table, the evidence included, unreadable; :func:`readable_table` renders
-it as an HTML table that wraps each cell instead, in JupyterLab and in exported HTML alike.
+it as an HTML table that shows each cell whole, in JupyterLab and in exported HTML alike.
 """
 
 from __future__ import annotations
@@ -12,21 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from pandas.io.formats.style import Styler
 
-from rlcompare.viz.report import comparison_table, load_headlines, show_gallery
-
-# Cell styles of the readable table: wrap (and keep the "; " breaks of) long text, align the
-# rows of a family at the top, give the evidence room to read.
-CELL_STYLE = [
-    ("white-space", "pre-wrap"),
-    ("word-break", "normal"),
-    ("overflow-wrap", "anywhere"),
-    ("text-align", "left"),
-    ("vertical-align", "top"),
-    ("max-width", "22em"),
-]
-EVIDENCE_STYLE = [("min-width", "32em"), ("max-width", "60em")]
+from rlcompare.viz.report import comparison_html, comparison_table, load_headlines, show_gallery
 
 __all__ = [
     "approaches_with_evidence",
@@ -39,31 +26,35 @@ __all__ = [
 ]
 
 
-def readable_table(table: pd.DataFrame) -> Styler:
-    """``table`` as a Styler that shows every cell in full, wrapped.
+class ReadableTable:
+    """A table shown in full: every cell whole and escaped, words never split, evidence as
+    one line per claim linked to the notebook section it comes from (see
+    :func:`rlcompare.viz.report.comparison_html`). Displays as HTML in JupyterLab and in any
+    HTML export of the notebook."""
 
-    A Styler renders to HTML (``_repr_html_``, ``to_html``) without pandas' column-width
-    cut, in JupyterLab and in any HTML export of the notebook. Text is HTML-escaped.
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.table = table
+
+    def to_html(self) -> str:
+        return comparison_html(self.table)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+def readable_table(table: pd.DataFrame) -> ReadableTable:
+    """``table`` shown in full, without pandas' cut at ``display.max_colwidth``.
 
     Args:
-        table: :func:`comparison_table` (indexed by approach, an ``evidence`` column), or any
-            frame of text.
+        table: :func:`comparison_table` (indexed by approach, an ``evidence`` column of
+            claims), or any frame of text.
     """
-    styles = [
-        {"selector": "td, th", "props": CELL_STYLE},
-        {"selector": "thead th", "props": [("vertical-align", "bottom")]},
-    ]
-    styler = table.style.set_table_styles(styles).format(escape="html")
-    if "evidence" in table:
-        styler = styler.set_table_styles(
-            {"evidence": [{"selector": "td", "props": EVIDENCE_STYLE}]}, overwrite=False
-        )
-    return styler
+    return ReadableTable(table)
 
 
 def approaches_with_evidence(table: pd.DataFrame) -> list[str]:
-    """Sorted approaches whose evidence quotes at least one notebook (``[<notebook>]``)."""
-    return sorted(approach for approach, text in table["evidence"].items() if "[" in text)
+    """Sorted approaches with at least one measured claim."""
+    return sorted(approach for approach, items in table["evidence"].items() if len(items))
 
 
 def notebooks_with_results(headlines: Mapping[str, Any]) -> list[str]:

@@ -41,8 +41,67 @@ __all__ = [
     "provenance",
     "read_provenance",
     "save_figure",
+    "SavedFigure",
     "write_gallery",
 ]
+# Output metadata key of a figure's caption in a notebook: the HTML report finds the caption
+# of each figure by it (rlcompare.viz.html_report).
+CAPTION_KEY = "rlcompare_figure"
+
+
+class SavedFigure(list):  # type: ignore[type-arg]
+    """The paths :func:`save_figure` wrote (a ``list[Path]``), with the figure's name and caption.
+
+    In a notebook it displays as nothing: :func:`save_figure` has already shown the figure
+    with its caption, and a list of this machine's paths tells a reader nothing.
+    """
+
+    def __init__(self, paths: Iterable[Path], name: str, caption: str | None) -> None:
+        super().__init__(paths)
+        self.name = name
+        self.caption = caption
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
+def caption_html(name: str, caption: str | None, pdf: str | None) -> str:
+    """A figure's caption: its name in bold, the caption, and a link to its PDF."""
+    text = f"<b>{html.escape(name)}</b>" + (f": {html.escape(caption)}" if caption else "")
+    if pdf is not None:
+        text += f' · <a href="{html.escape(pdf)}">PDF</a>'
+    return text
+
+
+def _in_notebook_kernel() -> bool:
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def _show_in_notebook(fig: Figure, name: str, caption: str | None, paths: list[Path]) -> None:
+    """Shows ``fig`` and, under it, its caption with a link to its PDF (relative to the
+    kernel's working folder, the notebook's); the figure is then closed so the inline
+    backend does not show it a second time, captionless, at the end of the cell."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display, publish_display_data
+
+    pdfs = [p for p in paths if p.suffix == ".pdf"]
+    pdf = os.path.relpath(pdfs[0]) if pdfs else None
+    display(fig)
+    plt.close(fig)
+    plain = f"{name}: {caption}" if caption else name
+    publish_display_data(
+        data={
+            "text/plain": plain + (f" ({pdfs[0].name})" if pdfs else ""),
+            "text/html": f'<p class="rlcompare-caption">{caption_html(name, caption, pdf)}</p>',
+        },
+        metadata={
+            CAPTION_KEY: {"name": name, "caption": caption, "files": [p.name for p in paths]}
+        },
+    )
 
 
 def provenance(
@@ -107,11 +166,13 @@ def save_figure(
     seeds: Iterable[int] | None = None,
     caption: str | None = None,
     dpi: float | None = 300,
-) -> list[Path]:
+) -> SavedFigure:
     """Write ``fig`` as ``<directory>/<name>.<fmt>`` for each format, provenance embedded.
 
     Each file is written to a temporary file beside it and moved into place, so a crash
-    never leaves a half-written figure.
+    never leaves a half-written figure. In a notebook the figure is shown once, here, with
+    its caption and a link to its PDF under it (and closed, so the cell does not show it
+    again); the returned paths display as nothing.
 
     Args:
         fig: The figure.
@@ -120,11 +181,12 @@ def save_figure(
         directory: Output folder; default ``$RLCOMPARE_FIGURES`` or ``figures/``.
         params: Parameters that produced the figure (stored as JSON).
         seeds: Seeds of the runs shown.
-        caption: One-line caption, shown by :func:`write_gallery`.
+        caption: One-line caption, shown under the figure in a notebook, in the HTML report
+            and by :func:`write_gallery`.
         dpi: Resolution of raster formats.
 
     Returns:
-        The written paths, in the order of ``formats``.
+        The written paths, in the order of ``formats`` (a list of ``Path``).
     """
     formats = _check_name_and_formats(name, formats)
     folder = figure_directory(directory)
@@ -140,7 +202,9 @@ def save_figure(
             ),
         )
         paths.append(target)
-    return paths
+    if _in_notebook_kernel():
+        _show_in_notebook(fig, name, caption, paths)
+    return SavedFigure(paths, name, caption)
 
 
 def _atomic_write(target: Path, write: Callable[[IO[bytes]], object]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # Decimals kept in headline numbers: enough to compare, few enough to be stable across BLAS.
 DECIMALS = 3
@@ -93,6 +94,36 @@ def load_headlines(store_root: str | os.PathLike[str]) -> dict[str, dict[str, An
     return found
 
 
+class Evidence(NamedTuple):
+    """One measured claim of a notebook: its text (the claim and its number, CI or decision)
+    and the notebook that measured it."""
+
+    claim: str
+    notebook: str
+
+    @property
+    def link(self) -> str:
+        """The section of the notebook's report page where the number is recorded."""
+        return f"{self.notebook}.html#{EVIDENCE_SECTION}"
+
+
+# Every notebook records its headline numbers, evidence included, under this heading; the
+# report page's anchor for it (nbconvert's heading ids).
+EVIDENCE_SECTION = "Headline-numbers"
+
+
+def split_claims(sentence: str) -> list[str]:
+    """The claims of an evidence sentence: its ``"; "``-separated parts outside brackets."""
+    claims, depth, start = [], 0, 0
+    for index, char in enumerate(sentence):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth == 0 and sentence.startswith("; ", index):
+            claims.append(sentence[start:index])
+            start = index + 2
+    claims.append(sentence[start:])
+    return [claim.strip() for claim in claims if claim.strip()]
+
+
 def comparison_table(headlines: Mapping[str, Mapping[str, Any]]) -> Any:
     """The seed's comparison table with a column of measured evidence per approach.
 
@@ -101,36 +132,108 @@ def comparison_table(headlines: Mapping[str, Mapping[str, Any]]) -> Any:
 
     Returns:
         A DataFrame indexed by approach: the static columns of :data:`APPROACHES` and
-        ``evidence`` (sentences from the notebooks, each tagged with its notebook).
+        ``evidence``, a list of :class:`Evidence` per approach (one claim each, in notebook
+        order; empty where no notebook has measured the approach yet).
     """
     import pandas as pd
 
     rows = []
     for approach, columns in APPROACHES.items():
         evidence = [
-            f"{text} [{notebook}]"
+            Evidence(claim, notebook)
             for notebook, numbers in sorted(headlines.items())
             for name, text in (numbers.get("evidence") or {}).items()
             if name == approach
+            for claim in split_claims(str(text))
         ]
-        rows.append(
-            {
-                "approach": approach,
-                **columns,
-                "evidence": "; ".join(evidence) or "no notebook has run yet",
-            }
-        )
+        rows.append({"approach": approach, **columns, "evidence": evidence})
     return pd.DataFrame(rows).set_index("approach")
 
 
-def show_gallery(figures_dir: str | os.PathLike[str]) -> list[Path]:
-    """Displays every PNG in ``figures_dir`` with its caption (in a notebook); returns them."""
-    from IPython.display import Image, Markdown, display
+# The comparison table's own style, so it reads the same on the index, on the summary's page
+# and in JupyterLab: words never split (a column is at least as wide as its longest word),
+# one line per claim, the notebook of each claim linked.
+COMPARISON_CLASS = "rlcompare-comparison"
+_COMPARISON_STYLE = f"""<style>
+table.{COMPARISON_CLASS} {{ border-collapse: collapse; font-size: 0.85rem; line-height: 1.35;
+  table-layout: auto; width: 100%; }}
+table.{COMPARISON_CLASS} th, table.{COMPARISON_CLASS} td {{ border: 1px solid #ccc;
+  padding: 0.3rem 0.45rem; vertical-align: top; text-align: left; white-space: normal;
+  overflow-wrap: normal; word-break: normal; hyphens: manual; max-width: none; }}
+table.{COMPARISON_CLASS} thead th {{ vertical-align: bottom; background: #f4f4f4; }}
+table.{COMPARISON_CLASS} tbody th {{ min-width: 6.5em; }}
+table.{COMPARISON_CLASS} td.evidence {{ min-width: 24em; }}
+table.{COMPARISON_CLASS} td.evidence ul {{ margin: 0; padding-left: 1em; }}
+table.{COMPARISON_CLASS} td.evidence li {{ margin: 0 0 0.2rem 0; }}
+table.{COMPARISON_CLASS} a.source {{ font-size: 0.8em; white-space: nowrap; }}
+</style>"""
 
-    from rlcompare.viz.figures import read_provenance
+
+def _evidence_html(items: Any) -> str:
+    if isinstance(items, str):  # a table built elsewhere, one text per cell
+        return html.escape(items)
+    if not len(items):
+        return "<i>no notebook has measured it yet</i>"
+    lines = "".join(
+        f"<li>{html.escape(item.claim)} "
+        f'<a class="source" href="{html.escape(item.link)}">{html.escape(item.notebook)}</a></li>'
+        for item in items
+    )
+    return f"<ul>{lines}</ul>"
+
+
+def comparison_html(table: Any) -> str:
+    """``table`` (:func:`comparison_table`, or any frame of text) as a self-styled HTML table:
+    every cell in full, escaped; the index's name left out of the header; evidence as one
+    line per claim with a link to the notebook section it comes from."""
+    head = "".join(
+        f'<th scope="col">{html.escape(str(name).capitalize())}</th>'
+        for name in [table.index.name or "", *table.columns]
+    )
+    rows = []
+    for label, row in table.iterrows():
+        cells = "".join(
+            f'<td class="evidence">{_evidence_html(value)}</td>'
+            if column == "evidence"
+            else f"<td>{html.escape(str(value))}</td>"
+            for column, value in row.items()
+        )
+        rows.append(f'<tr><th scope="row">{html.escape(str(label))}</th>{cells}</tr>')
+    return (
+        f'{_COMPARISON_STYLE}<table class="{COMPARISON_CLASS}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def figure_html(png: str | os.PathLike[str], pdf_href: str | None = None, width: str = "") -> str:
+    """``<figure>`` of a saved PNG (embedded) with its caption from the provenance and a link
+    to its PDF (``pdf_href``, relative to the page; None: no link)."""
+    import base64
+
+    from rlcompare.viz.figures import caption_html, read_provenance
+
+    png = Path(png)
+    try:
+        caption = read_provenance(png).get("caption")
+    except (OSError, ValueError):
+        caption = None
+    data = base64.b64encode(png.read_bytes()).decode()
+    style = f' style="width: {width}"' if width else ""
+    return (
+        f'<figure class="rlcompare-figure" id="{html.escape(png.stem)}">'
+        f'<img alt="{html.escape(caption or png.stem)}" src="data:image/png;base64,{data}"{style}>'
+        f"<figcaption>{caption_html(png.stem, caption, pdf_href)}</figcaption></figure>"
+    )
+
+
+def show_gallery(figures_dir: str | os.PathLike[str]) -> list[Path]:
+    """Displays every PNG in ``figures_dir`` with its caption and a link to its PDF (in a
+    notebook); returns them."""
+    from IPython.display import HTML, display
 
     shown = sorted(Path(figures_dir).glob("*.png"))
     for path in shown:
-        caption = read_provenance(path).get("caption") or path.stem
-        display(Markdown(f"**{path.stem}**: {caption}"), Image(filename=str(path), width=640))
+        pdf = path.with_suffix(".pdf")
+        href = os.path.relpath(pdf) if pdf.exists() else None
+        display(HTML(figure_html(path, href, width="640px")))
     return shown
