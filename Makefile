@@ -11,7 +11,7 @@ PROFILE ?= default
 # pytest-xdist workers for `make test`: most tests keep one core busy, so one per core here.
 TEST_WORKERS ?= 2
 
-.PHONY: venv browser test suite lint bench lab clean
+.PHONY: venv browser tex test suite lint bench lab clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,16 @@ browser:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium not installed: the report's browser test skips outside CI"
 
-test: venv browser
+# The report card's LaTeX appendix is compiled by a test: Debian's TeX Live (pdflatex, booktabs,
+# graphicx), installed where missing and apt-get can (as root); elsewhere that test skips
+# outside CI.
+tex:
+	@command -v pdflatex >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		texlive-latex-base texlive-latex-recommended texlive-fonts-recommended >/dev/null; } \
+		|| echo "pdflatex not installed: the card's LaTeX test skips outside CI"
+
+test: venv browser tex
 	$(BIN)/ruff check rlcompare tests benchmarks notebooks examples
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 

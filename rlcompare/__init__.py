@@ -40,6 +40,7 @@ _LAZY = {
     "register_sb3": "rlcompare.algos.deep.sb3_generic",
     "compare": "rlcompare.studies.compare",
     "Contender": "rlcompare.studies.compare",
+    "card": "rlcompare.studies.card",
     "tune": "rlcompare.studies.tune",
     "TuneResult": "rlcompare.studies.tune",
 }
