@@ -33,6 +33,7 @@ from rlcompare.algos.deep.hparams import (
 from rlcompare.algos.deep.mpc_params import MPC
 from rlcompare.algos.deep.sac_params import SAC_PARAMS, check_sac
 from rlcompare.algos.deep.sb3_generic import check_sb3_spec
+from rlcompare.spec.registry import register_algorithm
 
 # In registration order (plot colours follow it); the SB3 trainers are SB3Trainer hooks.
 _DEEP = (
@@ -82,5 +83,21 @@ _DEEP = (
     MPC,
 )
 
+# dqn trains runs that differ only in seed as one stacked model (run_batch and sweeps use it).
+DQN_BATCH_TRAINER = "rlcompare.algos.deep.stacked_trainer:train_batch"
+
 for algorithm in _DEEP:
-    algorithm.register()
+    if algorithm.name != "dqn":
+        algorithm.register()
+        continue
+    register_algorithm(
+        algorithm.name,
+        trainer=algorithm.trainer,
+        params=algorithm.params,
+        summary=algorithm.summary,
+        spaces=algorithm.spaces,
+        batch_trainer=DQN_BATCH_TRAINER,
+        check_params=algorithm.check_params,
+        check_spec=algorithm.check_spec,
+        family="deep",
+    )

@@ -39,7 +39,7 @@ from rlcompare.algos.deep.common import (
     sb3_linear_schedule,
     schedule_horizon,
 )
-from rlcompare.algos.deep.learner import DQNLearner, resolve_device
+from rlcompare.algos.deep.learner import DQNLearner, SeedRows, resolve_device
 from rlcompare.algos.deep.replay import (
     LatestBuffer,
     NStepAccumulator,
@@ -68,6 +68,11 @@ class DQNAgent(TransitionLearner):
         horizon: Env steps that the epsilon and PER-beta schedules span.
         capacity: Replay slots to allocate; by default ``min(buffer_size, horizon)`` (a run
             never stores more transitions than its horizon).
+        rows: This seed's rows of a stacked model (``stacked.py``); None: a model of its own.
+
+    Attributes:
+        defer_training: When True, ``learn`` does not train but sets ``pending`` to the step
+            (a stacked trainer then trains every seed's pending phase together).
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class DQNAgent(TransitionLearner):
         seeds: RunSeeds,
         horizon: int,
         capacity: int | None = None,
+        rows: SeedRows | None = None,
     ) -> None:
         self.hp = dict(hp)
         self.encoder = ObsEncoder(observation_space)
@@ -85,8 +91,10 @@ class DQNAgent(TransitionLearner):
         self.action_start = int(action_space.start)
         self.horizon = horizon
         self.learner = DQNLearner(
-            self.encoder.dim, self.n_actions, hp, seeds, resolve_device(hp["device"])
+            self.encoder.dim, self.n_actions, hp, seeds, resolve_device(hp["device"]), rows
         )
+        self.defer_training = False
+        self.pending: int | None = None
         self.rng = seeds.rng("explore")
         if capacity is None:
             capacity = min(hp["buffer_size"], horizon)
@@ -154,7 +162,10 @@ class DQNAgent(TransitionLearner):
         if step % self.hp["target_update_interval"] == 0:
             self.learner.update_target(self.hp["tau"])
         if step % self.train_freq == 0 and step > self.hp["learning_starts"] and len(self.buffer):
-            self.learner.train(self.buffer, self.phase_steps, self.beta(step))
+            if self.defer_training:
+                self.pending = step
+            else:
+                self.learner.train(self.buffer, self.phase_steps, self.beta(step))
 
     def beta(self, step: int) -> float:
         """Importance-weight exponent, annealed from ``per_beta`` to 1 over the horizon."""
@@ -201,21 +212,18 @@ class DQNAgent(TransitionLearner):
                 self.buffer.add(*transition)
 
 
-def _make_agent(ctx: RunContext, horizon: int, capacity: int | None = None) -> DQNAgent:
+def make_agent(
+    ctx: RunContext, horizon: int, capacity: int | None = None, rows: SeedRows | None = None
+) -> DQNAgent:
+    """The run's DQNAgent (``rows``: its place in a stacked model, see ``stacked.py``)."""
     info = env_info(ctx.spec.env, ctx.spec.env_kwargs)
-    return DQNAgent(ctx.hp, info.observation_space, info.action_space, ctx.seeds, horizon, capacity)
+    return DQNAgent(
+        ctx.hp, info.observation_space, info.action_space, ctx.seeds, horizon, capacity, rows
+    )
 
 
-def train(ctx: RunContext) -> DQNAgent:
-    """Trainer of ``dqn``: online through ``loop.drive``, or offline when ``dataset`` is set."""
-    if ctx.hp["dataset"] is not None:
-        return train_offline(ctx)
-    agent = _make_agent(ctx, schedule_horizon(ctx.spec))
-    return drive(ctx, agent)  # type: ignore[return-value]
-
-
-def train_offline(ctx: RunContext) -> DQNAgent:
-    """Learns from a fixed dataset; ``steps`` = gradient steps, evaluated on the schedule."""
+def check_offline(ctx: RunContext) -> int:
+    """The gradient-step budget of an offline run; SpecError for what needs an env."""
     kind, budget = ctx.spec.budget
     if kind != "steps":
         raise SpecError(
@@ -227,12 +235,32 @@ def train_offline(ctx: RunContext) -> DQNAgent:
             "hyperparameter 'replay' = False needs env interaction; valid: replay = True with "
             "a dataset"
         )
+    return int(budget)
+
+
+def train(ctx: RunContext) -> DQNAgent:
+    """Trainer of ``dqn``: online through ``loop.drive``, or offline when ``dataset`` is set."""
+    if ctx.hp["dataset"] is not None:
+        return train_offline(ctx)
+    agent = make_agent(ctx, schedule_horizon(ctx.spec))
+    return drive(ctx, agent)  # type: ignore[return-value]
+
+
+def offline_agent(ctx: RunContext, budget: int, rows: SeedRows | None = None) -> DQNAgent:
+    """An agent whose replay memory is the whole dataset (whatever buffer_size says), with
+    the dataset's size and its demonstrator's return logged at step 0."""
     dataset = load_matching_dataset(ctx)
-    # The whole dataset is the replay memory, whatever buffer_size says.
-    agent = _make_agent(ctx, budget, capacity=len(dataset))
+    agent = make_agent(ctx, budget, capacity=len(dataset), rows=rows)
     agent.load_dataset(dataset)
     ctx.log(0, "dataset_size", len(dataset))
     ctx.log(0, "demonstrator_return", dataset.mean_return)
+    return agent
+
+
+def train_offline(ctx: RunContext) -> DQNAgent:
+    """Learns from a fixed dataset; ``steps`` = gradient steps, evaluated on the schedule."""
+    budget = check_offline(ctx)
+    agent = offline_agent(ctx, budget)
     learner, hp = agent.learner, agent.hp
     protocol = Protocol(ctx, agent.greedy_action, agent.eval_metrics)
     step = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -74,6 +74,18 @@ def _first_and_inverse(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[new], inverse
 
 
+class SeedRows(NamedTuple):
+    """One seed's views into a stacked model's (S, P) state (see ``stacked.py``): parameters,
+    gradient, target parameters, Adam's two moments, and its Adam step count (0-dim)."""
+
+    params: torch.Tensor
+    grad: torch.Tensor
+    target: torch.Tensor
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    steps: torch.Tensor
+
+
 class FlatAdam:
     """Adam on one flat parameter tensor (eps 1e-8, as SB3's DQN policy).
 
@@ -82,14 +94,20 @@ class FlatAdam:
     back to ``torch.optim.Adam``; the tests check both against each other.
     """
 
-    def __init__(self, param: torch.Tensor, lr: float, eps: float = 1e-8) -> None:
+    def __init__(
+        self, param: torch.Tensor, lr: float, eps: float = 1e-8, rows: SeedRows | None = None
+    ) -> None:
         self.param, self.lr, self.eps = param, lr, eps
         self._data = param.detach()
         self.betas = (0.9, 0.999)
+        self.fallback: torch.optim.Adam | None = None
+        if rows is not None:  # one seed's rows of a stacked model's state (stacked.py)
+            self.grad, self.exp_avg, self.exp_avg_sq, self.steps = rows[1], *rows[3:]
+            return
+        self.grad = None
         self.exp_avg = torch.zeros_like(param, requires_grad=False)
         self.exp_avg_sq = torch.zeros_like(param, requires_grad=False)
         self.steps = torch.zeros((), dtype=torch.float32, device=param.device)
-        self.fallback: torch.optim.Adam | None = None
         if not hasattr(torch, "_fused_adam_"):
             self.fallback = torch.optim.Adam([param], lr=lr, eps=eps)
 
@@ -101,7 +119,7 @@ class FlatAdam:
         self.steps.add_(1.0)
         torch._fused_adam_(  # type: ignore[attr-defined]
             [self._data],
-            [self.param.grad],
+            [self.param.grad if self.grad is None else self.grad],
             [self.exp_avg],
             [self.exp_avg_sq],
             [],
@@ -125,6 +143,8 @@ class DQNLearner:
         hp: Resolved ``dqn`` hyperparameters.
         seeds: The run's seeds (streams ``torch`` for the initial weights, ``noise``).
         device: Where the networks live.
+        rows: Where the parameters and optimizer state live when this seed is one row of a
+            stacked model (``stacked.py``); None: tensors of its own.
     """
 
     def __init__(
@@ -134,6 +154,7 @@ class DQNLearner:
         hp: Mapping[str, Any],
         seeds: RunSeeds,
         device: torch.device,
+        rows: SeedRows | None = None,
     ) -> None:
         self.device = device
         self.batch_size = hp["batch_size"]
@@ -144,13 +165,18 @@ class DQNLearner:
         self.net = QNetwork(in_dim, n_actions, hp["net_arch"], dueling=hp["dueling"], noisy=noisy)
         init = torch.Generator().manual_seed(seeds.int_seed("torch"))
         flat = self.net.initial_parameters(init).to(device)
-        self.params = flat.requires_grad_()
-        self.params.grad = torch.zeros_like(flat)
-        self.target = flat.detach().clone()
+        if rows is None:
+            self.params = flat.requires_grad_()
+            self.params.grad = self.grad = torch.zeros_like(flat)
+            self.target = flat.detach().clone()
+        else:
+            self.params, self.grad, self.target = rows.params, rows.grad, rows.target
+            self.params.copy_(flat)
+            self.target.copy_(flat)
         self.online_views = self.net.views(self.params.detach())
         self.target_views = self.net.views(self.target) if self.use_target else self.online_views
-        self.grad_views = self.net.views(self.params.grad)
-        self.optimizer = FlatAdam(self.params, hp["learning_rate"])
+        self.grad_views = self.net.views(self.grad)
+        self.optimizer = FlatAdam(self.params, hp["learning_rate"], rows=rows)
         self.noise_generator = torch.Generator(device).manual_seed(seeds.int_seed("noise"))
         self.online_noise = self.net.sample_noise(self.noise_generator, device)
         self.target_noise = self.online_noise
@@ -368,7 +394,7 @@ class DQNLearner:
 
     def _clip_gradient(self, max_norm: float) -> None:
         # torch.nn.utils.clip_grad_norm_ on one flat tensor, without its per-tensor loop.
-        grad = self.params.grad
+        grad = self.grad
         norm = math.sqrt(float(torch.dot(grad, grad)))
         if norm > max_norm:
             grad.mul_(max_norm / (norm + 1e-6))
