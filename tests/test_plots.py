@@ -322,3 +322,71 @@ def test_a_level_keeps_its_colour_in_every_panel(tidy):
     colours = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in axes]
     for name in ("q_learning", "sarsa"):
         assert to_rgba(colours[0][name]) == to_rgba(colours[1][name])
+
+
+def _curves(algos: list[str]) -> pd.DataFrame:
+    rows = [
+        {"run_id": f"E__{a}__{s}", "algo": a, "env": "E", "seed": s, "step": step}
+        | {"episode": pd.NA, "metric": "eval_return", "value": k + step / 40 + s / 10}
+        for k, a in enumerate(algos)
+        for s in range(2)
+        for step in (0, 20, 40)
+    ]
+    return pd.DataFrame(rows).assign(experiment="t").astype({"episode": "Int64"})
+
+
+def _hue_gap(a, b) -> float:
+    import colorsys
+
+    (ha, _, _), (hb, _, _) = (colorsys.rgb_to_hls(*to_rgba(c)[:3]) for c in (a, b))
+    gap = abs(ha - hb) * 360 % 360
+    return min(gap, 360 - gap)
+
+
+@pytest.mark.parametrize(
+    "algos",
+    [
+        ["q_learning", "sarsa", "expected_sarsa", "double_q"],  # notebook 01
+        ["q_learning", "dyna_q", "prioritized_sweeping", "certainty_equivalence", "psrl"],
+        ["trpo", "ppo", "a2c", "dqn", "sb3_dqn", "double_dueling", "no_target", "no_replay"],
+        [f"custom_{i}" for i in range(11)],  # more lines than colours
+    ],
+)
+def test_lines_of_one_figure_are_told_apart(algos):
+    fig, ax = plots.learning_curves(_curves(algos), num_points=3, reps=REPS)
+    lines = {line.get_label(): line for line in ax.get_lines() if line.get_label() in algos}
+    assert sorted(lines) == sorted(algos)
+    for i, a in enumerate(algos):
+        for b in algos[i + 1 :]:
+            ca, cb = lines[a].get_color(), lines[b].get_color()
+            rgb_gap = np.linalg.norm(np.subtract(to_rgba(ca)[:3], to_rgba(cb)[:3]))
+            if _hue_gap(ca, cb) < 30 or rgb_gap < 0.15:  # near hue, or near-identical
+                assert lines[a].get_linestyle() != lines[b].get_linestyle(), (a, b, ca, cb)
+
+
+def test_q_learning_and_expected_sarsa_get_distinct_hues():
+    colours = plots.algo_colors(["q_learning", "sarsa", "expected_sarsa", "double_q"])
+    assert _hue_gap(colours["q_learning"], colours["expected_sarsa"]) >= 30
+
+
+def test_a_registered_algorithm_is_coloured_like_a_builtin_never_grey():
+    import colorsys
+
+    import rlcompare
+    from rlcompare.viz.style import CONTEXT_GREY
+
+    builtins = rlcompare.algorithms()
+    users = ["trpo", "my_agent", "q_lambda", "recurrent_ppo"] + [f"user_{i}" for i in range(30)]
+    for name in builtins + users:
+        for shown in ([name], [*builtins[:6], name], ["certainty_equivalence", "psrl", name]):
+            colour = plots.algo_colors(shown)[name]
+            _, _, saturation = colorsys.rgb_to_hls(*colour)
+            assert saturation > 0.3 and to_rgba(colour) != to_rgba(CONTEXT_GREY), (name, shown)
+
+
+def test_saved_figure_is_the_paths_and_shows_no_path_in_a_notebook(figure, tmp_path):
+    from IPython.core.formatters import DisplayFormatter
+
+    paths = figures.save_figure(figure, "x", directory=tmp_path, caption="A caption")
+    assert paths == [tmp_path / "x.png", tmp_path / "x.pdf"] and paths.caption == "A caption"
+    assert DisplayFormatter().format(paths) == ({}, {}), "a notebook displays nothing for it"

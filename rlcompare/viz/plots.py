@@ -31,6 +31,7 @@ from rlcompare.viz.style import (
     algo_colors,
     figure_legend,
     level_colors,
+    line_styles,
     metric_label,
     new_axes,
     place_legend,
@@ -57,6 +58,7 @@ def _band_lines(
     levels = list(dict.fromkeys(table[hue]))
     shown = levels if highlight is None else [level for level in levels if level in highlight]
     colors = colors if colors is not None else level_colors(shown, hue)
+    styles = line_styles(colors)
     context = [level for level in levels if level not in shown]
     for index, level in enumerate(context):
         rows = (table[hue] == level).to_numpy()
@@ -64,7 +66,13 @@ def _band_lines(
         ax.plot(table[x][rows], table[y][rows], color=CONTEXT_GREY, linewidth=0.7, label=label)
     for level in shown:
         rows = (table[hue] == level).to_numpy()
-        ax.plot(table[x][rows], table[y][rows], color=colors[level], label=str(level))
+        ax.plot(
+            table[x][rows],
+            table[y][rows],
+            color=colors[level],
+            linestyle=styles[level].linestyle,
+            label=str(level),
+        )
         ax.fill_between(
             table[x][rows], low[rows], high[rows], color=colors[level], alpha=0.2, linewidth=0
         )
@@ -142,9 +150,16 @@ def performance_profile(
     fig, ax = new_axes(ax)
     levels = list(dict.fromkeys(profile[hue]))
     colors = level_colors(levels, hue)
+    styles = line_styles(colors)
     for level in levels:
         curve = profile[profile[hue] == level]
-        ax.plot(curve["tau"], curve["fraction"], color=colors[level], label=str(level))
+        ax.plot(
+            curve["tau"],
+            curve["fraction"],
+            color=colors[level],
+            linestyle=styles[level].linestyle,
+            label=str(level),
+        )
         ax.fill_between(
             curve["tau"], curve["low"], curve["high"], color=colors[level], alpha=0.2, linewidth=0
         )
@@ -258,6 +273,7 @@ def steps_to_threshold(
     fig, ax = new_axes(ax)
     levels = sorted(runs[hue].unique(), key=str)
     colors = level_colors(levels, hue)
+    markers = {level: style.marker for level, style in line_styles(colors).items()}
     for i, level in enumerate(levels):
         group = runs[runs[hue] == level].sort_values(
             ["steps", "seed"] if "seed" in runs else "steps"
@@ -266,12 +282,19 @@ def steps_to_threshold(
         y = i + np.linspace(-0.25, 0.25, len(group)) if len(group) > 1 else np.full(1, i)
         reached = group["reached"].to_numpy(dtype=bool)
         if reached.any():
-            ax.scatter(group["steps"][reached], y[reached], s=18, color=colors[level])
+            ax.scatter(
+                group["steps"][reached],
+                y[reached],
+                s=18,
+                color=colors[level],
+                marker=markers[level],
+            )
         if (~reached).any():
             ax.scatter(
                 group["steps"][~reached],
                 y[~reached],
                 s=18,
+                marker=markers[level],
                 facecolors="none",
                 edgecolors=colors[level],
                 linewidths=1.0,
@@ -359,20 +382,38 @@ def scaling(
     fig, ax = new_axes(ax)
     levels = list(dict.fromkeys(runs[hue]))
     colors = level_colors(levels, hue)
+    styles = line_styles(colors)
     for level in levels:
         group = runs[runs[hue] == level]
         reached = group["reached"].to_numpy(dtype=bool)
-        ax.scatter(group[x][reached], group[y][reached], s=10, color=colors[level], alpha=0.5)
+        marker = styles[level].marker
+        ax.scatter(
+            group[x][reached],
+            group[y][reached],
+            s=10,
+            color=colors[level],
+            alpha=0.5,
+            marker=marker,
+        )
         ax.scatter(
             group[x][~reached],
             group[y][~reached],
             s=10,
+            marker=marker,
             facecolors="none",
             edgecolors=colors[level],
             alpha=0.5,
         )
         medians = group[reached].groupby(x)[y].median()
-        ax.plot(medians.index, medians.to_numpy(), color=colors[level], label=str(level))
+        ax.plot(
+            medians.index,
+            medians.to_numpy(),
+            color=colors[level],
+            linestyle=styles[level].linestyle,
+            marker=marker,
+            markersize=3,
+            label=str(level),
+        )
     ax.set_yscale("log")
     ax.set_xlabel(x.removeprefix("env."))
     ax.set_ylabel(y.capitalize() + " to solve")
@@ -382,6 +423,7 @@ def scaling(
 
 __all__ = [
     "algo_colors",
+    "line_styles",
     "figure_legend",
     "episode_curves",
     "facets",

@@ -2,16 +2,21 @@
 
 Colours follow algorithm names, so an algorithm has the same colour in every figure. The
 first algorithms registered (the built-ins, in registration order) own the slots of the
-10-colour colorblind palette; any other name (a user's algorithm, a relabelled contender)
-takes the slot given by a stable hash of its name, moving to the next free slot on a clash
-within a figure.
+colorblind palette without its grey (grey is for context lines, never for an algorithm);
+any other name (a user's algorithm, a relabelled contender) takes the slot given by a stable
+hash of its name, moving to the next free slot on a clash within a figure.
+
+The palette has fewer hues than a figure may have lines (its orange, vermillion and brown
+are one family to a reader), so :func:`line_styles` gives every line whose hue is within
+``NEAR_HUE_DEGREES`` of another's in the same figure its own line style and marker.
 """
 
 from __future__ import annotations
 
+import colorsys
 import zlib
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import matplotlib.pyplot as plt
 import seaborn as sns
@@ -23,7 +28,16 @@ from rlcompare.spec.registry import algorithms
 COLUMN_WIDTH = 3.5
 FIGSIZE = (COLUMN_WIDTH, 2.6)
 PALETTE = "colorblind"
-PALETTE_SIZE = 10
+# Slots of seaborn's 10-colour colorblind palette that algorithms get, in the order the
+# built-ins take them: hues far apart first (blue, orange, green, purple), then the rest.
+# Slot 7, grey, is left out: it reads as a background line.
+PALETTE_ORDER = (0, 1, 2, 4, 8, 3, 9, 6, 5)
+PALETTE_SIZE = len(PALETTE_ORDER)
+# Two colours whose hues are closer than this (degrees on the colour wheel) are told apart
+# by line style and marker too.
+NEAR_HUE_DEGREES = 30.0
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")
 # Lines drawn for context only (not highlighted).
 CONTEXT_GREY = "0.75"
 METRIC_LABELS = {
@@ -70,9 +84,16 @@ def _fixed_slots() -> dict[str, int]:
     return {name: slot for slot, name in enumerate(algorithms(order="registered")[:PALETTE_SIZE])}
 
 
+def algo_palette() -> list[tuple[float, float, float]]:
+    """The colours algorithms get, in slot order (no grey)."""
+    colorblind = sns.color_palette(PALETTE, 10)
+    return [colorblind[index] for index in PALETTE_ORDER]
+
+
 def algo_colors(algos: Iterable[str]) -> dict[str, tuple[float, float, float]]:
-    """A colour per algorithm name, distinct within one call (up to 10 names)."""
-    palette = sns.color_palette(PALETTE, PALETTE_SIZE)
+    """A colour per algorithm name, distinct within one call (up to ``PALETTE_SIZE`` names;
+    more share colours, told apart by :func:`line_styles`)."""
+    palette = algo_palette()
     fixed = _fixed_slots()
     names = sorted(set(algos), key=str)
     slots = {name: fixed[name] for name in names if name in fixed}
@@ -88,7 +109,61 @@ def level_colors(levels: Sequence[Any], hue: str) -> dict[Any, Any]:
     """Colours for the levels of ``hue``: by algorithm name, or the palette in order."""
     if hue == "algo":
         return algo_colors(levels)
-    return dict(zip(levels, sns.color_palette(PALETTE, len(levels)), strict=True))
+    palette = algo_palette()
+    return {level: palette[index % len(palette)] for index, level in enumerate(levels)}
+
+
+class LineStyle(NamedTuple):
+    """How a line (``linestyle``) and its points (``marker``) are drawn."""
+
+    linestyle: str
+    marker: str
+
+
+def _hue_and_saturation(color: Any) -> tuple[float, float]:
+    from matplotlib.colors import to_rgb
+
+    hue, _, saturation = colorsys.rgb_to_hls(*to_rgb(color))
+    return hue * 360.0, saturation
+
+
+def near_hue(a: Any, b: Any) -> bool:
+    """Whether a reader may take colours ``a`` and ``b`` for one another: hues within
+    ``NEAR_HUE_DEGREES``, or both nearly grey."""
+    (hue_a, sat_a), (hue_b, sat_b) = _hue_and_saturation(a), _hue_and_saturation(b)
+    if sat_a < 0.15 or sat_b < 0.15:
+        return sat_a < 0.15 and sat_b < 0.15
+    gap = abs(hue_a - hue_b) % 360.0
+    return min(gap, 360.0 - gap) < NEAR_HUE_DEGREES
+
+
+def line_styles(colors: Mapping[Any, Any]) -> dict[Any, LineStyle]:
+    """A line style and marker per level of one figure, so that levels of near hue differ.
+
+    Levels are taken in palette order (a built-in before a later name of the same hue, then
+    in the mapping's order); each gets the first style that no earlier level of a near hue
+    (:func:`near_hue`) holds: solid and circles unless its hue is taken. Pass the figure's
+    whole ``level -> colour`` mapping to every panel, so a level keeps its style.
+    """
+    from matplotlib.colors import to_rgb
+
+    rank = {tuple(round(c, 6) for c in color): i for i, color in enumerate(algo_palette())}
+    order = sorted(
+        colors, key=lambda level: rank.get(tuple(round(c, 6) for c in to_rgb(colors[level])), 99)
+    )
+    styles: dict[Any, LineStyle] = {}
+    for level in order:
+        color = colors[level]
+        taken = {
+            LINESTYLES.index(style.linestyle)
+            for other, style in styles.items()
+            if near_hue(colors[other], color)
+        }
+        index = next((i for i in range(len(LINESTYLES)) if i not in taken), len(taken))
+        styles[level] = LineStyle(
+            LINESTYLES[index % len(LINESTYLES)], MARKERS[index % len(MARKERS)]
+        )
+    return {level: styles[level] for level in colors}
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
