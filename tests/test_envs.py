@@ -66,3 +66,79 @@ def test_discrete_pendulum_rejects_bad_sizes() -> None:
         rlcompare.RunSpec(
             "random", "rlcompare/DiscretePendulum-v0", 0, steps=10, env_kwargs={"n_actions": 1}
         )
+
+
+# FrozenLake on gymnasium's generate_random_map(8, 0.8, seed=0), the defaults of
+# rlcompare/RandomFrozenLake-v0. Pinned: if gymnasium ever draws another map for the same
+# settings, stored runs with these settings were made on a different lake.
+DEFAULT_RANDOM_MAP = [
+    "SFFFHHFF",
+    "FHHFHFFF",
+    "HFFFFFFF",
+    "FFHHFFFF",
+    "FFFFFHHF",
+    "FFFFFHFF",
+    "FHFFHFFF",
+    "FFFFFFFG",
+]
+
+
+def test_random_frozen_lake_map_is_gymnasiums_random_map_of_its_settings() -> None:
+    from gymnasium.envs.toy_text.frozen_lake import generate_random_map
+
+    lake = make_env("rlcompare/RandomFrozenLake-v0")
+    desc = [row.tobytes().decode() for row in lake.unwrapped.desc]
+    assert desc == generate_random_map(8, 0.8, 0) == DEFAULT_RANDOM_MAP
+    assert lake.spec.max_episode_steps == 200
+    small = {"map_size": 5, "frozen_p": 0.7, "map_seed": 3}
+    again = make_env("rlcompare/RandomFrozenLake-v0", small).unwrapped.desc
+    assert again.shape == (5, 5)
+    assert (again == make_env("rlcompare/RandomFrozenLake-v0", small).unwrapped.desc).all()
+    other = make_env("rlcompare/RandomFrozenLake-v0", {**small, "map_seed": 4}).unwrapped.desc
+    assert (other != again).any()
+    # The map's settings are the env's settings, so they are part of every run's identity.
+    settings = effective_env_kwargs("rlcompare/RandomFrozenLake-v0", small)
+    assert {k: settings[k] for k in small} == small and settings["is_slippery"] is True
+    assert success_fn("rlcompare/RandomFrozenLake-v0") is success_fn("FrozenLake-v1")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"map_size": 1}, "map_size = 1 is out of range; valid: an int in [2, 32]"),
+        ({"map_size": 4.0}, "map_size = 4.0 is invalid; valid: an int in [2, 32]"),
+        ({"frozen_p": 0.5}, "frozen_p = 0.5 is out of range; valid: a float in [0.6, 1.0]"),
+        ({"frozen_p": "0.8"}, "frozen_p = '0.8' is invalid"),
+        ({"map_seed": None}, "map_seed = None is invalid; valid: an int >= 0"),
+        ({"map_seed": -1}, "map_seed = -1 is invalid; valid: an int >= 0"),
+    ],
+)
+def test_random_frozen_lake_refuses_bad_settings_before_training(kwargs, named) -> None:
+    with pytest.raises(SpecError) as info:
+        rlcompare.RunSpec(
+            algo="q_learning",
+            env="rlcompare/RandomFrozenLake-v0",
+            seed=0,
+            steps=10,
+            env_kwargs=kwargs,
+        )
+    assert named in str(info.value)
+
+
+def test_random_frozen_lake_runs_on_the_tabular_engine_with_exact_regret() -> None:
+    spec = rlcompare.RunSpec(
+        algo="q_learning",
+        env="rlcompare/RandomFrozenLake-v0",
+        seed=0,
+        steps=400,
+        eval_every=200,
+        eval_episodes=2,
+        env_kwargs={"map_size": 4, "map_seed": 1},
+    )
+    first = rlcompare.run(spec).table.to_pandas()
+    again = rlcompare.run(spec).table.to_pandas()
+    metrics = set(first["metric"])
+    assert {"policy_regret", "success_rate", "expected_eval_return"} <= metrics
+    keep = first["metric"].isin(["policy_regret", "eval_return", "q_error"])
+    assert first.loc[keep, "value"].tolist() == again.loc[keep, "value"].tolist()
+    assert (first.loc[first["metric"] == "policy_regret", "value"] >= 0).all()

@@ -91,3 +91,110 @@ def test_frozenlake_horizon_and_finite_diameter() -> None:
     assert (result.states, result.actions, result.horizon) == (16, 4, 100)
     assert math.isfinite(result.diameter) and result.diameter > 6  # 6 steps if deterministic
     assert result.value_norm > 0  # slippery
+
+
+# ---------------------------------------------------------------- env families with a knob
+def _riverswim_diameter(n: int) -> float:
+    """From state 0 to the last, swimming right all the way: the first step right takes
+    T_0 = 1 / 0.3; from a middle state (right 0.3, stay 0.6, left 0.1),
+    T_i = 1 + 0.6 T_i + 0.1 (T_{i-1} + T_i), so T_i = (1 + 0.1 T_{i-1}) / 0.3. Every other
+    pair is a sub-path of this one or a walk left of at most n - 1 deterministic steps."""
+    step, total = 1 / 0.3, 1 / 0.3
+    for _ in range(n - 2):
+        step = (1 + 0.1 * step) / 0.3
+        total += step
+    return total
+
+
+@pytest.mark.parametrize("n_states", [3, 4, 6, 9, 12])
+def test_riverswim_diameter_in_closed_form(n_states: int) -> None:
+    result = rlcompare.hardness("rlcompare/RiverSwim-v0", n_states=n_states)
+    assert result.diameter == pytest.approx(_riverswim_diameter(n_states), rel=1e-9)
+    assert (result.states, result.actions, result.horizon) == (n_states, 2, 20)
+
+
+def test_riverswim_grows_harder_with_its_length() -> None:
+    results = [rlcompare.hardness("rlcompare/RiverSwim-v0", n_states=n) for n in (3, 5, 8, 12)]
+    diameters = [r.diameter for r in results]
+    gaps = [r.reciprocal_gaps for r in results]
+    assert diameters == sorted(diameters) and len(set(diameters)) == 4
+    assert gaps == sorted(gaps) and len(set(gaps)) == 4
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 8])
+def test_deepsea_diameter_is_two_size_minus_two(size: int) -> None:
+    # Deterministic, one row down per step: from row 1 to the bottom row takes N - 1 steps
+    # to the episode's end (the reset to the top is free), then N - 1 steps down again.
+    result = rlcompare.hardness("rlcompare/DeepSea-v0", size=size)
+    assert result.diameter == pytest.approx(2 * size - 2)
+    assert result.value_norm == 0.0
+    assert (result.states, result.horizon) == (size * size + 1, None)
+
+
+def test_deepsea_gaps_grow_with_its_size() -> None:
+    gaps = [rlcompare.hardness("rlcompare/DeepSea-v0", size=n).reciprocal_gaps for n in (3, 5, 8)]
+    assert gaps == sorted(gaps) and len(set(gaps)) == 3
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 8])
+def test_open_frozen_lake_diameter_is_the_grid_distance(size: int) -> None:
+    # frozen_p = 1: no holes whatever the seed. Without slipping the hardest pair is the
+    # top-right to the bottom-left corner: 2 (size - 1) moves (through the goal and the
+    # reset to the start is no shorter).
+    result = rlcompare.hardness(
+        "rlcompare/RandomFrozenLake-v0", map_size=size, frozen_p=1.0, is_slippery=False
+    )
+    assert result.diameter == pytest.approx(2 * size - 2)
+    assert result.value_norm == 0.0
+    assert (result.states, result.actions, result.horizon) == (size * size, 4, 200)
+
+
+def test_slippery_frozen_lake_grows_harder_with_its_size() -> None:
+    diameters = [
+        rlcompare.hardness("rlcompare/RandomFrozenLake-v0", map_size=n, frozen_p=1.0).diameter
+        for n in (2, 4, 6, 8)
+    ]
+    assert diameters == sorted(diameters) and len(set(diameters)) == 4
+    for size, diameter in zip((2, 4, 6, 8), diameters, strict=True):
+        assert diameter > 2 * size - 2  # slipping only ever costs steps
+
+
+def test_selfhealing_diameter_falls_as_faults_come_more_often() -> None:
+    # The states hardest to reach show the symptoms of a fault: the more often faults arrive,
+    # the sooner a policy can reach them (measured: 1138 / 626 / 299 steps at 0.05 / 0.2 / 0.8).
+    results = [
+        rlcompare.hardness("rlcompare/SelfHealing-v0", gamma=0.95, fault_rate=rate)
+        for rate in (0.05, 0.2, 0.8)
+    ]
+    diameters = [r.diameter for r in results]
+    assert diameters == sorted(diameters, reverse=True) and len(set(diameters)) == 3
+    assert all(math.isfinite(d) for d in diameters)
+    assert all(r.value_norm > 0 and r.reciprocal_gaps > 0 for r in results)
+    assert (results[0].states, results[0].actions, results[0].horizon) == (108, 7, 100)
+
+
+def test_frozenlake_diameter_by_policy_iteration_agrees_with_a_long_value_iteration() -> None:
+    # The reference: hitting times by plain value iteration over every target, run to a
+    # fixed point (what diameter computed before it used policy iteration).
+    mdp = rlcompare.tabular_mdp("FrozenLake8x8-v1")
+    reference = _value_iteration_diameter(mdp)
+    assert rlcompare.hardness(mdp).diameter == pytest.approx(reference, rel=1e-9)
+
+
+def _value_iteration_diameter(mdp: TabularMDP) -> float:
+    from rlcompare.envs.hardness import _reset_chain
+
+    live = mdp.reachable & ~mdp.terminal
+    n, n_actions = int(live.sum()), mdp.n_actions
+    chain = _reset_chain(mdp, live)
+    valid = np.asarray(mdp.valid_actions[live]).reshape(-1)
+    target = np.identity(n, dtype=bool)
+    times = np.zeros((n, n))
+    for _ in range(200_000):
+        q = 1.0 + (chain @ times.T).T
+        q = np.where(valid, q, np.inf).reshape(n, n, n_actions).min(axis=2)
+        q = np.where(target, 0.0, q)
+        if np.max(np.abs(q - times)) < 1e-13 * q.max():
+            return float(q.max())
+        times = q
+    raise AssertionError("value iteration did not converge")

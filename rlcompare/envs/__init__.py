@@ -22,6 +22,7 @@ CUSTOM_ENVS: dict[str, tuple[str, int | None]] = {
     SELFHEALING_ID: ("rlcompare.envs.selfheal:SelfHealingEnv", SELFHEALING_MAX_STEPS),
     "rlcompare/Chain-v0": ("rlcompare.envs.textbook:ChainEnv", 50),
     "rlcompare/DiscretePendulum-v0": ("rlcompare.envs.wrappers:discrete_pendulum", 200),
+    "rlcompare/RandomFrozenLake-v0": ("rlcompare.envs.frozen_lake:random_frozen_lake", 200),
 }
 
 

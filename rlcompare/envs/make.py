@@ -224,6 +224,7 @@ SuccessFn = Callable[[bool, float, Mapping[str, Any]], bool | None]
 # ``is_success`` in the final info (the Stable-Baselines3 convention).
 _SUCCESS_BY_PREFIX: dict[str, SuccessFn] = {
     "FrozenLake": _frozen_lake_success,
+    "rlcompare/RandomFrozenLake": _frozen_lake_success,
     "CliffWalking": _terminated_success,
     "Taxi": _terminated_success,
     "MountainCar": _terminated_success,
