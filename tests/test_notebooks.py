@@ -44,6 +44,7 @@ def test_every_listed_notebook_exists() -> None:
         "06_continuous_actions",
         "07_corrective_action",
         "08_your_algorithm",
+        "09_tuning",
     }
     assert set(NAMES) == expected
     assert NAMES[-1] == "00_summary"

@@ -301,3 +301,34 @@ def test_cli_prints_the_choice_and_the_budget_each_algorithm_got(tmp_path, capsy
     assert budget[2].split() == ["sarsa", "2", "4", "800", "5", "1000"]
     assert main([*argv[:-2], "--space", "alpha=0:0.5"]) == 2
     assert "'alpha' of 'q_learning' = 0.0 is out of range" in capsys.readouterr().err
+
+
+def test_the_notebook_conclusions_are_computed_from_the_rankings(tmp_path, probes):
+    from rlcompare.experiments import tuning as experiment
+
+    result = tune(
+        ["probe_a", "probe_b"],
+        ENVS,
+        str(tmp_path / "s"),
+        budget=16,
+        steps=10,
+        eval_seeds=5,
+        **QUIET,
+    )
+    rank = experiment.ranking(result, reps=200).set_index(["env", "algo"])
+    for env in ENVS:
+        assert rank.loc[(env, "probe_a"), "rank_defaults"] == 1
+        assert rank.loc[(env, "probe_b"), "rank_tuned"] == 1
+        assert rank.loc[(env, "probe_b"), "rank_change"] == 1
+    decided = experiment.verdicts(result)
+    text = experiment.conclusions(
+        experiment.ranking(result, reps=200), decided, result.sensitivity(), result.budget
+    )
+    assert "Every algorithm ran 96 tuning runs and 960 env steps (equal for all" in text
+    assert "Defaults: probe_a > probe_b; tuned: probe_b > probe_a; the ranking changes" in text
+    assert "(defaults): probe_a better than probe_b; (tuned): probe_a worse than probe_b" in text
+    numbers = experiment.headline(
+        experiment.ranking(result, reps=200), decided, result.sensitivity(), result.budget
+    )
+    assert numbers["ranks_tuned"]["FrozenLake-v1/probe_b"] == 1
+    assert numbers["tuning_env_steps"] == {"probe_a": 960, "probe_b": 960}
