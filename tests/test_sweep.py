@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pandas as pd
+import psutil
 import pytest
 from conftest import REPO, NoModelChainEnv, without_wall_time
 
@@ -21,6 +22,7 @@ import rlcompare
 from rlcompare import SpecError, StoreError
 from rlcompare.spec import registry
 from rlcompare.store.results import stored_records, stored_runs
+from rlcompare.sweeps import executors
 from rlcompare.sweeps.tasks import plan_tasks
 
 
@@ -251,3 +253,35 @@ def test_a_source_edited_on_disk_gets_fresh_workers(tmp_path: Path, monkeypatch)
     first = _worker_pids(tmp_path / "first")
     assert _worker_pids(tmp_path / "unchanged") <= first
     assert not _worker_pids(tmp_path / "edited") & first
+
+
+def test_an_interrupt_leaves_idle_workers_warm(tmp_path: Path) -> None:
+    """Jupyter interrupts a kernel by SIGINT to its process group, workers included."""
+    specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
+    _process_sweep(specs, tmp_path / "first")
+    first = _worker_pids(tmp_path / "first")
+    for pid in first:
+        os.kill(int(pid), signal.SIGINT)
+    _process_sweep(specs, tmp_path / "second")
+    assert _worker_pids(tmp_path / "second") <= first
+
+
+def test_an_interrupted_sweep_stops_its_running_workers() -> None:
+    """Ctrl-C in the driver (or an error writing a result) ends the sweep's running tasks
+    instead of leaving the warm workers busy with them."""
+    quick = rlcompare.grid("random", "FrozenLake-v1", 1, steps=50)
+    endless = rlcompare.grid("random", "CartPole-v1", 1, steps=10**9)
+    outputs = executors.DISPATCH["process"](plan_tasks(quick + endless, 2), 2)
+    assert next(outputs)[0][1]["run_id"] == quick[0].run_id
+    workers = [
+        child for child in psutil.Process().children() if "spawn_main" in " ".join(child.cmdline())
+    ]
+    assert workers
+    try:
+        outputs.close()
+        _, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive, "a worker still runs the interrupted sweep's task"
+    finally:
+        for child in workers:
+            if child.is_running():
+                child.kill()

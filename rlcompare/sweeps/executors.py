@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import sysconfig
 import threading
@@ -139,9 +140,18 @@ def warm_pool(workers: int) -> ProcessPoolExecutor:
         if _WARM is None:
             started_ns = time.time_ns()
             # spawn, not fork: a forked child would inherit torch/OpenMP thread state.
-            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            pool = ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_ignore_interrupts
+            )
             _WARM = _WarmPool(pool, settings, started_ns, _sources())
         return _WARM.pool
+
+
+def _ignore_interrupts() -> None:
+    """In each worker: Ctrl-C, and Jupyter's interrupt (sent to the kernel's whole process
+    group), is the driver's to handle; an idle warm worker would die of it otherwise. The
+    driver stops the workers of a sweep it was interrupted in (see :func:`_process`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _discard(pool: ProcessPoolExecutor, kill: bool = False) -> None:
@@ -154,11 +164,12 @@ def _discard(pool: ProcessPoolExecutor, kill: bool = False) -> None:
 
 
 def _end(pool: ProcessPoolExecutor, kill: bool = False) -> None:
+    # No public way to stop a running task: the pool's own table of its processes, read
+    # before shutdown clears it.
+    processes = list((getattr(pool, "_processes", None) or {}).values()) if kill else []
     pool.shutdown(wait=False, cancel_futures=True)
-    if kill:
-        # No public way to stop a running task: the pool's own table of its processes.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
+    for process in processes:
+        process.terminate()
 
 
 def shutdown_workers() -> None:
@@ -177,22 +188,22 @@ atexit.register(shutdown_workers)
 def _submit(
     tasks: list[Task], packed: dict[int, bytes], workers: int
 ) -> tuple[ProcessPoolExecutor, dict[Future[TaskOutput], Task]]:
-    """Submits every task to the warm pool, replacing it once if it broke while idle (a
+    """Submits every task to the warm pool, or to a new one when it broke while idle (a
     worker killed between sweeps)."""
-    for last in (False, True):
-        pool = warm_pool(workers)
-        futures: dict[Future[TaskOutput], Task] = {}
-        try:
-            with main_module_hidden():  # workers start as tasks are submitted
-                for task in tasks:
-                    futures[pool.submit(execute_packed, task, packed[id(task)])] = task
-        except BrokenProcessPool:
-            _discard(pool)
-            if last:
-                raise
-            continue
-        return pool, futures
-    raise AssertionError("unreachable")
+    pool = warm_pool(workers)
+    try:
+        return pool, _submit_to(pool, tasks, packed)
+    except BrokenProcessPool:
+        _discard(pool)
+    pool = warm_pool(workers)
+    return pool, _submit_to(pool, tasks, packed)
+
+
+def _submit_to(
+    pool: ProcessPoolExecutor, tasks: list[Task], packed: dict[int, bytes]
+) -> dict[Future[TaskOutput], Task]:
+    with main_module_hidden():  # workers start as tasks are submitted
+        return {pool.submit(execute_packed, task, packed[id(task)]): task for task in tasks}
 
 
 def _process(
@@ -225,7 +236,7 @@ def _process(
         except BaseException:
             # Interrupted (Ctrl-C, or the driver stopped reading): queued tasks are dropped;
             # workers still running one are stopped rather than left busy for the next sweep.
-            running = [future for future in futures if not future.cancel()]
+            running = [f for f in futures if not f.cancel() and not f.done()]  # cancels all
             if running:
                 _discard(pool, kill=True)
             raise
