@@ -164,6 +164,23 @@ def test_every_item_of_the_battery_has_a_definition():
             assert all(t.seeds.of(quick) >= 2 for t in item.tasks)
 
 
+def test_decisions_are_from_the_algorithms_side():
+    """Five runs each, every run of one above every run of the other: decided at 5%."""
+    high, low = [0.9, 0.8, 0.95, 0.85, 1.0], [0.1, 0.2, 0.0, 0.15, 0.05]
+    runs = (("mine", high), ("ref", low), ("tie", high))
+    scores = pd.DataFrame(
+        [{"task": "t", "contender": c, "seed": i, "run_id": f"{c}{i}", "score": v}
+         for c, values in runs for i, v in enumerate(values)]
+    )  # fmt: skip
+    table = card_module._decisions("mine", scores, 0.05).set_index("reference")
+    assert table.at["ref", "decision"] == "better" and table.at["tie", "decision"] != "better"
+    assert table.at["ref", "difference"] == pytest.approx(np.mean(high) - np.mean(low))
+    assert table.at["ref", "difference_low"] > 0 and table.at["ref", "p_improvement"] == 1
+    assert table.at["tie", "p_improvement"] == 0.5
+    flipped = card_module._decisions("ref", scores[scores["contender"] != "tie"], 0.05)
+    assert flipped["decision"].tolist() == ["worse"] and flipped["p_improvement"].iloc[0] == 0
+
+
 # ----------------------------------------------------------------------------- a card
 def test_card_scores_items_and_lists_what_does_not_apply(made):
     result, _ = made

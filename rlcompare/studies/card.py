@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rlcompare.errors import SpecError
@@ -33,7 +34,6 @@ from rlcompare.studies.card_battery import Item, Task, battery, mdp_horizon
 from rlcompare.sweeps.driver import sweep
 
 EXPERIMENT = "card"
-SCORE_METRIC = "card_score"
 # Where built-ins' reference runs and the cards' own runs are kept unless told otherwise.
 STORE_ENV = "RLCOMPARE_CARD_STORE"
 DECISION_COLUMNS = ["task", "reference", "decision", "runs_algo", "runs_reference"]
@@ -410,56 +410,84 @@ def _run_item(
 
 def _decisions(algo: str, scores: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """The algorithm against each built-in on each task, by the per-run scores (higher is
-    better), family-wise ``alpha`` over the item's tasks; from the algorithm's side."""
-    from rlcompare.studies.compare import stored_verdict
+    better), from the algorithm's side: the one-interim test of
+    :func:`rlcompare.studies.compare.stored_verdict` (``SequentialComparison`` with K = 1,
+    every stored run of each contender counted), family-wise ``alpha`` over the item's tasks
+    and pairs. Effect sizes: the difference of means with a 95% percentile bootstrap CI
+    (scipy, seeded) and P(a run of the algorithm scores higher, ties half), the
+    Mann-Whitney point estimate (rliable's bootstrap of its CI cost ~6 s a pair here, more
+    than the runs of a quick card).
+    """
+    from rlcompare.analysis.sequential import SequentialComparison
 
     tasks = list(dict.fromkeys(scores["task"]))
     records = []
     for task in tasks:
         rows = scores[scores["task"] == task]
-        counts = rows.groupby("contender").size()
-        names = [n for n in dict.fromkeys(rows["contender"]) if counts[n] >= 2]
-        if algo not in names or len(names) < 2:
+        block = {
+            name: rows.loc[rows["contender"] == name].sort_values("seed")["score"].to_numpy()
+            for name in dict.fromkeys(rows["contender"])
+        }
+        block = {name: values for name, values in block.items() if values.size >= 2}
+        if algo not in block or len(block) < 2:
             continue
-        frame = pd.DataFrame(
-            {
-                "experiment": EXPERIMENT,
-                "run_id": rows["run_id"],
-                "algo": rows["contender"],
-                "env": task,
-                "seed": rows["seed"],
-                "step": 0,
-                "episode": float("nan"),
-                "metric": SCORE_METRIC,
-                "value": rows["score"],
-            }
-        )
-        verdict = stored_verdict(
-            frame,
-            algos=names,
-            baseline=algo,
-            metric=SCORE_METRIC,
-            higher_is_better=True,
+        names = list(block)
+        test = SequentialComparison(
+            names,
+            [(algo, name) for name in names if name != algo],
+            n={name: len(values) for name, values in block.items()},
+            K=1,
             alpha=alpha / len(tasks),
+            higher_is_better=True,
         )
-        flip = {"better": "worse", "worse": "better"}
-        for r in verdict.decisions.itertuples():
+        test.update(block)
+        for (_, reference), decision in test.decisions.items():
+            mine, theirs = block[algo], block[reference]
             records.append(
                 {
                     "task": task,
-                    "reference": r.a,
-                    "decision": flip.get(r.decision, r.decision),
-                    "runs_algo": r.runs_b,
-                    "runs_reference": r.runs_a,
-                    "mean_algo": r.mean_b,
-                    "mean_reference": r.mean_a,
-                    "difference": -r.difference,
-                    "difference_low": -r.difference_high,
-                    "difference_high": -r.difference_low,
-                    "p_improvement": 1.0 - r.p_improvement,
+                    "reference": reference,
+                    "decision": decision,
+                    "runs_algo": mine.size,
+                    "runs_reference": theirs.size,
+                    "mean_algo": float(mine.mean()),
+                    "mean_reference": float(theirs.mean()),
+                    **_difference(mine, theirs),
+                    "p_improvement": _p_improvement(mine, theirs),
                 }
             )
     return pd.DataFrame.from_records(records, columns=DECISION_COLUMNS)
+
+
+def _difference(a: np.ndarray, b: np.ndarray, reps: int = 2000) -> dict[str, float]:
+    """Mean of ``a`` minus mean of ``b`` with its 95% percentile bootstrap CI (seeded)."""
+    from scipy.stats import bootstrap
+
+    difference = float(a.mean() - b.mean())
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return {
+            "difference": difference,
+            "difference_low": difference,
+            "difference_high": difference,
+        }
+    interval = bootstrap(
+        (a, b),
+        lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
+        n_resamples=reps,
+        method="percentile",
+        random_state=0,
+    ).confidence_interval
+    return {
+        "difference": difference,
+        "difference_low": float(interval.low),
+        "difference_high": float(interval.high),
+    }
+
+
+def _p_improvement(a: np.ndarray, b: np.ndarray) -> float:
+    """P(a run of ``a`` scores higher than one of ``b``), ties counted half."""
+    wins = (a[:, None] > b[None, :]).mean() + 0.5 * (a[:, None] == b[None, :]).mean()
+    return float(wins)
 
 
 def write_card(result: Card, out: str | os.PathLike[str]) -> Path:
