@@ -36,6 +36,7 @@ from rlcompare.studies.card_battery import (
     not_collapsed,
     q_convergence,
     solved,
+    steps_to_threshold,
     tabular_bounds,
 )
 
@@ -146,6 +147,8 @@ def test_auc_solved_and_stability_scores():
     assert (steady == 1).all(), "no run fell from its best"
     fell = _rows({"fell": [CARTPOLE_RANDOM, CARTPOLE_BEST, 100.0, 50.0]}, "eval_return")
     assert not_collapsed(fell, task)["fell"] == 0
+    evidence = steps_to_threshold(frame, task)
+    assert evidence.endswith("a 2/3 runs, KM median 4"), "reached at 0 and 4, one never"
     sea = Task("sea", "rlcompare/DeepSea-v0", references={}, seeds=Size(2, 2), steps=Size(1, 1))
     found = solved(_rows({"yes": [0.0, 0.99], "no": [0.99, 0.0]}, "eval_return"), sea)
     assert found.to_dict() == {"no": 0.0, "yes": 1.0}
@@ -198,6 +201,9 @@ def test_card_scores_items_and_lists_what_does_not_apply(made):
     assert decisions["difference_low"].iloc[0] <= decisions["difference"].iloc[0]
     # random keeps no Q table: it records no q_error, so it is no reference there.
     assert set(items["convergence"].scores["contender"]) == {"q_learning"}
+    regret = items["regret"]
+    assert regret.best == {"still lake": ("random", regret.reference_scores["random"])}
+    assert regret.best_score == regret.reference_scores["random"]
     table = result.table()
     assert table["score"].iloc[0] == items["regret"].score
     assert "Discrete observation" in table.set_index("item").at["continuous", "status"]
@@ -211,6 +217,9 @@ def test_a_better_algorithm_scores_higher(made, tmp_path: Path):
     assert learner.score > guesser.score
     assert learner.reference_scores["random"] == pytest.approx(guesser.score)
     assert guesser.reference_scores == {}, "random is not its own reference"
+    # It ran the lake (for regret) but keeps no Q table: convergence is not applicable.
+    convergence = {r.item.name: r for r in other.items}["convergence"]
+    assert convergence.reason == "its runs record no q_error" and convergence.score is None
 
 
 def test_an_algorithm_without_a_dataset_parameter_cannot_learn_from_logs(made):

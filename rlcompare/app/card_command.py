@@ -62,8 +62,9 @@ def cmd_card(args: argparse.Namespace) -> int:
 
     def show(result: ItemResult) -> None:
         score = "n/a" if result.score is None else f"{result.score:.2f}"
-        best = max(result.reference_scores.items(), key=lambda kv: kv[1], default=None)
-        ref = f" (best built-in {best[0]} {best[1]:.2f})" if best else ""
+        names = " / ".join(dict.fromkeys(name for name, _ in result.best.values()))
+        best = result.best_score
+        ref = f" (best built-in per task: {names} {best:.2f})" if best is not None else ""
         print(
             f"  {result.item.name:<22} {result.seconds:6.1f} s  score {score}{ref}; "
             f"{result.summary_line()}",

@@ -61,6 +61,7 @@ class ItemResult:
         reason: Why the algorithm takes no part (None where it does).
         score: The algorithm's item score in [0, 1] (None where not applicable).
         reference_scores: Each built-in's item score over the tasks it ran with the algorithm.
+        best: Per task, the built-in with the highest mean score there and that mean.
         scores: One row per run: ``task, contender, seed, run_id, score``.
         decisions: One row per (task, built-in), from the algorithm's side: ``decision``
             ("better" / "worse": the algorithm is better / worse than the built-in; "no
@@ -75,6 +76,7 @@ class ItemResult:
     reason: str | None = None
     score: float | None = None
     reference_scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    best: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     scores: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     decisions: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -84,6 +86,14 @@ class ItemResult:
     @property
     def applicable(self) -> bool:
         return self.reason is None
+
+    @property
+    def best_score(self) -> float | None:
+        """The best built-in's mean of each task, averaged over the tasks as the algorithm's
+        own score is (over those where a built-in ran; None where none did)."""
+        if not self.best:
+            return None
+        return float(np.mean([value for _, value in self.best.values()]))
 
     def summary_line(self) -> str:
         """``decided: better than q_learning on FrozenLake-v1; ...`` or the reason."""
@@ -119,18 +129,19 @@ class Card:
     index: Path | None = None
 
     def table(self) -> pd.DataFrame:
-        """One row per item: ``item, title, score, best_reference, best_score, status,
-        seconds, runs_started, definition``."""
+        """One row per item: ``item, title, score``, the best built-in of each task
+        (``best_reference``, their names) averaged as the score is (``best_score``),
+        ``status, seconds, runs_started, definition``."""
         rows = []
         for result in self.items:
-            best = max(result.reference_scores.items(), key=lambda kv: kv[1], default=None)
+            names = " / ".join(dict.fromkeys(name for name, _ in result.best.values()))
             rows.append(
                 {
                     "item": result.item.name,
                     "title": result.item.title,
                     "score": result.score,
-                    "best_reference": best[0] if best else None,
-                    "best_score": best[1] if best else None,
+                    "best_reference": names or None,
+                    "best_score": result.best_score,
                     "status": result.summary_line(),
                     "seconds": result.seconds,
                     "runs_started": result.runs_started,
@@ -357,6 +368,11 @@ def _run_item(
     failed = frame.attrs.get("failed") or {}
     rows = []
     for task in tasks:
+        if item.evidence is not None:
+            ids = {s.run_id for n in contenders[task.label] for s in specs[(task.label, n)]}
+            ok = frame[frame["run_id"].isin(ids - set(failed))]
+            if not ok.empty:
+                notes.append(item.evidence(ok, task))
         for name in contenders[task.label]:
             ids = [s.run_id for s in specs[(task.label, name)]]
             bad = [r for r in ids if r in failed]
@@ -364,7 +380,13 @@ def _run_item(
                 last = failed[bad[0]].strip().splitlines()[-1]
                 if name == algo:
                     reason = f"{len(bad)} run(s) on {task.label} failed ({last})"
-                    return ItemResult(item, reason=reason, notes=notes, runs_started=started)
+                    return ItemResult(
+                        item,
+                        reason=reason,
+                        notes=notes,
+                        seconds=time.perf_counter() - start,
+                        runs_started=started,
+                    )
                 notes.append(f"{name} left out on {task.label}: {len(bad)} run(s) failed ({last})")
                 continue
             task_rows = frame[frame["run_id"].isin(ids)]
@@ -386,7 +408,14 @@ def _run_item(
     mine = scores[scores["contender"] == algo]
     if mine.empty:
         reason = f"its runs record no {item.requires}" if item.requires else "no run scored"
-        return ItemResult(item, reason=reason, scores=scores, notes=notes, runs_started=started)
+        return ItemResult(
+            item,
+            reason=reason,
+            scores=scores,
+            notes=notes,
+            seconds=time.perf_counter() - start,
+            runs_started=started,
+        )
     score = float(mine.groupby("task")["score"].mean().mean())
     references = {}
     for name in dict.fromkeys(scores["contender"]):
@@ -395,11 +424,18 @@ def _run_item(
         shared = scores[scores["task"].isin(mine["task"])]
         own_rows = shared[shared["contender"] == name]
         references[name] = float(own_rows.groupby("task")["score"].mean().mean())
+    best = {}
+    for task in mine["task"].unique():
+        means = scores[(scores["task"] == task) & (scores["contender"] != algo)]
+        means = means.groupby("contender")["score"].mean()
+        if not means.empty:
+            best[task] = (str(means.idxmax()), float(means.max()))
     decisions = _decisions(algo, scores, alpha)
     return ItemResult(
         item,
         score=score,
         reference_scores=references,
+        best=best,
         scores=scores,
         decisions=decisions,
         notes=notes,

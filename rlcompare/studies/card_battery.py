@@ -149,6 +149,8 @@ class Task:
 
 # A per-run scorer: (rows of one task's runs, the task) -> score in [0, 1] per run id.
 Scorer = Callable[[pd.DataFrame, Task], pd.Series]
+# Evidence beside the score: (rows of every contender's runs of a task, the task) -> a line.
+Evidence = Callable[[pd.DataFrame, Task], str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +166,7 @@ class Item:
             ``"dataset"`` (the item learns from logs: the algorithm must declare a
             ``dataset`` hyperparameter), ``"q_error"`` (read after the runs: the
             algorithm's runs must record it).
+        evidence: A line per task shown beside the decisions (steps to a threshold).
     """
 
     name: str
@@ -171,6 +174,7 @@ class Item:
     tasks: tuple[Task, ...]
     scorer: Scorer
     requires: str | None = None
+    evidence: Evidence | None = None
 
     @property
     def definition(self) -> str:
@@ -301,7 +305,8 @@ def not_collapsed(rows: pd.DataFrame, task: Task) -> pd.Series:
     metric = return_metric(rows)
     low, high = _bounds(task)
     curve = rows[rows["metric"] == metric].copy()
-    curve["value"] = (curve["value"] - low) / (high - low)
+    # Below random is the floor (collapse_rate takes 0 as the bottom of the scale).
+    curve["value"] = ((curve["value"] - low) / (high - low)).clip(lower=0.0)
     curve["metric"] = "eval_return"
     heads = rows[rows["metric"] != metric]
     frame = pd.concat([curve, heads[heads["metric"] == "diverged"]], ignore_index=True)
@@ -311,14 +316,31 @@ def not_collapsed(rows: pd.DataFrame, task: Task) -> pd.Series:
     return 1.0 - result.runs.set_index("run_id")["collapsed"].astype(float)
 
 
+CARTPOLE_THRESHOLD = 475.0
+
+
+def steps_to_threshold(rows: pd.DataFrame, task: Task) -> str:
+    """Env steps until the eval return first reaches 475 (CartPole-v1's solved level) per
+    contender: runs that reached it, and the Kaplan-Meier median (runs that never did count
+    as "not yet" at their budget's end; inf: fewer than half reached it)."""
+    from rlcompare.analysis import curves
+
+    table = curves.threshold_summary(rows, CARTPOLE_THRESHOLD, "eval_return", by="algo")
+    parts = [
+        f"{r.algo} {r.reached}/{r.runs} runs, KM median {r.km_median_steps:,.0f}"
+        for r in table.itertuples()
+    ]
+    return f"steps to eval return {CARTPOLE_THRESHOLD:g} on {task.label}: " + "; ".join(parts)
+
+
 # ----------------------------------------------------------------------------- the battery
 TABULAR = {"q_learning": {}, "sarsa": {}, "expected_sarsa": {}, "double_q": {}}
 LAKE = Task(
     "FrozenLake-v1",
     "FrozenLake-v1",
     references=TABULAR,
-    seeds=Size(5, 20),
-    steps=Size(20_000, 100_000),
+    seeds=Size(5, 10),
+    steps=Size(20_000, 50_000),
     eval_episodes=10,
     common={"gamma": 0.95},
 )
@@ -326,7 +348,7 @@ CARTPOLE = Task(
     "CartPole-v1",
     "CartPole-v1",
     references={"dqn": DQN_HPARAMS, "ppo": PPO_HPARAMS},
-    seeds=Size(3, 5),
+    seeds=Size(5, 10),
     steps=Size(5_000, 20_000),
     evals=20,
 )
@@ -339,7 +361,9 @@ def _deepsea(size: int) -> Task:
         env_kwargs={"size": size},
         references={"q_learning": {}, "psrl": {}},
         seeds=Size(5, 10),
-        episodes=Size(300, 1_000),
+        # 300 / 1,000 episodes (each exactly ``size`` steps) as a steps budget: deep
+        # learners' schedules need one (DeepSea has no step limit).
+        steps=Size(300 * size, 1_000 * size),
         eval_episodes=1,
         common={"gamma": 0.99},
     )
@@ -366,7 +390,7 @@ def battery(quick: bool) -> tuple[Item, ...]:
         "RiverSwim",
         "rlcompare/RiverSwim-v0",
         references={"q_learning": {}, "psrl": {}},
-        seeds=Size(5, 20),
+        seeds=Size(5, 10),
         steps=Size(5_000, 20_000),
         eval_episodes=10,
         common={"gamma": 0.95},
@@ -375,7 +399,7 @@ def battery(quick: bool) -> tuple[Item, ...]:
         "FrozenLake-v1 logs",
         "FrozenLake-v1",
         references={"q_learning": {}, "double_q": {}, "certainty_equivalence": {}},
-        seeds=Size(5, 20),
+        seeds=Size(5, 10),
         steps=Size(5_000, 20_000),
         evals=2,
         eval_episodes=10,
@@ -386,7 +410,7 @@ def battery(quick: bool) -> tuple[Item, ...]:
         "CartPole-v1 logs",
         "CartPole-v1",
         references={"dqn": {"learning_rate": 0.001, "target_update_interval": 500}, "bc": {}},
-        seeds=Size(3, 5),
+        seeds=Size(5, 10),
         steps=Size(1_000, 5_000),
         evals=2,
         logs=CARTPOLE_LOGS,
@@ -395,7 +419,7 @@ def battery(quick: bool) -> tuple[Item, ...]:
         "Pendulum-v1",
         "Pendulum-v1",
         references={"ppo": PPO_PENDULUM, "sac": {"learning_rate": 0.001}},
-        seeds=Size(3, 5),
+        seeds=Size(5, 10),
         steps=Size(3_000, 10_000),
     )
     return (
@@ -408,7 +432,13 @@ def battery(quick: bool) -> tuple[Item, ...]:
             solved,
         ),
         Item("exploration_riverswim", "Exploration: RiverSwim", (river,), normalised_return),
-        Item("sample_efficiency", "Sample efficiency", (CARTPOLE,), normalised_auc),
+        Item(
+            "sample_efficiency",
+            "Sample efficiency",
+            (CARTPOLE,),
+            normalised_auc,
+            evidence=steps_to_threshold,
+        ),
         Item("stability", "Stability across seeds", (LAKE, CARTPOLE), not_collapsed),
         Item(
             "logs",

@@ -60,8 +60,9 @@ _DECISION_HEADERS = {
 
 # ----------------------------------------------------------------------------- figures
 def capability_chart(table: pd.DataFrame, algo: str, ax: Any = None) -> tuple[Figure, Any]:
-    """Horizontal bars: the algorithm's score of each item and the best built-in's beside
-    it; an item not applicable is marked "n/a"."""
+    """Horizontal bars: the algorithm's score of each item and, beside it, the best built-in
+    of each of its tasks averaged the same way (named at the bar's end); an item not
+    applicable is marked "n/a"."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(table) + 1.2))
     else:
@@ -71,7 +72,7 @@ def capability_chart(table: pd.DataFrame, algo: str, ax: Any = None) -> tuple[Fi
     scores = table["score"].astype(float)
     best = table["best_score"].astype(float)
     ax.barh(y + 0.18, scores.fillna(0.0), height=0.36, color=color, label=algo)
-    ax.barh(y - 0.18, best.fillna(0.0), height=0.36, color="0.7", label="best built-in")
+    ax.barh(y - 0.18, best.fillna(0.0), height=0.36, color="0.7", label="best built-in per task")
     for yi, score, ref in zip(y, scores, table["best_reference"], strict=True):
         if np.isnan(score):
             ax.text(0.01, yi + 0.18, "n/a", va="center", fontsize=8, color="0.4")
@@ -169,7 +170,7 @@ def _item_caption(item: Mapping[str, Any], algo: str) -> str:
 def _chart_caption(algo: str) -> str:
     return (
         f"Capabilities of {algo}: its score per item (0 worst, 1 best) beside the best "
-        "built-in's on the same tasks; n/a: not applicable."
+        "built-in of each of its tasks, averaged the same way; n/a: not applicable."
     )
 
 
@@ -277,7 +278,7 @@ def _summary_rows(table: pd.DataFrame) -> list[dict[str, str]]:
 _SUMMARY_HEADERS = {
     "title": "capability",
     "score": "score",
-    "best": "best built-in",
+    "best": "best built-in per task",
     "seconds": "time (s)",
     "status": "decisions",
 }
@@ -404,6 +405,7 @@ def _tex_body(
         ]
         if item["reason"] is not None:
             lines += ["", r"\emph{Not applicable: " + tex_escape(item["reason"]) + "}"]
+            lines += _tex_notes(item["notes"])
             continue
         lines += ["", f"Score {item['score']:.2f}."]
         if item["name"] in figures:
@@ -418,6 +420,7 @@ def _tex_body(
                 r"\caption{" + tex_escape(item["title"]) + ": " + name + " against the built-ins.}",
                 r"\end{table}",
             ]
+        lines += _tex_notes(item["notes"])
     lines += [
         "",
         r"\subsection*{Provenance}",
@@ -438,6 +441,12 @@ def _tex_body(
         r"\clearpage",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _tex_notes(notes: Sequence[str]) -> list[str]:
+    if not notes:
+        return []
+    return ["", r"\begin{itemize}", *(r"\item " + tex_escape(n) for n in notes), r"\end{itemize}"]
 
 
 def _tex_document(algo: str) -> str:
