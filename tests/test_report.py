@@ -118,3 +118,17 @@ def test_report_renders_in_a_real_browser(report: Path):
     dom = _browse(page, page.with_suffix(".png"))
     assert re.search(r'data-images-rendered="1"', dom), "the notebook's figure decoded"
     assert "Convergence" in dom
+
+
+def test_index_links_the_cards_beside_it(report: Path):
+    card = report.parent / "cards" / "q_lambda" / "index.html"
+    card.parent.mkdir(parents=True)
+    card.write_text("<html><body>card</body></html>")
+    figures = report.parent.parent / "figures"
+    index = write_report(report.parent, figures, "smoke").read_text()
+    assert '<a href="cards/q_lambda/index.html">q_lambda</a>' in index
+    elsewhere = report.parent.parent / "card_dqn" / "index.html"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("<html></html>")
+    index = write_report(report.parent, figures, "smoke", cards=[elsewhere]).read_text()
+    assert '<a href="../card_dqn/index.html">card_dqn</a>' in index

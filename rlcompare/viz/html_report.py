@@ -279,6 +279,7 @@ def write_report(
     out_dir: str | os.PathLike[str] | None = None,
     nodes: str | None = None,
     roots: Iterable[str | os.PathLike[str]] = (PROJECT,),
+    cards: Iterable[str | os.PathLike[str]] | None = None,
 ) -> Path:
     """Writes a page per executed notebook and the index; returns the index's path.
 
@@ -290,6 +291,8 @@ def write_report(
         out_dir: Where the pages go (default: ``executed_dir``).
         nodes: The ``runs per node: ...`` line, shown under the profile (None: left out).
         roots: Folders whose paths the pages show relative to them (default: this checkout).
+        cards: Capability cards (``rlcompare card``'s ``index.html``) the index links to
+            (default: every ``cards/*/index.html`` under the report's folder).
     """
     executed_dir, figures_dir = Path(executed_dir), Path(figures_dir)
     roots = list(roots)
@@ -310,6 +313,18 @@ def write_report(
     gallery = "".join(
         figure_html(png, _relative_pdf(png, out)) for png in sorted(figures_dir.glob("*.png"))
     )
+    found = sorted(out.glob(f"cards/*/{INDEX}")) if cards is None else [Path(c) for c in cards]
+    cards_html = (
+        '<h2>Cards</h2>\n<ul class="cards">'
+        + "".join(
+            f'<li><a href="{html.escape(os.path.relpath(card.resolve(), out.resolve()))}">'
+            f"{html.escape(card.parent.name)}</a></li>"
+            for card in found
+        )
+        + "</ul>\n"
+        if found
+        else ""
+    )
     commit = git_commit() or "unknown"
     nodes_html = f'<p class="nodes">{html.escape(nodes)}</p>\n' if nodes is not None else ""
     body = f"""<!DOCTYPE html>
@@ -322,7 +337,7 @@ def write_report(
 {relative_paths(table, roots) if table else "<p>(the summary notebook has not run)</p>"}
 <h2>Notebooks</h2>
 <ul class="notebooks">{links}</ul>
-<h2>Figures</h2>
+{cards_html}<h2>Figures</h2>
 <div class="gallery">{gallery}</div>
 {_IMAGE_CHECK}
 </body></html>
