@@ -41,7 +41,7 @@ _IMAGE_CHECK = (
 SUMMARY_NOTEBOOK = "00_summary"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # A notebook cell's file as the IPython kernel names it in warnings and tracebacks.
-_KERNEL_CELL = re.compile(r"(?:/[^\s\"'<>]*)?/ipykernel_\d+/\d+\.py")
+_KERNEL_CELL = re.compile(r"(?:/[\w.-]+)*/ipykernel_\d+/\d+\.py")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
@@ -78,7 +78,8 @@ def relative_paths(text: str, roots: Iterable[str | os.PathLike[str]] = (PROJECT
     """``text`` with this machine's absolute paths taken out: a path under one of ``roots``
     becomes relative to it, a notebook cell's kernel file becomes ``<cell>`` and the home
     folder ``~``."""
-    text = _KERNEL_CELL.sub("<cell>", text)
+    if "ipykernel_" in text:  # cheap test first: outputs can hold megabytes of base64
+        text = _KERNEL_CELL.sub("<cell>", text)
     for root in sorted({str(Path(r).resolve()) for r in roots}, key=len, reverse=True):
         text = text.replace(root + "/", "")
         text = re.sub(re.escape(root) + r"(?=[\s\"'<>)\],]|$)", ".", text)
