@@ -250,6 +250,14 @@ def test_unknown_algo_names_the_valid_ones(tmp_path: Path, capsys):
     assert not any(tmp_path.iterdir()), "nothing ran"
 
 
+def test_bad_settings_are_named_before_any_run(tmp_path: Path, capsys):
+    with pytest.raises(SpecError, match=r"alpha.*5\.0"):
+        card("q_learning", store=tmp_path / "s", items=TINY, hparams={"alpha": 5.0})
+    assert main(["card", "q_learning", "--set", "lam=1", "--store", str(tmp_path / "s")]) == 2
+    assert "lam" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_plugin_that_does_not_import(tmp_path: Path, capsys):
     plugin = tmp_path / "broken_card_plugin.py"
     plugin.write_text("import no_such_module_here\n")

@@ -247,10 +247,13 @@ def card(
             algorithm that can run none of the battery (naming each item's reason), before
             any run.
     """
+    from rlcompare.spec.params import resolve_params
     from rlcompare.store.fingerprint import Fingerprints
     from rlcompare.versions import git_commit, package_versions
 
-    get_algorithm(algo)
+    algorithm = get_algorithm(algo)
+    # Bad settings are named as such, not read as "cannot run this task" below.
+    resolve_params(algorithm.params, dict(hparams or {}), algo)
     if not 0 < alpha < 1:
         raise SpecError(f"alpha = {alpha!r} is invalid; valid: a number in (0, 1)")
     store = Path(store) if store is not None else default_store()
