@@ -1,5 +1,5 @@
-"""Same spec, two fresh processes, identical rows: ``dqn`` (with its random switches), ``ppo``,
-``bc`` and ``sb3_dqn`` on CPU."""
+"""Same spec, two fresh processes, identical rows: ``dqn`` (with its random switches, and a
+stacked batch of seeds), ``ppo``, ``bc`` and ``sb3_dqn`` on CPU."""
 
 from __future__ import annotations
 
@@ -34,7 +34,12 @@ specs = [
     RunSpec("sb3_dqn", "CartPole-v1", 4, steps=300, eval_every=150, eval_episodes=2,
             hparams=dqn),
 ]
-pd.concat([rlcompare.run(spec).frame for spec in specs]).to_parquet(r"{out}")
+# A stacked batch of seeds (dqn's batch trainer) repeats as exactly.
+stacked = [RunSpec("dqn", "CartPole-v1", seed, steps=300, eval_every=150, eval_episodes=2,
+                   hparams=dict(dqn, dueling=True, prioritized=True)) for seed in (5, 6)]
+frames = [rlcompare.run(spec).frame for spec in specs]
+frames += [result.frame for result in rlcompare.run_batch(stacked)]
+pd.concat(frames).to_parquet(r"{out}")
 """
 
 

@@ -97,6 +97,7 @@ def _assert_batch_equals_alone(specs: list[RunSpec]) -> list[rlcompare.RunResult
             continue
         mine, theirs = result.agent.learner, alone.agent.learner
         assert torch.equal(mine.params, theirs.params)
+        assert not result.agent.defer_training  # it trains on alone, as a single run's agent
         assert mine.gradient_steps == theirs.gradient_steps > 0
         assert [result.agent.greedy_action(obs) for obs in probe] == [
             alone.agent.greedy_action(obs) for obs in probe

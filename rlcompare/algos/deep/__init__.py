@@ -5,7 +5,8 @@ is a ``"module:function"`` string loaded when a run starts.
 
 - ``dqn`` (:mod:`rlcompare.algos.deep.dqn`): our own DQN with SB3's hyperparameter names and
   switches (double, dueling, n-step, prioritized replay, NoisyNet, Boltzmann), online or
-  offline from a logged Dataset.
+  offline from a logged Dataset; runs that differ only in seed train as one stacked model
+  (:mod:`rlcompare.algos.deep.stacked_trainer`).
 - ``sb3_dqn`` (:mod:`rlcompare.algos.deep.sb3_dqn`): Stable-Baselines3's DQN, the reference peer.
 - ``ppo`` (:mod:`rlcompare.algos.deep.ppo`): Stable-Baselines3's PPO; optional BC warm start.
 - ``bc`` (:mod:`rlcompare.algos.deep.bc`): behavioral cloning of a Dataset into an SB3 policy.

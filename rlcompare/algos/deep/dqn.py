@@ -23,6 +23,10 @@ settings play no part (``replay`` must stay True). An ``episodes`` budget is a S
 
 Greedy actions break ties to the first action (``argmax``); Q-values start from torch's
 ``nn.Linear`` initialisation.
+
+Runs that differ only in seed (``rlcompare.run_batch``, a sweep's seed batches) train as one
+stacked model (:mod:`rlcompare.algos.deep.stacked_trainer`), each seed's rows bit for bit
+those of the seed run alone.
 """
 
 from __future__ import annotations

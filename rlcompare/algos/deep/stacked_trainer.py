@@ -119,6 +119,8 @@ def _train_online(ctxs: Sequence[RunContext]) -> list[DQNAgent]:
     finally:
         for env in envs:
             env.close()
+        for agent in agents:  # a returned agent trains as a single-seed one would
+            agent.defer_training, agent.pending = False, None
     return agents
 
 
