@@ -171,3 +171,18 @@ def test_mixed_specs_are_never_stacked_together(monkeypatch) -> None:
         pd.testing.assert_frame_equal(
             without_wall_time(result.frame), without_wall_time(rlcompare.run(spec).frame)
         )
+
+
+def test_a_sweep_stacks_its_seeds_and_stores_each_runs_own_rows(tmp_path, paths) -> None:
+    # No change to the user's code: a sweep hands the seeds to the batch trainer together.
+    specs = _specs({"prioritized": True}, steps=200)
+    frame = rlcompare.sweep(specs, tmp_path, executor="serial", progress=False)
+    assert paths["stacked"] > 0 and paths["one_by_one"] == 0
+    for spec in specs:
+        stored = frame[frame["run_id"] == spec.run_id].drop(columns="status", errors="ignore")
+        alone = rlcompare.run(spec).frame
+        pd.testing.assert_frame_equal(
+            without_wall_time(stored)[list(alone.columns)].reset_index(drop=True),
+            without_wall_time(alone),
+            check_dtype=False,
+        )
