@@ -390,3 +390,16 @@ def test_saved_figure_is_the_paths_and_shows_no_path_in_a_notebook(figure, tmp_p
     paths = figures.save_figure(figure, "x", directory=tmp_path, caption="A caption")
     assert paths == [tmp_path / "x.png", tmp_path / "x.pdf"] and paths.caption == "A caption"
     assert DisplayFormatter().format(paths) == ({}, {}), "a notebook displays nothing for it"
+
+
+def test_colours_do_not_depend_on_what_a_process_imported_first():
+    from conftest import run_python
+
+    code = """
+        {first}
+        from rlcompare.viz.style import algo_colors
+        print(algo_colors(["random", "q_learning", "sarsa", "expected_sarsa", "double_q"]))
+    """
+    plain = run_python(code.format(first="import rlcompare")).stdout
+    tabular_first = run_python(code.format(first="import rlcompare.algos.tabular")).stdout
+    assert plain == tabular_first

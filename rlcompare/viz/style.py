@@ -80,8 +80,17 @@ def set_theme(font_scale: float = 1.0) -> None:
 
 
 def _fixed_slots() -> dict[str, int]:
-    """Palette slots owned by the first registered algorithms, in registration order."""
-    return {name: slot for slot, name in enumerate(algorithms(order="registered")[:PALETTE_SIZE])}
+    """Palette slots owned by the first registered algorithms: built-ins by family (baseline,
+    tabular, deep), each family in its registration order, so the slots do not depend on
+    which module a process happened to import first."""
+    from rlcompare.spec.registry import FAMILIES, get_algorithm
+
+    registered = algorithms(order="registered")
+    ranked = sorted(
+        registered,
+        key=lambda name: (FAMILIES.index(get_algorithm(name).family), registered.index(name)),
+    )
+    return {name: slot for slot, name in enumerate(ranked[:PALETTE_SIZE])}
 
 
 def algo_palette() -> list[tuple[float, float, float]]:
