@@ -162,7 +162,7 @@ table.{COMPARISON_CLASS} th, table.{COMPARISON_CLASS} td {{ border: 1px solid #c
   overflow-wrap: normal; word-break: normal; hyphens: manual; max-width: none; }}
 table.{COMPARISON_CLASS} thead th {{ vertical-align: bottom; background: #f4f4f4; }}
 table.{COMPARISON_CLASS} tbody th {{ min-width: 6.5em; }}
-table.{COMPARISON_CLASS} td.evidence {{ min-width: 24em; }}
+table.{COMPARISON_CLASS} td.evidence {{ min-width: 34em; }}
 table.{COMPARISON_CLASS} td.evidence ul {{ margin: 0; padding-left: 1em; }}
 table.{COMPARISON_CLASS} td.evidence li {{ margin: 0 0 0.2rem 0; }}
 table.{COMPARISON_CLASS} a.source {{ font-size: 0.8em; white-space: nowrap; }}
