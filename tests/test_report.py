@@ -132,3 +132,38 @@ def test_index_links_the_cards_beside_it(report: Path):
     elsewhere.write_text("<html></html>")
     index = write_report(report.parent, figures, "smoke", cards=[elsewhere]).read_text()
     assert '<a href="../card_dqn/index.html">card_dqn</a>' in index
+
+
+def test_suite_injects_paths_inside_the_project_relative_to_the_notebook(tmp_path: Path):
+    from rlcompare.app.suite import NotebookRun, executed_parameters
+
+    notebook = tmp_path / "project" / "notebooks" / "01_x.ipynb"
+    notebook.parent.mkdir(parents=True)
+    outside = tmp_path / "elsewhere" / "figures"
+    run = NotebookRun(
+        "01_x",
+        notebook,
+        {
+            "store_root": str(tmp_path / "project" / "data" / "smoke"),
+            "figures_dir": str(outside),
+            "seeds": 2,
+        },
+    )
+    assert executed_parameters(run) == {
+        "store_root": "../data/smoke",
+        "figures_dir": str(outside),  # outside the project: kept as given
+        "seeds": 2,
+    }
+
+
+def test_relative_paths_takes_out_machine_paths():
+    from rlcompare.viz.html_report import relative_paths
+
+    text = (
+        "/tmp/ipykernel_1070/4152510235.py:1: UserWarning: x\n"
+        "/work/proj/rlcompare/viz/plots.py:115: UserWarning: y\n"
+        'store_root = "/work/proj"'
+    )
+    assert relative_paths(text, ["/work/proj"]) == (
+        '<cell>:1: UserWarning: x\nrlcompare/viz/plots.py:115: UserWarning: y\nstore_root = "."'
+    )
