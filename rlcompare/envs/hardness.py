@@ -51,13 +51,14 @@ def hardness(env: Any, gamma: float = 0.99, **env_kwargs: Any) -> Hardness:
     actions count.
 
     Diameter (Jaksch et al. 2010): max over ordered pairs s != s' of min over policies of the
-    expected number of steps from s to s', by value iteration on each target's shortest
-    expected hitting time (cost 1 per step, s' absorbing). A terminal state is not a start
-    nor a target: the step into it counts, and the next episode goes on from a state drawn
-    from the initial distribution (the reset is free), as a learner experiences it. The time
-    limit is ignored: this is the diameter of the unbounded MDP. A pair is infinite when no
-    policy reaches s' from s with probability 1 (Colosseum instead restricts the diameter
-    to the recurrent class; here an inf says the MDP is not communicating).
+    expected number of steps from s to s', by policy iteration on each target's shortest
+    expected hitting time (cost 1 per step, s' absorbing; see :func:`diameter`). A terminal
+    state is not a start nor a target: the step into it counts, and the next episode goes on
+    from a state drawn from the initial distribution (the reset is free), as a learner
+    experiences it. The time limit is ignored: this is the diameter of the unbounded MDP. A
+    pair is infinite when no policy reaches s' from s with probability 1 (Colosseum instead
+    restricts the diameter to the recurrent class; here an inf says the MDP is not
+    communicating).
 
     Value norm (Maillard et al. 2014; Colosseum's ``calculate_norm_discounted``):
     max over (s, a) of sqrt(Var_{s'~P(.|s,a)} V*(s')), V* the optimal discounted values,
