@@ -3,6 +3,7 @@ the process executor's workers kept warm from one sweep to the next."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -132,6 +133,16 @@ def _worker_pids(store: Path) -> set[str]:
     return {meta["node"]["pid"] for meta in stored_records(store).values()}
 
 
+def _pool_workers() -> set[str]:
+    """The pids of this process's live pool workers (all, also those that ran no task)."""
+    found = set()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.add(str(child.pid))
+    return found
+
+
 def _process_sweep(specs: list, store: Path) -> pd.DataFrame:
     frame = rlcompare.sweep(specs, store, executor="process", workers=2, progress=False)
     assert not frame.attrs["failed"], frame.attrs["failed"]
@@ -142,9 +153,10 @@ def test_a_second_process_sweep_runs_on_the_first_ones_workers(tmp_path: Path) -
     """Issue 29 item 6: each sweep started its workers again (about 3 s a sweep)."""
     specs = rlcompare.grid("random", "FrozenLake-v1", 4, steps=50)
     _process_sweep(specs, tmp_path / "first")
+    first = _pool_workers()
+    assert _worker_pids(tmp_path / "first") <= first
     _process_sweep(specs, tmp_path / "second")
-    first, second = _worker_pids(tmp_path / "first"), _worker_pids(tmp_path / "second")
-    assert str(os.getpid()) not in first | second
+    second = _worker_pids(tmp_path / "second")
     assert second <= first, f"the second sweep started new workers: {second - first}"
 
 
@@ -193,6 +205,7 @@ def test_definitions_made_after_the_workers_started_reach_them(tmp_path: Path, m
     monkeypatch.delitem(gym.registry, "rlcompare_test/Late-v0", raising=False)
     warm = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
     _process_sweep(warm, tmp_path / "warm")
+    started = _pool_workers()
 
     def register(agent: type, length: int) -> None:
         registry._REGISTRY.pop("late", None)  # as a fresh kernel re-running its cells
@@ -214,7 +227,7 @@ def test_definitions_made_after_the_workers_started_reach_them(tmp_path: Path, m
         serial = rlcompare.sweep(specs, tmp_path / f"s{name}", executor="serial", progress=False)
         frames[name] = without_wall_time(_process_sweep(specs, tmp_path / f"p{name}"))
         pd.testing.assert_frame_equal(frames[name], without_wall_time(serial))
-        assert _worker_pids(tmp_path / f"p{name}") <= _worker_pids(tmp_path / "warm")
+        assert _worker_pids(tmp_path / f"p{name}") <= started
     # Each change reached the warm workers: always left never ends an episode, always right
     # does in (length - 1) steps.
     lengths = {
@@ -246,11 +259,11 @@ def test_a_source_edited_on_disk_gets_fresh_workers(tmp_path: Path, monkeypatch)
     __import__("user_helpers_29")
     specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
     _process_sweep(specs, tmp_path / "first")
+    first = _pool_workers()
     _process_sweep(specs, tmp_path / "unchanged")
     edited = time.time_ns() + 10**9
     os.utime(tmp_path / "user_helpers_29.py", ns=(edited, edited))
     _process_sweep(specs, tmp_path / "edited")
-    first = _worker_pids(tmp_path / "first")
     assert _worker_pids(tmp_path / "unchanged") <= first
     assert not _worker_pids(tmp_path / "edited") & first
 
@@ -259,7 +272,7 @@ def test_an_interrupt_leaves_idle_workers_warm(tmp_path: Path) -> None:
     """Jupyter interrupts a kernel by SIGINT to its process group, workers included."""
     specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
     _process_sweep(specs, tmp_path / "first")
-    first = _worker_pids(tmp_path / "first")
+    first = _pool_workers()
     for pid in first:
         os.kill(int(pid), signal.SIGINT)
     _process_sweep(specs, tmp_path / "second")
@@ -285,3 +298,34 @@ def test_an_interrupted_sweep_stops_its_running_workers() -> None:
         for child in workers:
             if child.is_running():
                 child.kill()
+
+
+ORPHANING_SCRIPT = """
+import os, sys, rlcompare
+from rlcompare.store.results import stored_records
+specs = rlcompare.grid("random", "FrozenLake-v1", 2, steps=50)
+rlcompare.sweep(specs, sys.argv[1], executor="process", workers=2, progress=False)
+print(" ".join({m["node"]["pid"] for m in stored_records(sys.argv[1]).values()}), flush=True)
+os.kill(os.getpid(), 9)  # as a kernel killed between two sweeps
+"""
+
+
+def test_warm_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
+    out = tmp_path / "pids.txt"
+    with out.open("w") as stdout:  # not a pipe: a live worker would hold it open
+        driver = subprocess.run(
+            [sys.executable, "-c", ORPHANING_SCRIPT, str(tmp_path / "store")],
+            cwd=REPO, stdout=stdout, stderr=subprocess.DEVNULL, timeout=300,
+        )  # fmt: skip
+    assert driver.returncode == -signal.SIGKILL
+    workers = []
+    for pid in out.read_text().split():
+        with contextlib.suppress(psutil.NoSuchProcess):  # already gone: as wanted
+            workers.append(psutil.Process(int(pid)))
+    try:
+        _, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive, "warm workers outlived their driver"
+    finally:
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()

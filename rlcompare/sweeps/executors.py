@@ -19,6 +19,8 @@ reused; :func:`shutdown_workers` ends the workers (also done at exit).
 from __future__ import annotations
 
 import atexit
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -141,17 +143,26 @@ def warm_pool(workers: int) -> ProcessPoolExecutor:
             started_ns = time.time_ns()
             # spawn, not fork: a forked child would inherit torch/OpenMP thread state.
             pool = ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_ignore_interrupts
+                workers, mp_context=get_context("spawn"), initializer=_start_worker
             )
             _WARM = _WarmPool(pool, settings, started_ns, _sources())
         return _WARM.pool
 
 
-def _ignore_interrupts() -> None:
-    """In each worker: Ctrl-C, and Jupyter's interrupt (sent to the kernel's whole process
-    group), is the driver's to handle; an idle warm worker would die of it otherwise. The
-    driver stops the workers of a sweep it was interrupted in (see :func:`_process`)."""
+def _start_worker() -> None:
+    """In each worker, first. Ctrl-C, and Jupyter's interrupt (sent to the kernel's whole
+    process group), is the driver's to handle: an idle warm worker would die of it otherwise
+    (the driver stops the workers of a sweep it was interrupted in, see :func:`_process`).
+    A worker ends with its driver: killed between sweeps, the driver leaves no idle workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    driver = multiprocessing.parent_process()
+    if driver is not None:
+        threading.Thread(target=_end_with, args=(driver.sentinel,), daemon=True).start()
+
+
+def _end_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready once the driver is gone
+    os._exit(1)
 
 
 def _discard(pool: ProcessPoolExecutor, kill: bool = False) -> None:
