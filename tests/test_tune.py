@@ -332,3 +332,33 @@ def test_the_notebook_conclusions_are_computed_from_the_rankings(tmp_path, probe
     )
     assert numbers["ranks_tuned"]["FrozenLake-v1/probe_b"] == 1
     assert numbers["tuning_env_steps"] == {"probe_a": 960, "probe_b": 960}
+    assert numbers["evidence"] == {}  # the probes belong to no approach of the summary
+
+
+def test_evidence_sentences_name_each_rank_change_and_sensitivity():
+    from rlcompare.experiments.tuning import evidence
+
+    rank = pd.DataFrame(
+        {
+            "env": ["FrozenLake-v1"] * 3,
+            "algo": ["q_learning", "dqn", "ppo"],
+            "defaults": [0.0, 0.5, 0.25],
+            "tuned": [0.75, 0.5, 0.25],
+            "rank_defaults": [3, 1, 2],
+            "rank_tuned": [1, 2, 3],
+        }
+    )
+    sensitivity = pd.DataFrame(
+        {"algo": ["q_learning", "dqn", "ppo"], "sensitivity": [0.1, 0, 0.25]}
+    )
+    budget = pd.DataFrame({"algo": ["q_learning", "dqn", "ppo"], "tuning_env_steps": [1200] * 3})
+    sentences = evidence(rank, sensitivity, budget)
+    assert sentences["Q-learning"] == (
+        "defaults -> equal-budget tuning (1,200 tuning env steps each), on fresh eval seeds: "
+        "FrozenLake-v1 q_learning rank 3 -> 1 of 3 (eval IQM 0 -> 0.75); FrozenLake-v1 dqn "
+        "rank 1 -> 2 of 3 (eval IQM 0.5 -> 0.5); sensitivity of q_learning 0.10; sensitivity "
+        "of dqn 0.00"
+    )
+    assert sentences["Policy gradient (PPO)"].endswith(
+        "(eval IQM 0.25 -> 0.25); sensitivity of ppo 0.25"
+    )

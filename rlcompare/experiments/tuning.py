@@ -23,9 +23,11 @@ from rlcompare.studies.tune import TuneResult, tune
 from rlcompare.studies.verdict import Verdict
 
 __all__ = [
+    "APPROACHES",
     "DECISION_COLUMNS",
     "RANKING_COLUMNS",
     "conclusions",
+    "evidence",
     "headline",
     "ranking",
     "run_tuning",
@@ -187,6 +189,36 @@ def conclusions(
     return "\n".join(lines)
 
 
+# The approaches of the summary table (notebook 00) and the tuned algorithms of each.
+APPROACHES = {
+    "Q-learning": ("q_learning", "double_q", "expected_sarsa", "dqn"),
+    "Policy gradient (PPO)": ("ppo",),
+}
+
+
+def evidence(rank: pd.DataFrame, sensitivity: pd.DataFrame, budget: pd.DataFrame) -> dict[str, str]:
+    """One sentence per approach of the summary table: each member's rank and eval IQM at
+    its defaults and after equal-budget tuning, per env, and its sensitivity."""
+    steps = int(budget["tuning_env_steps"].iloc[0])
+    sens = sensitivity.set_index("algo")["sensitivity"]
+    out = {}
+    for approach, members in APPROACHES.items():
+        rows = rank[rank["algo"].isin(members)]
+        if rows.empty:
+            continue
+        claims = [
+            f"{r.env} {r.algo} rank {r.rank_defaults} -> {r.rank_tuned} of "
+            f"{int((rank['env'] == r.env).sum())} (eval IQM {r.defaults:.3g} -> {r.tuned:.3g})"
+            for r in rows.itertuples()
+        ]
+        claims += [f"sensitivity of {a} {sens[a]:.2f}" for a in members if a in sens.index]
+        out[approach] = (
+            f"defaults -> equal-budget tuning ({steps:,} tuning env steps each), on fresh "
+            "eval seeds: " + "; ".join(claims)
+        )
+    return out
+
+
 def headline(
     rank: pd.DataFrame,
     decided: Mapping[str, Verdict],
@@ -211,6 +243,7 @@ def headline(
         "sensitivity": dict(
             zip(sensitivity["algo"], rounded(sensitivity["sensitivity"]), strict=True)
         ),
+        "evidence": evidence(rank, sensitivity, budget),
         "tuning_env_steps": dict(
             zip(budget["algo"], budget["tuning_env_steps"].astype(int).tolist(), strict=True)
         ),

@@ -23,10 +23,8 @@ tuning and chooses the same.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -34,178 +32,31 @@ import pandas as pd
 from rlcompare.errors import SpecError, choices_text
 from rlcompare.spec.registry import get_algorithm
 from rlcompare.spec.runspec import RunSpec
-from rlcompare.store.results import load_results
 from rlcompare.studies import sensitivity as sens
 from rlcompare.studies.scoring import check_score, run_scores
-from rlcompare.studies.search_space import SearchSpace, build_spaces
+from rlcompare.studies.search_space import build_spaces
+from rlcompare.studies.tune_inputs import (
+    check_seeds,
+    fixed_hparams,
+    names,
+    per_env_values,
+    positive,
+    run_budget,
+    rung_schedule,
+)
+from rlcompare.studies.tune_result import (
+    ALL_ENVS,
+    MODES,
+    TuneResult,
+    budget_table,
+    chosen_table,
+    config_of,
+    mark_chosen,
+    with_hp,
+)
 from rlcompare.sweeps.driver import sweep
 
 SCORES = ("iqm", "auc")
-MODES = ("per_env", "across_envs")
-# The env label of a configuration chosen for every env at once.
-ALL_ENVS = "*"
-
-
-@dataclass
-class TuneResult:
-    """What :func:`tune` chose, from what, and at what cost.
-
-    Attributes:
-        mode: ``per_env`` or ``across_envs`` (one configuration for every env).
-        chosen: One row per algo and env (``env`` is ``"*"`` across envs): ``mode``,
-            ``config`` (index into ``configs[algo]``; 0 is the defaults when included),
-            ``hparams`` (the tuned values), ``tuning_score`` (IQM over tuning seeds, or
-            the mean normalised score across envs), and ``hp.<name>`` columns.
-        table: The tuning table, one row per (algo, env, rung, config): ``steps`` or
-            ``episodes``, ``runs``, ``iqm, iqm_low, iqm_high`` (score units, 95% bootstrap
-            CI over tuning seeds), ``normalised``, ``chosen`` and ``hp.<name>``.
-        runs: One row per tuning run: ``algo, env, rung, config, seed, run_id, score``.
-        budget: Per algo, counted from the store: ``configurations``, ``tuning_runs``,
-            ``tuning_env_steps``, ``eval_runs``, ``eval_env_steps``.
-        eval_frame: Tidy rows of the chosen configurations re-run on the eval seeds (what
-            a comparison reads).
-        defaults_frame: Tidy rows of each algorithm's defaults on the same eval seeds (empty
-            without ``eval_defaults``).
-        configs: ``algo -> its configurations`` (dicts of tuned values).
-        spaces: ``algo -> SearchSpace``.
-        parameters: The call's settings (seeds, budget, metric, normalisation, ...).
-    """
-
-    mode: str
-    chosen: pd.DataFrame
-    table: pd.DataFrame
-    runs: pd.DataFrame
-    budget: pd.DataFrame
-    eval_frame: pd.DataFrame
-    defaults_frame: pd.DataFrame
-    configs: dict[str, list[dict[str, Any]]]
-    spaces: dict[str, SearchSpace]
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    def hparams(self, algo: str, env: str | None = None) -> dict[str, Any]:
-        """The tuned values chosen for ``algo`` (on ``env`` when tuned per env)."""
-        rows = self.chosen[self.chosen["algo"] == algo]
-        if rows.empty:
-            raise SpecError(f"algo {algo!r} was not tuned; {choices_text(self.configs, algo)}")
-        if self.mode == "per_env":
-            envs = list(rows["env"])
-            if env not in envs:
-                raise SpecError(f"env = {env!r} has no choice; {choices_text(envs, env)}")
-            rows = rows[rows["env"] == env]
-        return dict(rows["hparams"].iloc[0])
-
-    def sensitivity(self) -> pd.DataFrame:
-        """Per algo, the sensitivity of Adkins et al. from the first rung's runs (every
-        configuration on every env): see :func:`rlcompare.studies.sensitivity.sensitivity`."""
-        first = self.table[self.table["rung"] == 0]
-        default = 0 if self.parameters.get("include_default") else None
-        return sens.sensitivity(first, default_config=default)
-
-    def curves(self) -> pd.DataFrame:
-        """Performance against each tuned hyperparameter's value (first rung): one row per
-        (algo, env, config, param) with the IQM and its CI over tuning seeds."""
-        first = self.table[self.table["rung"] == 0]
-        log = {a: {d.name: d.log for d in s.dimensions} for a, s in self.spaces.items()}
-        return sens.performance_by_value(first, self.configs, log)
-
-
-# ----------------------------------------------------------------------------- inputs
-def _names(value: str | Sequence[str], what: str) -> list[str]:
-    names = [value] if isinstance(value, str) else list(value)
-    if not names:
-        raise SpecError(f"{what} = {value!r} is empty; valid: one or more names")
-    if len(set(names)) != len(names):
-        raise SpecError(f"{what} = {value!r} repeats a name; valid: distinct names")
-    return names
-
-
-def _seed_list(value: int | Sequence[int], what: str, start: int = 0) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise SpecError(f"{what} = {value!r} is invalid; valid: a positive int or seeds")
-        return list(range(start, start + value))
-    seeds = list(value)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise SpecError(
-            f"{what} = {value!r} is invalid; valid: a positive int n or a list of "
-            "non-negative int seeds"
-        )
-    if len(set(seeds)) != len(seeds):
-        raise SpecError(f"{what} = {value!r} repeats a seed; valid: distinct seeds")
-    return seeds
-
-
-def check_seeds(
-    tuning_seeds: int | Sequence[int], eval_seeds: int | Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """The tuning and eval seeds (an int n: n seeds, the eval ones after the tuning ones).
-
-    Raises:
-        SpecError: A seed in both, naming it: a configuration chosen on its tuning seeds is
-            not evidence on those seeds.
-    """
-    tuning = _seed_list(tuning_seeds, "tuning_seeds")
-    evals = _seed_list(eval_seeds, "eval_seeds", start=max(tuning) + 1)
-    both = sorted(set(tuning) & set(evals))
-    if both:
-        raise SpecError(
-            f"tuning_seeds and eval_seeds share seed(s) {both}; valid: disjoint seeds (a "
-            "configuration chosen on its tuning seeds overfits them, Eimer et al. 2023)"
-        )
-    return tuning, evals
-
-
-def _positive(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{what} = {value!r} is invalid; valid: an int >= {minimum}")
-    return value
-
-
-def _per_env(value: Any, envs: list[str], what: str) -> dict[str, Any]:
-    """``value`` for every env, or its own entry per env from a mapping env -> value."""
-    if isinstance(value, Mapping) and value and all(k in envs for k in value):
-        missing = [e for e in envs if e not in value]
-        if missing:
-            raise SpecError(f"{what} = {dict(value)!r} has no entry for env {missing[0]!r}")
-        return {e: value[e] for e in envs}
-    if isinstance(value, Mapping) and what != "env_kwargs":
-        bad = next(iter(value), None)
-        raise SpecError(
-            f"{what} names env {bad!r}, not one of the tuned envs; {choices_text(envs, bad)}"
-        )
-    return dict.fromkeys(envs, value)
-
-
-def _budget(steps: Any, episodes: Any, envs: list[str]) -> tuple[str, dict[str, int]]:
-    if (steps is None) == (episodes is None):
-        raise SpecError(
-            f"give exactly one of steps / episodes, got steps={steps!r}, episodes={episodes!r}"
-        )
-    unit, value = ("steps", steps) if steps is not None else ("episodes", episodes)
-    per_env = _per_env(value, envs, unit)
-    return unit, {e: _positive(v, f"{unit} of {e!r}") for e, v in per_env.items()}
-
-
-def _fixed_hparams(hparams: Mapping[str, Any] | None, algos: list[str]) -> dict[str, dict]:
-    """Fixed (untuned) settings: one mapping per algo, or one for all."""
-    hparams = dict(hparams or {})
-    if hparams and all(k in algos and isinstance(v, Mapping) for k, v in hparams.items()):
-        return {a: dict(hparams.get(a, {})) for a in algos}
-    return {a: dict(hparams) for a in algos}
-
-
-def rung_schedule(n: int, halving: int | None, budget: int) -> list[tuple[int, int]]:
-    """``(configurations kept, budget of each run)`` per rung of successive halving with
-    factor ``halving``: ``n`` configurations at ``budget / halving^R``, then the best
-    ``1/halving`` of them at ``halving`` times the budget, up to one rung at the full
-    budget; ``[(n, budget)]`` without halving."""
-    if halving is None or n < halving:
-        return [(n, budget)]
-    rungs = int(math.floor(math.log(n, halving) + 1e-9))
-    return [
-        (max(1, n // halving**r), max(1, budget // halving ** (rungs - r)))
-        for r in range(rungs + 1)
-    ]
 
 
 # ----------------------------------------------------------------------------- driver
@@ -293,12 +144,12 @@ def tune(
         SpecError: Bad input, before any run: an empty space, a range outside a ``Param``'s
             bounds, a budget below 1, overlapping seeds, an unknown score or normalisation.
     """
-    algo_list, env_list = _names(algos, "algos"), _names(envs, "envs")
+    algo_list, env_list = names(algos, "algos"), names(envs, "envs")
     for algo in algo_list:
         get_algorithm(algo)
-    _positive(budget, "budget")
+    positive(budget, "budget")
     if halving is not None:
-        _positive(halving, "halving", minimum=2)
+        positive(halving, "halving", minimum=2)
     if score not in SCORES:
         raise SpecError(f"score = {score!r} is unknown; {choices_text(SCORES, score)}")
     check_score("final", metric, None, higher_is_better)
@@ -309,9 +160,9 @@ def tune(
     if not isinstance(per_env, bool):
         raise SpecError(f"per_env = {per_env!r} is invalid; valid: True, False")
     tuning, evals = check_seeds(tuning_seeds, eval_seeds)
-    unit, full = _budget(steps, episodes, env_list)
-    kwargs = _per_env(env_kwargs or {}, env_list, "env_kwargs")
-    fixed = _fixed_hparams(hparams, algo_list)
+    unit, full = run_budget(steps, episodes, env_list)
+    kwargs = per_env_values(env_kwargs or {}, env_list, "env_kwargs")
+    fixed = fixed_hparams(hparams, algo_list)
     spaces = build_spaces(algo_list, space)
     configs: dict[str, list[dict[str, Any]]] = {}
     for algo in algo_list:
@@ -375,11 +226,11 @@ def tune(
             alive = _survivors(table, alive, per_env, schedules, rung + 1, env_list)
     table = pd.concat(tables, ignore_index=True)
     last = tables[-1]
-    chosen = _chosen(last, per_env, configs, env_list)
-    table["chosen"] = _mark_chosen(table, chosen, rungs - 1)
-    table = _with_hp(table, configs)
+    chosen = chosen_table(last, per_env, configs, env_list)
+    table["chosen"] = mark_chosen(table, chosen, rungs - 1)
+    table = with_hp(table, configs)
     eval_design = {
-        (a, e, s): spec(a, e, _config_of(chosen, a, e), s, full[e], "eval")
+        (a, e, s): spec(a, e, config_of(chosen, a, e), s, full[e], "eval")
         for a in algo_list
         for e in env_list
         for s in evals
@@ -527,102 +378,6 @@ def _survivors(
         best = sorted(ranked["config"].head(n).tolist())
         kept.update({(algo, env): best for env in envs})
     return kept
-
-
-def _chosen(
-    table: pd.DataFrame, per_env: bool, configs: Mapping[str, list[dict]], envs: list[str]
-) -> pd.DataFrame:
-    if per_env:
-        best = sens.best_per_env(table)
-        rows = [
-            {
-                "algo": r.algo,
-                "env": r.env,
-                "mode": MODES[0],
-                "config": int(r.config),
-                "tuning_score": float(r.iqm),
-                "tuning_low": float(r.iqm_low),
-                "tuning_high": float(r.iqm_high),
-            }
-            for r in best.itertuples()
-        ]
-    else:
-        best = sens.best_across_envs(table)
-        rows = [
-            {
-                "algo": r.algo,
-                "env": ALL_ENVS,
-                "mode": MODES[1],
-                "config": int(r.config),
-                "tuning_score": float(r.normalised),
-                "tuning_low": float("nan"),
-                "tuning_high": float("nan"),
-            }
-            for r in best.itertuples()
-        ]
-    chosen = pd.DataFrame.from_records(rows)
-    chosen["hparams"] = [dict(configs[r.algo][r.config]) for r in chosen.itertuples()]
-    return _with_hp(chosen, configs)
-
-
-def _config_of(chosen: pd.DataFrame, algo: str, env: str) -> int:
-    rows = chosen[(chosen["algo"] == algo) & chosen["env"].isin([env, ALL_ENVS])]
-    return int(rows["config"].iloc[0])
-
-
-def _mark_chosen(table: pd.DataFrame, chosen: pd.DataFrame, last_rung: int) -> pd.Series:
-    picks = {(r.algo, r.env, r.config) for r in chosen.itertuples()}
-    return pd.Series(
-        [
-            r.rung == last_rung
-            and ((r.algo, r.env, r.config) in picks or (r.algo, ALL_ENVS, r.config) in picks)
-            for r in table.itertuples()
-        ],
-        index=table.index,
-    )
-
-
-def _with_hp(frame: pd.DataFrame, configs: Mapping[str, list[dict]]) -> pd.DataFrame:
-    """``frame`` with one ``hp.<name>`` column per tuned hyperparameter (None where the
-    row's algorithm does not tune it)."""
-    names = sorted({n for cs in configs.values() for c in cs for n in c})
-    out = frame.copy()
-    for name in names:
-        out[f"hp.{name}"] = [
-            configs[a][c].get(name) for a, c in zip(out["algo"], out["config"], strict=True)
-        ]
-    return out
-
-
-def budget_table(
-    store: str,
-    runs: pd.DataFrame,
-    eval_design: Mapping[Any, RunSpec],
-    configs: Mapping[str, list[dict]],
-) -> pd.DataFrame:
-    """Runs and env steps each algorithm got, counted from the store: a run's env steps are
-    the last step it recorded."""
-    ids = set(runs["run_id"]) | {s.run_id for s in eval_design.values()}
-    stored = load_results(store, run_ids=ids, metrics=["eval_return"], check_code=False)
-    steps = stored.groupby("run_id")["step"].max()
-    eval_runs = pd.DataFrame(
-        {"algo": [k[0] for k in eval_design], "run_id": [s.run_id for s in eval_design.values()]}
-    )
-    records = []
-    for algo in configs:
-        tuning_ids = runs.loc[runs["algo"] == algo, "run_id"].drop_duplicates()
-        eval_ids = eval_runs.loc[eval_runs["algo"] == algo, "run_id"].drop_duplicates()
-        records.append(
-            {
-                "algo": algo,
-                "configurations": len(configs[algo]),
-                "tuning_runs": int(tuning_ids.isin(steps.index).sum()),
-                "tuning_env_steps": int(steps.reindex(tuning_ids).fillna(0).sum()),
-                "eval_runs": int(eval_ids.isin(steps.index).sum()),
-                "eval_env_steps": int(steps.reindex(eval_ids).fillna(0).sum()),
-            }
-        )
-    return pd.DataFrame.from_records(records)
 
 
 __all__ = [
