@@ -39,6 +39,15 @@ VARIANTS = {
     "boltzmann": {"exploration": "boltzmann"},
     "no_target_network": {"target_network": False},
     "no_replay": {"replay": False},
+    # Training from the second step: a first phase of 1-3 distinct next observations (a
+    # product of so few rows rounds differently: those seeds' targets go alone).
+    "early_start": {"learning_starts": 1, "batch_size": 2, "net_arch": [256, 256]},
+    "early_start_dueling": {
+        "learning_starts": 1,
+        "batch_size": 3,
+        "dueling": True,
+        "net_arch": [256, 256],
+    },
     "polyak_and_all_steps": {"tau": 0.1, "target_update_interval": 1, "gradient_steps": -1},
     "everything": {
         "double": True,

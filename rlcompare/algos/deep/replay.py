@@ -118,6 +118,26 @@ class ReplayBuffer:
             obs=encode(scratch.obs), next_obs=encode(scratch.next_obs), indices=indices
         )
 
+    def phase_indices(self, steps: int, batch_size: int) -> np.ndarray | None:
+        """The slots ``sample_phase`` would draw (the same draw from the ``replay`` stream),
+        for a caller that gathers them itself (``gather_into``); None: prioritized replay."""
+        return self.rng.integers(0, self.size, size=steps * batch_size)
+
+    def gather_into(self, indices: np.ndarray, out: Batch) -> None:
+        """Writes the transitions at ``indices`` (rows,), observations encoded, into the
+        arrays of ``out`` (obs and next_obs (rows, dim), the others (rows,)), as
+        ``sample_phase`` gathers them."""
+        for source, target in ((self.obs, out.obs), (self.next_obs, out.next_obs)):
+            if self.encoder.discrete:
+                target[...] = self.encoder.encode_batch(np.take(source, indices, axis=0))
+            else:
+                np.take(
+                    source, indices, axis=0, out=target.reshape(len(indices), *source.shape[1:])
+                )
+        np.take(self.actions, indices, out=out.actions)
+        np.take(self.rewards, indices, out=out.rewards)
+        np.take(self.discounts, indices, out=out.discounts)
+
     def _gather(self, indices: np.ndarray, weights: np.ndarray | None) -> Batch:
         encode = self.encoder.encode_batch
         return Batch(
@@ -145,7 +165,10 @@ class LatestBuffer(ReplayBuffer):
         return self._gather(self._latest(), None)
 
     def sample_phase(self, steps: int, batch_size: int) -> Batch:
-        return self._gather(np.tile(self._latest(), steps), None)
+        return self._gather(self.phase_indices(steps, batch_size), None)
+
+    def phase_indices(self, steps: int, batch_size: int) -> np.ndarray:
+        return np.tile(self._latest(), steps)
 
     def _latest(self) -> np.ndarray:
         start = self.position if self.size == self.capacity else 0
@@ -234,6 +257,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return self._gather(indices, weights)
 
     def sample_phase(self, steps: int, batch_size: int) -> None:
+        return None
+
+    def phase_indices(self, steps: int, batch_size: int) -> None:
         return None
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:

@@ -32,8 +32,6 @@ from rlcompare.algos.deep.learner import (
     TARGET_CHUNK,
     DQNLearner,
     SeedRows,
-    _first_and_inverse,
-    _PhaseSpace,
 )
 from rlcompare.algos.deep.replay import Batch, LatestBuffer
 from rlcompare.algos.deep.stacked_network import (
@@ -101,7 +99,8 @@ class StackedTrainer:
         self.target = stacked_views(self.net, state.target) if self.use_target else self.online
         self.grads = stacked_views(self.net, state.grad)
         self.cpu = all(agent.learner.device.type == "cpu" for agent in self.agents)
-        self._spaces: dict[int, _PhaseSpace] = {}
+        self._spaces: dict[int, _StackedSpace] = {}
+        self._arrays: dict[int, Batch] = {}
 
     def train(self, seeds: Sequence[int], steps: int, beta: float) -> dict[int, str]:
         """Runs one phase of ``steps`` gradient steps for each of ``seeds`` (indices into the
@@ -111,8 +110,8 @@ class StackedTrainer:
             return self._one_by_one(seeds, steps, beta)
         learners = [agent.learner for agent in agents]
         batch = self.hp["batch_size"]
-        phases = [agent.buffer.sample_phase(steps, batch) for agent in agents]
-        if phases[0] is None:  # prioritized replay: one batch at a time
+        drawn_slots = [agent.buffer.phase_indices(steps, batch) for agent in agents]
+        if drawn_slots[0] is None:  # prioritized replay: one batch at a time
             rows = steps * batch
             space = self._space(rows)
             for k in range(steps):
@@ -123,12 +122,15 @@ class StackedTrainer:
                 for agent, one, errors in zip(agents, drawn, td, strict=True):
                     agent.buffer.update_priorities(one.indices, np.abs(errors))
         else:
-            stacked = _stack(phases)  # type: ignore[arg-type]
-            rows = stacked.actions.shape[1]
+            rows = len(drawn_slots[0])  # type: ignore[arg-type]
+            stacked = self._phase_arrays(rows, agents[0].encoder.dim)
+            for s, (agent, slots) in enumerate(zip(agents, drawn_slots, strict=True)):
+                stacked.indices[s] = slots
+                agent.buffer.gather_into(slots, _seed_rows(stacked, s))  # type: ignore[arg-type]
             space = self._space(rows)
             per_step = rows // steps
             fixed = self.use_target and not self.net.noisy and not learners[0].double
-            targets = self._fixed_targets(learners, phases, stacked, space) if fixed else None
+            targets = self._fixed_targets(learners, stacked) if fixed else None
             for k in range(steps):
                 part = _rows(stacked, k * per_step, (k + 1) * per_step)
                 if targets is None:
@@ -157,6 +159,23 @@ class StackedTrainer:
                 diverged[seed] = str(reason)
         return diverged
 
+    def _phase_arrays(self, rows: int, dim: int) -> Batch:
+        """Preallocated (S, rows, ...) arrays that each seed's phase is gathered into (read
+        before the next phase of the same size overwrites them)."""
+        arrays = self._arrays.get(rows)
+        if arrays is None:
+            seeds = len(self.agents)
+            arrays = self._arrays[rows] = Batch(
+                np.empty((seeds, rows, dim), dtype=np.float32),
+                np.empty((seeds, rows), dtype=np.int64),
+                np.empty((seeds, rows), dtype=np.float32),
+                np.empty((seeds, rows, dim), dtype=np.float32),
+                np.empty((seeds, rows), dtype=np.float32),
+                None,
+                np.empty((seeds, rows), dtype=np.int64),
+            )
+        return arrays
+
     def _space(self, rows: int) -> _StackedSpace:
         space = self._spaces.get(rows)
         if space is None:
@@ -164,33 +183,36 @@ class StackedTrainer:
         return space
 
     # -- targets ------------------------------------------------------------------------------
-    def _fixed_targets(
-        self,
-        learners: list[DQNLearner],
-        phases: list[Batch],
-        stacked: Batch,
-        space: _StackedSpace,
-    ) -> np.ndarray:
-        """``DQNLearner._fixed_targets`` of every seed: (S, rows). The distinct next
-        observations of each seed are padded to the longest seed's count and go through the
-        target net together, in the same chunks of rows as a single seed's."""
-        firsts, inverses = zip(*(_first_and_inverse(p.indices) for p in phases), strict=True)
-        counts = [len(first) for first in firsts]
-        longest = max(counts)
-        unique = np.zeros((len(phases), longest, stacked.next_obs.shape[2]), dtype=np.float32)
-        for s, (phase, first) in enumerate(zip(phases, firsts, strict=True)):
-            np.take(phase.next_obs, first, axis=0, out=unique[s, : len(first)])
+    def _fixed_targets(self, learners: list[DQNLearner], stacked: Batch) -> np.ndarray:
+        """``DQNLearner._fixed_targets`` of every seed: (S, rows).
+
+        Each seed's distinct slots are found as ``_first_and_inverse`` finds them (a stable
+        sort of each row), their next observations padded to the longest seed's count, and
+        all go through the target net together, in the same chunks of rows as a single
+        seed's.
+        """
+        slots, next_obs = stacked.indices, stacked.next_obs
+        order = np.argsort(slots, axis=1, kind="stable")
+        ordered = np.take_along_axis(slots, order, axis=1)
+        new = np.empty(slots.shape, dtype=bool)
+        new[:, 0] = True
+        np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new[:, 1:])
+        ranks = np.cumsum(new, axis=1) - 1
+        inverse = np.empty_like(ranks)
+        np.put_along_axis(inverse, order, ranks, axis=1)
+        counts = (ranks[:, -1] + 1).tolist()
+        seed_of, column = np.nonzero(new)
+        unique = np.zeros((len(counts), max(counts), next_obs.shape[2]), dtype=np.float32)
+        unique[seed_of, ranks[seed_of, column]] = next_obs[seed_of, order[seed_of, column]]
         values = self._next_values(torch.from_numpy(unique), learners, counts).numpy()
-        targets = np.empty((len(phases), len(phases[0].indices)), dtype=np.float32)
-        for s, (phase, inverse) in enumerate(zip(phases, inverses, strict=True)):
-            if _small_chunk(counts[s]):  # that seed's own pass, discounts and rewards included
-                own = learners[s]._phase_space(len(phase.indices))
-                targets[s] = learners[s]._fixed_targets(phase, None, own)  # type: ignore[arg-type]
-                continue
-            np.take(values[s], inverse, out=targets[s])
+        targets = np.take_along_axis(values, inverse, axis=1)
         mask = np.array([[not _small_chunk(count)] for count in counts])
         np.multiply(targets, stacked.discounts, out=targets, where=mask)
         np.add(targets, stacked.rewards, out=targets, where=mask)
+        for s, count in enumerate(counts):
+            if _small_chunk(count):  # that seed's own pass, discounts and rewards included
+                own = learners[s]._phase_space(slots.shape[1])
+                targets[s] = learners[s]._fixed_targets(_seed_rows(stacked, s), None, own)  # type: ignore[arg-type]
         return targets
 
     def _bootstrap(self, learners: list[DQNLearner], batch: Batch) -> np.ndarray:
@@ -373,6 +395,11 @@ def _stack(batches: Sequence[Batch]) -> Batch:
         return None if values[0] is None else np.stack(values)
 
     return Batch(*(column(name) for name in Batch._fields))  # type: ignore[arg-type]
+
+
+def _seed_rows(batch: Batch, seed: int) -> Batch:
+    """One seed's arrays of a stacked Batch (views)."""
+    return Batch(*(None if value is None else value[seed] for value in batch))  # type: ignore[arg-type]
 
 
 def _rows(batch: Batch, start: int, end: int) -> Batch:
