@@ -362,3 +362,19 @@ def test_evidence_sentences_name_each_rank_change_and_sensitivity():
     assert sentences["Policy gradient (PPO)"].endswith(
         "(eval IQM 0.25 -> 0.25); sensitivity of ppo 0.25"
     )
+
+
+def test_a_killed_tuning_resumes_from_the_store_and_chooses_the_same(tmp_path, probes):
+    store = tmp_path / "store"
+    call = {"budget": 6, "steps": 10, "tuning_seeds": 2, "eval_seeds": 2, **QUIET}
+    first = tune(["probe_a", "probe_b"], ENVS, str(store), **call)
+    files = stored_runs(store)
+    lost = files[::5]  # as if the tuning had been killed before these runs were stored
+    for path in lost:
+        path.unlink()
+    kept = {path: path.stat().st_mtime_ns for path in files if path not in lost}
+    again = tune(["probe_a", "probe_b"], ENVS, str(store), **call)
+    assert sorted(stored_runs(store)) == sorted(files)
+    assert {path: path.stat().st_mtime_ns for path in kept} == kept, "stored runs not redone"
+    pd.testing.assert_frame_equal(again.chosen, first.chosen)
+    pd.testing.assert_frame_equal(again.table, first.table)
