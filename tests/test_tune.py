@@ -274,8 +274,14 @@ def test_sensitivity_figures_have_a_panel_per_algorithm_and_hyperparameter(tmp_p
 
     result = tune(["probe_a", "probe_b"], ENVS, str(tmp_path / "s"), budget=4, steps=10, **QUIET)
     fig, axes = sensitivity_curves(result.curves())
-    assert axes.shape == (2, 2)
+    assert axes.shape == (4, 2)  # a row per algorithm and env: each env in its own units
     assert axes[0, 0].get_xscale() == "log" and axes[0, 1].get_xscale() == "linear"
+    titles = [ax.get_title() for ax in axes[2]]
+    assert titles == ["probe_b: x on CliffWalking-v1", "probe_b: y on CliffWalking-v1"]
+    assert len(axes[2, 0].lines) + len(axes[2, 0].collections) > 0
+    plt.close(fig)
+    fig, axes = sensitivity_curves(result.curves(), value="normalised")
+    assert axes.shape == (2, 2)  # a row per algorithm, envs by colour
     assert [ax.get_title() for ax in axes[1]] == ["probe_b: x", "probe_b: y"]
     plt.close(fig)
     fig, ax = sensitivity_bars(result.sensitivity())

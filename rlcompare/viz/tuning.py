@@ -16,52 +16,62 @@ CURVE_COLUMNS = ("algo", "env", "param", "value", "log", "iqm", "iqm_low", "iqm_
 
 
 def sensitivity_curves(
-    curves: pd.DataFrame, value: str = "iqm", width: float = 3.0, height: float = 2.4
+    curves: pd.DataFrame, value: str = "iqm", width: float = 3.0, height: float = 2.2
 ) -> tuple[Figure, np.ndarray]:
-    """One panel per (algorithm, hyperparameter): performance of every configuration against
-    that hyperparameter's value, a colour per env, with 95% CIs over tuning seeds.
+    """Performance of every configuration against each hyperparameter's value, with 95% CIs
+    over tuning seeds: one panel per (algorithm, hyperparameter), one row per algorithm and
+    env for scores (each env keeps its own units), one row per algorithm with a colour per env
+    for normalised performance (comparable across envs).
 
     Args:
         curves: ``TuneResult.curves()``: one row per (algo, env, config, param) with
             ``value, log, iqm, iqm_low, iqm_high`` (and ``normalised``).
         value: ``iqm`` (the score, with its CI) or ``normalised`` (per-env normalised
-            performance, comparable across envs; no CI).
+            performance; no CI).
         width: Width of a panel (inches).
         height: Height of a panel (inches).
 
     Returns:
-        ``(fig, axes)``, axes of shape (algorithms x most hyperparameters of one).
+        ``(fig, axes)``, axes of shape (rows x most hyperparameters of one algorithm).
     """
     missing = [c for c in CURVE_COLUMNS if c not in curves]
     if missing:
         raise ValueError(f"curves lacks column(s) {missing}; valid: TuneResult.curves()")
+    if value not in ("iqm", "normalised"):
+        raise ValueError(f"value = {value!r} is invalid; valid: iqm, normalised")
     algos = list(dict.fromkeys(curves["algo"]))
+    envs = sorted(curves["env"].unique())
+    rows = [(a, e) for a in algos for e in envs] if value == "iqm" else [(a, None) for a in algos]
     params = {a: list(dict.fromkeys(curves.loc[curves["algo"] == a, "param"])) for a in algos}
     cols = max(len(p) for p in params.values())
     fig, axes = plt.subplots(
-        len(algos), cols, figsize=(width * cols, height * len(algos)), squeeze=False
+        len(rows), cols, figsize=(width * cols, height * len(rows)), squeeze=False
     )
-    colors = algo_colors(curves["env"].unique())
-    for row, algo in enumerate(algos):
+    colors = algo_colors(envs)
+    for row, (algo, only) in enumerate(rows):
         for col in range(cols):
             ax = axes[row, col]
             if col >= len(params[algo]):
                 ax.set_visible(False)
                 continue
             param = params[algo][col]
-            rows = curves[(curves["algo"] == algo) & (curves["param"] == param)]
-            for env, points in rows.groupby("env", sort=True):
-                points = points.sort_values("value")
-                _points(ax, points, value, colors[env], str(env))
-            if rows["log"].any():
+            shown = curves[(curves["algo"] == algo) & (curves["param"] == param)]
+            if only is not None:
+                shown = shown[shown["env"] == only]
+            for env, points in shown.groupby("env", sort=True):
+                _points(ax, points.sort_values("value"), value, colors[env], str(env))
+            if shown["log"].any():
                 ax.set_xscale("log")
-            ax.set_title(f"{algo}: {param}", fontsize=9)
+            where = f" on {only}" if only is not None else ""
+            ax.set_title(f"{algo}: {param}{where}", fontsize=8)
             ax.set_xlabel(param)
             ax.set_ylabel("IQM score" if value == "iqm" else "normalised")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
+    if only is None:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    else:
+        fig.tight_layout()
     return fig, axes
 
 
