@@ -384,3 +384,42 @@ def test_a_killed_tuning_resumes_from_the_store_and_chooses_the_same(tmp_path, p
     assert {path: path.stat().st_mtime_ns for path in kept} == kept, "stored runs not redone"
     pd.testing.assert_frame_equal(again.chosen, first.chosen)
     pd.testing.assert_frame_equal(again.table, first.table)
+
+
+def test_halving_across_envs_keeps_one_setting_per_algorithm_at_every_rung(tmp_path, probes):
+    result = tune(
+        ["probe_b", "probe_shift"],
+        ENVS,
+        str(tmp_path / "s"),
+        budget=4,
+        steps=40,
+        halving=2,
+        per_env=False,
+        score="auc",
+        **QUIET,
+    )
+    table = result.table
+    for (algo, rung), rows in table.groupby(["algo", "rung"]):
+        per_env = rows.groupby("env")["config"].apply(frozenset)
+        assert per_env.nunique() == 1, (algo, rung)  # the same survivors on every env
+        assert len(per_env.iloc[0]) == {0: 4, 1: 2, 2: 1}[rung]
+    assert sorted(table.loc[table["rung"] == 2, "steps"].unique()) == [40]
+    assert result.parameters["score"] == "auc"
+
+
+def test_an_episode_budget_counts_runs_equally_and_env_steps_as_they_fell(tmp_path):
+    result = tune(
+        ["q_learning", "sarsa"],
+        "FrozenLake-v1",
+        str(tmp_path / "s"),
+        budget=2,
+        episodes=5,
+        tuning_seeds=2,
+        eval_seeds=[7],
+        eval_episodes=1,
+        **QUIET,
+    )
+    assert result.parameters["unit"] == "episodes"
+    assert result.budget["tuning_runs"].tolist() == [4, 4]
+    assert (result.budget["tuning_env_steps"] > 0).all()
+    assert set(result.eval_frame["seed"]) == {7}
