@@ -13,19 +13,27 @@ one-node Ray cluster: on one machine this shows the overhead of the second node 
 transfers, remote scheduling), not a speed-up. Both are timed on the grid and on tiny tasks
 (0 training steps' worth of work), whose wall time per task is the per-task overhead.
 
-    python benchmarks/sweep_scaling.py [--quick] [--workers N] [--two-node]
+With ``--small`` it measures what a notebook user meets first (issue 29 item 6): a sweep of
+4 short runs, serial beside the process executor's first sweep (workers started: cold) and
+its next sweeps (workers kept warm in this process), and the old behaviour (new workers for
+every sweep) as ratios to serial.
+
+    python benchmarks/sweep_scaling.py [--quick] [--workers N] [--two-node | --small]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import rlcompare
+from rlcompare.sweeps.executors import shutdown_workers
 from rlcompare.sweeps.tasks import plan_tasks
+from rlcompare.versions import cpu_model
 
 
 def grid(quick: bool) -> list[rlcompare.RunSpec]:
@@ -76,7 +84,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small budgets")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--two-node", action="store_true", help="also Ray on two nodes")
+    parser.add_argument("--small", action="store_true", help="only 4 short runs, cold / warm")
+    parser.add_argument("--repeats", type=int, default=3, help="warm sweeps timed (--small)")
     args = parser.parse_args()
+    if args.small:
+        small_sweeps(args.workers, args.repeats)
+        return
     if args.two_node:
         two_nodes(grid(args.quick), args.workers)
         return
@@ -97,6 +110,48 @@ def main() -> None:
         print(f"{executor:>8}: {seconds:7.1f} s wall   speedup vs serial {speedup:4.2f}x")
     overhead = (times["ray"] - times["process"]) / tasks
     print(f"Ray overhead vs process pool: {overhead * 1000:+.0f} ms per task")
+
+
+def small() -> list[rlcompare.RunSpec]:
+    """4 short runs as a new user writes them: Q-learning, 4 seeds, 5,000 steps each."""
+    return rlcompare.grid("q_learning", "FrozenLake-v1", 4, steps=5_000, experiment="small")
+
+
+def small_sweeps(workers: int, repeats: int) -> None:
+    """Serial beside the process executor on a sweep of 4 short runs, in one process: its
+    first sweep (cold: workers start), its next ones (warm), and new workers every sweep (the
+    behaviour before the pool was kept), each timed on a fresh store."""
+    specs = small()
+    times: dict[str, list[float]] = {"serial": [], "cold": [], "warm": [], "new each": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        counter = iter(range(10_000))
+
+        def once(kind: str, executor: str) -> None:
+            times[kind].append(timed(specs, executor, workers, root / f"{kind}{next(counter)}"))
+
+        once("serial", "serial")  # the driver's own imports (numba kernels) paid here, untimed
+        times["serial"].clear()
+        shutdown_workers()
+        once("cold", "process")
+        for _ in range(repeats):
+            once("warm", "process")
+            once("serial", "serial")
+            shutdown_workers()  # as every sweep did before: start new workers
+            once("new each", "process")
+        shutdown_workers()
+    serial = statistics.median(times["serial"])
+    print(f"{len(specs)} runs ({len(plan_tasks(specs, workers))} tasks), {workers} workers")
+    print(f"CPU: {cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    print(f"medians of {repeats} (cold: one), seconds of wall time and ratio to serial")
+    for kind, label in (
+        ("serial", "serial"),
+        ("cold", "process, first sweep (cold)"),
+        ("warm", "process, next sweeps (warm)"),
+        ("new each", "process, new workers every sweep (before)"),
+    ):
+        seconds = statistics.median(times[kind])
+        print(f"{label:>42}: {seconds:6.2f} s   {seconds / serial:5.2f}x serial")
 
 
 def two_nodes(specs: list[rlcompare.RunSpec], workers: int) -> None:
