@@ -60,7 +60,10 @@ def sweep(
     Args:
         specs: Runs to do (duplicates are run once).
         store: Result store folder.
-        executor: ``serial``, ``process`` or ``ray``.
+        executor: ``serial``, ``process`` or ``ray``. The process executor's workers stay
+            up for the next sweep of this Python process (the first sweep pays their
+            start-up, seconds); :func:`rlcompare.sweeps.executors.shutdown_workers` ends them.
+            Every executor gives the same rows.
         workers: Parallel workers (default: CPU count).
         resume: Skip runs already stored. With False a store that already holds any of the
             runs is an error, since a stored run of the same code is never recomputed.
