@@ -72,6 +72,10 @@ MEASURE_LABELS = {
 LEARNERS = ("q_learning", "ucb", "certainty_equivalence", "psrl")
 LEARNER = "experiment"
 SCORE = "normalized_regret"
+# Normalised regrets closer than this are reported as a tie by :func:`conclusions`.
+TIE = 0.05
+# The mean rank correlation at which :func:`conclusions` says a measure orders the regret.
+ORDERS = 0.5
 
 
 def _family(name: str) -> Family:
@@ -296,7 +300,14 @@ def _knob_trend(rows: pd.DataFrame) -> float:
 
 
 def conclusions(summary: pd.DataFrame, table: pd.DataFrame) -> str:
-    """What this run's numbers say, as Markdown bullets (computed, not written by hand)."""
+    """What this run's numbers say, as Markdown bullets (computed, not written by hand).
+
+    Per family: for how many learners the normalised regret rises with the knob (Spearman's
+    rho over the knob values above 0), and which learner does best and worst at the hardest
+    value, unless all lie within :data:`TIE` of each other (then none is named). Pooled: the
+    measure with the highest mean rank correlation over the learners, named as the one that
+    orders the regret only where that mean reaches :data:`ORDERS`.
+    """
     ranks = correlations(summary, table)
     lines = []
     for family, rows in summary.groupby("family", sort=False):
@@ -306,13 +317,19 @@ def conclusions(summary: pd.DataFrame, table: pd.DataFrame) -> str:
             learner for learner, own in rows.groupby("learner", sort=False) if _knob_trend(own) > 0
         ]
         hardest = rows[rows["value"] == values[-1]].sort_values("iqm")
+        low, high = hardest["iqm"].iloc[0], hardest["iqm"].iloc[-1]
+        if high - low < TIE:
+            at_hardest = f"every learner's normalised regret lies within {low:.3g}-{high:.3g}"
+        else:
+            at_hardest = (
+                f"the lowest normalised regret is {hardest['learner'].iloc[0]}'s ({low:.3g}) "
+                f"and the highest {hardest['learner'].iloc[-1]}'s ({high:.3g})"
+            )
         lines.append(
             f"- **{family}** ({knob} {', '.join(map(str, values))}): regret rises with "
             f"{knob} for {len(rising)} of {rows['learner'].nunique()} learners"
             f"{' (' + ', '.join(rising) + ')' if rising else ''}; at {knob} = {values[-1]} "
-            f"the lowest normalised regret is {hardest['learner'].iloc[0]}'s "
-            f"({hardest['iqm'].iloc[0]:.3g}) and the highest "
-            f"{hardest['learner'].iloc[-1]}'s ({hardest['iqm'].iloc[-1]:.3g})."
+            f"{at_hardest}."
         )
     means = ranks[list(MEASURES)].mean(axis=0, skipna=True)
     if means.notna().any():
@@ -320,13 +337,20 @@ def conclusions(summary: pd.DataFrame, table: pd.DataFrame) -> str:
         per_learner = ", ".join(
             f"{learner} {ranks.at[learner, best]:.2f}" for learner in ranks.index
         )
-        lines.append(
-            f"- Pooled over the {int(ranks['points'].max())} envs, the measure whose rank "
-            f"follows the regret best is the {best.replace('_', ' ')} (mean Spearman rho "
-            f"{means[best]:.2f}: {per_learner}); "
-            + ", ".join(f"{m.replace('_', ' ')} {means[m]:.2f}" for m in MEASURES if m != best)
-            + "."
-        )
+        others = ", ".join(f"{m.replace('_', ' ')} {means[m]:.2f}" for m in MEASURES if m != best)
+        points = int(ranks["points"].max())
+        if means[best] >= ORDERS:
+            verdict = (
+                f"the measure whose rank follows the regret best is the "
+                f"{best.replace('_', ' ')} (mean Spearman rho {means[best]:.2f}: "
+                f"{per_learner}); {others}"
+            )
+        else:
+            verdict = (
+                f"no measure orders the regret across families (mean Spearman rho below "
+                f"{ORDERS}): {best.replace('_', ' ')} {means[best]:.2f} ({per_learner}), {others}"
+            )
+        lines.append(f"- Pooled over the {points} envs, {verdict}.")
     return "\n".join(lines)
 
 
