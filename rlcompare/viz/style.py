@@ -29,9 +29,10 @@ COLUMN_WIDTH = 3.5
 FIGSIZE = (COLUMN_WIDTH, 2.6)
 PALETTE = "colorblind"
 # Slots of seaborn's 10-colour colorblind palette that algorithms get, in the order the
-# built-ins take them: hues far apart first (blue, orange, green, purple), then the rest.
+# built-ins take them: hues far apart first (blue, orange, green, purple), then the rest,
+# yellow last (faint as a line on white).
 # Slot 7, grey, is left out: it reads as a background line.
-PALETTE_ORDER = (0, 1, 2, 4, 8, 3, 9, 6, 5)
+PALETTE_ORDER = (0, 1, 2, 4, 3, 9, 6, 5, 8)
 PALETTE_SIZE = len(PALETTE_ORDER)
 # Two colours whose hues are closer than this (degrees on the colour wheel) are told apart
 # by line style and marker too.
