@@ -382,3 +382,55 @@ def test_write_card_again_returns_the_index(made, tmp_path: Path):
     result, _ = made
     index = write_card(result, tmp_path / "again")
     assert index == tmp_path / "again" / "index.html" and index.exists()
+
+
+AGENT_SOURCE = '''
+import rlcompare
+
+
+@rlcompare.register_algorithm("card_test_edited")
+class Edited:
+    """Acts at random (a stand-in for a user's method under development)."""
+
+    def __init__(self, observation_space, action_space, hparams, rng):
+        self.n, self.rng = action_space.n, rng
+
+    def act(self, obs, step):
+        return int(self.rng.integers(self.n))
+
+    def update(self, obs, action, reward, next_obs, terminated, truncated, step):
+        pass
+
+    def greedy_action(self, obs):
+        return {greedy}
+'''
+
+
+def test_an_edited_algorithm_reruns_its_own_runs_only(tmp_path: Path, monkeypatch):
+    """The store's fingerprint: after an edit the algorithm's runs are redone, the
+    built-ins' reference runs are not."""
+    import importlib
+    import sys
+
+    source = tmp_path / "card_edited_plugin.py"
+    source.write_text(AGENT_SOURCE.format(greedy="0"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("card_edited_plugin")
+    try:
+        store = tmp_path / "store"
+        first = card("card_test_edited", store=store, items=TINY[:1], executor="serial")
+        assert first.items[0].runs_started == 4, "two own runs, two of random"
+        again = card("card_test_edited", store=store, items=TINY[:1], executor="serial")
+        assert again.items[0].runs_started == 0
+        source.write_text(AGENT_SOURCE.format(greedy="int(self.rng.integers(self.n))"))
+        importlib.reload(module)
+        with pytest.warns(UserWarning, match="card_test_edited"):
+            edited = card("card_test_edited", store=store, items=TINY[:1], executor="serial")
+        assert len(stored_records(store)) == 4, "the two stale runs replaced"
+        assert edited.items[0].runs_started == 2, "its own two runs, not random's"
+        scores = edited.items[0].scores.set_index("run_id")["score"]
+        before = first.items[0].scores.set_index("run_id")["score"]
+        random_runs = [r for r in before.index if "__random__" in r]
+        assert scores[random_runs].equals(before[random_runs])
+    finally:
+        sys.modules.pop("card_edited_plugin", None)

@@ -29,7 +29,7 @@ import pandas as pd
 from rlcompare.errors import SpecError
 from rlcompare.spec.registry import get_algorithm
 from rlcompare.spec.runspec import RunSpec
-from rlcompare.store.results import stored_records
+from rlcompare.store.results import stored_runs
 from rlcompare.studies.card_battery import Item, Task, battery, mdp_horizon
 from rlcompare.sweeps.driver import sweep
 
@@ -362,12 +362,14 @@ def _run_item(
             specs[(task.label, name)] = _task_specs(
                 name, task, quick, store, own if name == algo else {}
             )
-    before = len(stored_records(store)) if store.exists() else 0
+    before = _run_files(store)
     every = [s for group in specs.values() for s in group]
     frame = sweep(
         every, store, executor=executor, workers=workers, progress=progress, imports=imports
     )
-    started = len(stored_records(store)) - before
+    after = _run_files(store)
+    # New files, and stored runs replaced (made by code that has changed since).
+    started = sum(1 for name, stamp in after.items() if before.get(name) != stamp)
     failed = frame.attrs.get("failed") or {}
     rows = []
     for task in tasks:
@@ -445,6 +447,11 @@ def _run_item(
         seconds=time.perf_counter() - start,
         runs_started=started,
     )
+
+
+def _run_files(store: Path) -> dict[str, int]:
+    """Each stored run's file and its modification time (ns)."""
+    return {p.name: p.stat().st_mtime_ns for p in stored_runs(store)} if store.exists() else {}
 
 
 def _decisions(algo: str, scores: pd.DataFrame, alpha: float) -> pd.DataFrame:
