@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -193,6 +194,9 @@ def _task_specs(
     return [_spec(algo, task, seed, quick, store, own) for seed in range(task.seeds.of(quick))]
 
 
+_BOX = re.compile(r"Box\((?:\[[^\]]*\]|[^,\[\]]+), (?:\[[^\]]*\]|[^,\[\]]+), (\([^)]*\)), (\w+)\)")
+
+
 def _why_not(
     algo: str, item: Item, task: Task, quick: bool, store: Path, own: Mapping
 ) -> str | None:
@@ -203,9 +207,10 @@ def _why_not(
     try:
         _spec(algo, task, 0, quick, store, own)
     except SpecError as error:
-        # The registry's reason, without its advice on wrapping envs (one clause).
-        text = str(error).split(": it ", 1)[-1]
-        return text.split("; ", 1)[0]
+        # The registry's reason, without its advice on wrapping envs (one clause), and a
+        # Box by its shape (its bounds fill a line).
+        text = str(error).split(": it ", 1)[-1].split("; ", 1)[0]
+        return _BOX.sub(r"Box of shape \1 (\2)", text)
     return None
 
 
