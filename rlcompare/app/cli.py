@@ -318,8 +318,10 @@ def use_plugins(plugins: Sequence[str]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (kept importable for documentation and tests)."""
+    from rlcompare.app.card_command import add_card_command
     from rlcompare.app.compare_command import add_compare_command
     from rlcompare.app.suite import DEFAULT_PROFILE, PROFILES
+    from rlcompare.app.tune_command import add_tune_command
     from rlcompare.spec.runspec import EVAL_EPISODES
     from rlcompare.sweeps.executors import EXECUTORS
 
@@ -410,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     suite.set_defaults(fn=cmd_suite)
 
     add_compare_command(command)
+    add_tune_command(command)
+    add_card_command(command)
     return parser
 
 
