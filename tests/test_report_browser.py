@@ -64,6 +64,11 @@ window.addEventListener('load', () => {
   }).length;
   const codeShown = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea')]
     .filter(e => e.offsetParent !== null).length;
+  const toggle = document.getElementById('show-code');
+  if (toggle) toggle.checked = true;
+  const codeShownWhenAsked = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea')]
+    .filter(e => e.offsetParent !== null).length;
+  if (toggle) toggle.checked = false;
   const links = [...document.querySelectorAll('[href], [src]')]
     .map(e => e.getAttribute('href') || e.getAttribute('src'))
     .filter(v => !v.startsWith('data:'));
@@ -71,6 +76,7 @@ window.addEventListener('load', () => {
   out.id = 'rlcompare-check';
   out.textContent = JSON.stringify({
     brokenWords: words, spilling, uncaptioned, images: document.images.length, codeShown,
+    codeShownWhenAsked,
     codeCells: document.querySelectorAll('.jp-CodeCell').length,
     tables: document.querySelectorAll('table').length,
     pageWidth: document.documentElement.scrollWidth, viewWidth: window.innerWidth,
@@ -228,6 +234,7 @@ def test_notebook_page_hides_code_and_shows_parameters_as_a_table(built: Path):
     check_reader_view(found, built.parents[2])
     assert found["images"] == 1 and found["codeCells"] > 0
     assert found["codeShown"] == 0, "code is hidden until the reader asks for it"
+    assert found["codeShownWhenAsked"] == found["codeCells"], "ticking 'Show code' shows it"
     text = page.read_text()
     assert re.search(r'<input[^>]+id="show-code"', text), "a way to show the code"
     assert "A curve" in found["visibleText"] and "01_curve.pdf" in " ".join(found["links"])
