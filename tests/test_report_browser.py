@@ -77,6 +77,8 @@ window.addEventListener('load', () => {
   out.textContent = JSON.stringify({
     brokenWords: words, spilling, uncaptioned, images: document.images.length, codeShown,
     codeShownWhenAsked,
+    comparisonAlign: [...document.querySelectorAll('table.rlcompare-comparison td')]
+      .map(td => getComputedStyle(td).textAlign),
     codeCells: document.querySelectorAll('.jp-CodeCell').length,
     tables: document.querySelectorAll('table').length,
     pageWidth: document.documentElement.scrollWidth, viewWidth: window.innerWidth,
@@ -243,6 +245,12 @@ def test_notebook_page_hides_code_and_shows_parameters_as_a_table(built: Path):
         "the profile's value, in a table"
     )
     assert "injected-parameters" not in text and "# Parameters" not in found["text"]
+
+
+def test_summary_page_shows_the_comparison_left_aligned(built: Path):
+    found = measure(built / "00_summary.html")
+    check_reader_view(found, built.parents[2])
+    assert found["comparisonAlign"] and set(found["comparisonAlign"]) == {"left"}
 
 
 def test_executed_notebooks_show_no_machine_paths(built: Path):

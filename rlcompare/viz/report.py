@@ -154,18 +154,21 @@ def comparison_table(headlines: Mapping[str, Mapping[str, Any]]) -> Any:
 # and in JupyterLab: words never split (a column is at least as wide as its longest word),
 # one line per claim, the notebook of each claim linked.
 COMPARISON_CLASS = "rlcompare-comparison"
+# The class is doubled in the selectors: JupyterLab's own table rule (the lab template of the
+# report pages) has the specificity of two classes and an element, and right-aligns.
+_C = f"table.{COMPARISON_CLASS}.{COMPARISON_CLASS}"
 _COMPARISON_STYLE = f"""<style>
-table.{COMPARISON_CLASS} {{ border-collapse: collapse; font-size: 0.85rem; line-height: 1.35;
-  table-layout: auto; width: 100%; }}
-table.{COMPARISON_CLASS} th, table.{COMPARISON_CLASS} td {{ border: 1px solid #ccc;
-  padding: 0.3rem 0.45rem; vertical-align: top; text-align: left; white-space: normal;
-  overflow-wrap: normal; word-break: normal; hyphens: manual; max-width: none; }}
-table.{COMPARISON_CLASS} thead th {{ vertical-align: bottom; background: #f4f4f4; }}
-table.{COMPARISON_CLASS} tbody th {{ min-width: 6.5em; }}
-table.{COMPARISON_CLASS} td.evidence {{ min-width: 34em; }}
-table.{COMPARISON_CLASS} td.evidence ul {{ margin: 0; padding-left: 1em; }}
-table.{COMPARISON_CLASS} td.evidence li {{ margin: 0 0 0.2rem 0; }}
-table.{COMPARISON_CLASS} a.source {{ font-size: 0.8em; white-space: nowrap; }}
+{_C} {{ border-collapse: collapse; font-size: 0.85rem; line-height: 1.35; table-layout: auto;
+  width: 100%; }}
+{_C} th, {_C} td {{ border: 1px solid #ccc; padding: 0.3rem 0.45rem; vertical-align: top;
+  text-align: left; white-space: normal; overflow-wrap: normal; word-break: normal;
+  hyphens: manual; max-width: none; }}
+{_C} thead th {{ vertical-align: bottom; background: #f4f4f4; }}
+{_C} tbody th {{ min-width: 6.5em; }}
+{_C} td.evidence {{ min-width: 34em; }}
+{_C} td.evidence ul {{ margin: 0; padding-left: 1em; }}
+{_C} td.evidence li {{ margin: 0 0 0.2rem 0; text-align: left; }}
+{_C} a.source {{ font-size: 0.8em; white-space: nowrap; }}
 </style>"""
 
 
