@@ -43,7 +43,7 @@ import torch
 
 import rlcompare
 from rlcompare.algos.deep import dqn, learner, network, replay, stacked, stacked_trainer
-from rlcompare.algos.deep.stacked_network import stacked_views
+from rlcompare.algos.deep.stacked_network import StackedState, stacked_views
 from rlcompare.runner import context, protocol
 from rlcompare.versions import cpu_model
 
@@ -101,7 +101,7 @@ def stacked_floor_ms(seeds: int = SEEDS, iterations: int = 60) -> float:
     """CPU ms per seed of one stacked gradient step's bare batched matrix products and its
     fused Adam step over the (seeds, P) parameters (see the module docstring)."""
     net = network.QNetwork(OBS, ACTIONS, ARCH)
-    state = stacked.StackedState(seeds, net.size)
+    state = StackedState(seeds, net.size)
     generator = torch.Generator().manual_seed(0)
     for s in range(seeds):
         state.params[s] = net.initial_parameters(generator)
@@ -258,6 +258,8 @@ def breakdown(steps: int, seeds: int = 1) -> tuple[dict[str, float], float]:
             "add": "replay add",
             "sample": "replay sampling",
             "sample_phase": "replay sampling",
+            "phase_indices": "replay sampling",
+            "gather_into": "replay sampling",
         },
         learner.DQNLearner: {
             "train": "learner glue (tensors, stats, checks)",
@@ -279,7 +281,7 @@ def breakdown(steps: int, seeds: int = 1) -> tuple[dict[str, float], float]:
     if seeds > 1:
         del phases[learner.DQNLearner]  # the stacked trainer runs its steps
         phases[stacked.StackedTrainer] = {
-            "train": "learner glue (sampling calls, stacking)",
+            "train": "learner glue (stacked arrays, routing)",
             "_fixed_targets": "target computation (glue)",
             "_next_values": "target forward (3 baddbmm, max)",
             "_step": "loss + gradient glue, per-seed clip",
@@ -287,11 +289,11 @@ def breakdown(steps: int, seeds: int = 1) -> tuple[dict[str, float], float]:
         }
         phases[stacked] = {
             "_record": "statistics",
-            "_stack": "learner glue (sampling calls, stacking)",
+            "_stack": "learner glue (stacked arrays, routing)",
             "stacked_forward": "online forward (3 baddbmm, relu)",
             "stacked_backward": "backward pass (5 bmm, bias sums, relu)",
         }
-        phases[stacked_trainer] = {"_train_pending": "learner glue (sampling calls, stacking)"}
+        phases[stacked_trainer] = {"_train_pending": "learner glue (stacked arrays, routing)"}
     # q_values runs forward_cached: the target forward's time stays its own.
     opaque = {(network.QNetwork, "q_values"), (stacked.StackedTrainer, "_next_values")}
     for owner, methods in phases.items():

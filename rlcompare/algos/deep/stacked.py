@@ -28,13 +28,11 @@ import numpy as np
 import torch
 
 from rlcompare.algos.deep.dqn import DQNAgent
-from rlcompare.algos.deep.learner import (
-    TARGET_CHUNK,
-    DQNLearner,
-    SeedRows,
-)
+from rlcompare.algos.deep.learner import TARGET_CHUNK, DQNLearner
 from rlcompare.algos.deep.replay import Batch, LatestBuffer
 from rlcompare.algos.deep.stacked_network import (
+    StackedState,
+    stackable,
     stacked_backward,
     stacked_effective,
     stacked_forward,
@@ -45,38 +43,7 @@ from rlcompare.errors import Diverged
 # A chunk of fewer rows than this through a matrix product rounds differently (see above).
 MIN_CHUNK_ROWS = 4
 
-
-# Rows start at multiples of this many floats (64 bytes, as torch aligns a fresh tensor):
-# torch.dot and other vectorised kernels can sum an unaligned vector in another order.
-ROW_ALIGN = 16
-
-
-class StackedState:
-    """The (S, P) parameters, gradients, targets and Adam state of S seeds' networks (each
-    row aligned as a tensor of its own would be)."""
-
-    def __init__(self, seeds: int, size: int) -> None:
-        stride = -(-size // ROW_ALIGN) * ROW_ALIGN
-        self.params, self.grad, self.target, self.exp_avg, self.exp_avg_sq = (
-            torch.zeros(seeds, stride)[:, :size] for _ in range(5)
-        )
-        self.steps = torch.zeros(seeds)
-
-    def rows(self, seed: int) -> SeedRows:
-        """Seed ``seed``'s views, for its DQNLearner."""
-        return SeedRows(
-            self.params[seed],
-            self.grad[seed],
-            self.target[seed],
-            self.exp_avg[seed],
-            self.exp_avg_sq[seed],
-            self.steps[seed],
-        )
-
-
-def stackable() -> bool:
-    """Whether this torch can run the stacked path (its fused Adam kernel exists)."""
-    return hasattr(torch, "_fused_adam_")
+__all__ = ["StackedState", "StackedTrainer", "stackable"]
 
 
 class StackedTrainer:

@@ -15,6 +15,8 @@ its own single-seed pass. What that takes, measured on this CPU with torch 2.13:
   built seed by seed by :meth:`QNetwork.effective` itself, then stacked.
 - Reductions along the last dimension (bias gradients, dueling means) sum each row as the
   single-seed pass does.
+- Each row starts 64-byte aligned, as a tensor of its own does (:class:`StackedState`):
+  ``torch.dot`` (the gradient norm of clipping) sums an unaligned vector in another order.
 """
 
 from __future__ import annotations
@@ -24,12 +26,46 @@ from collections.abc import Sequence
 
 import torch
 
+from rlcompare.algos.deep.learner import SeedRows
 from rlcompare.algos.deep.network import Effective, Layer, LayerViews, Noise, QNetwork
 
 _threshold_backward = torch.ops.aten.threshold_backward
 
 # torch's CPU bmm computes products with M * K * N below this by a loop of its own.
 BMM_SMALL = 400
+
+
+# Rows start at multiples of this many floats (64 bytes, as torch aligns a fresh tensor):
+# torch.dot and other vectorised kernels can sum an unaligned vector in another order.
+ROW_ALIGN = 16
+
+
+class StackedState:
+    """The (S, P) parameters, gradients, targets and Adam state of S seeds' networks (each
+    row aligned as a tensor of its own would be)."""
+
+    def __init__(self, seeds: int, size: int) -> None:
+        stride = -(-size // ROW_ALIGN) * ROW_ALIGN
+        self.params, self.grad, self.target, self.exp_avg, self.exp_avg_sq = (
+            torch.zeros(seeds, stride)[:, :size] for _ in range(5)
+        )
+        self.steps = torch.zeros(seeds)
+
+    def rows(self, seed: int) -> SeedRows:
+        """Seed ``seed``'s views, for its DQNLearner."""
+        return SeedRows(
+            self.params[seed],
+            self.grad[seed],
+            self.target[seed],
+            self.exp_avg[seed],
+            self.exp_avg_sq[seed],
+            self.steps[seed],
+        )
+
+
+def stackable() -> bool:
+    """Whether this torch can run the stacked path (its fused Adam kernel exists)."""
+    return hasattr(torch, "_fused_adam_")
 
 
 def stacked_views(net: QNetwork, flat: torch.Tensor) -> LayerViews:
