@@ -26,7 +26,14 @@ BIN = Path(sys.executable).parent
 # Folders of the repository root that README commands read (``--plugin examples.q_lambda``).
 COPIED = ("examples",)
 # Stores README commands write, relative to the working directory.
-STORES = ("data/quickstart", "data/cliff", "data/mine")
+STORES = (
+    "data/quickstart",
+    "data/cliff",
+    "data/mine",
+    "data/tune",
+    "data/card",
+    "data/card_q_lambda",
+)
 
 # Commands not run here, each with why (matched as the whole command, or as its start when
 # the key ends with " ...").
