@@ -4,9 +4,11 @@ Parameters come from one profiles file (``notebooks/profiles.yaml``); executed c
 ``data/executed/<profile>/`` so ``notebooks/`` stays output-free. Unknown parameter names are
 an error before anything runs (papermill itself only warns). A failing notebook is reported
 with its name, cell and error, its executed copy kept, and the suite carries on. At the end
-the suite writes the figure gallery and the HTML report: a self-contained page per executed
-notebook and ``data/executed/<profile>/index.html`` to send to a co-author. Given a Ray address,
-the suite also says which nodes ran the runs its notebooks stored (printed and on the index).
+the suite writes the capability cards the profile names (:mod:`rlcompare.app.suite_cards`),
+then the figure gallery and the HTML report: a self-contained page per executed notebook and
+``data/executed/<profile>/index.html``, linking the cards, to send to a co-author. Given a Ray
+address, the suite also says which nodes ran the runs its notebooks stored (printed and on the
+index).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlcompare.app.suite_cards import CARD_STORE, CARDS_KEY, card_index, plan_cards, run_cards
 from rlcompare.errors import SpecError, choices_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,15 +56,25 @@ def notebook_names(directory: Path = NOTEBOOKS) -> list[str]:
     return [n for n in names if not n.startswith("00_")] + [n for n in names if n.startswith("00_")]
 
 
-def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, dict[str, Any]]]:
-    """``profile -> notebook -> parameters`` from the profiles file."""
+def _read_profiles(path: Path) -> dict[str, Any]:
     import yaml
 
     with open(path) as handle:
-        profiles = yaml.safe_load(handle) or {}
+        return yaml.safe_load(handle) or {}
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, dict[str, dict[str, Any]]]:
+    """``profile -> notebook -> parameters`` from the profiles file (its ``cards:`` entries
+    are :func:`load_cards`')."""
     return {
-        name: {nb: dict(p or {}) for nb, p in (nbs or {}).items()} for name, nbs in profiles.items()
+        name: {nb: dict(p or {}) for nb, p in (nbs or {}).items() if nb != CARDS_KEY}
+        for name, nbs in _read_profiles(path).items()
     }
+
+
+def load_cards(path: Path = PROFILES_FILE) -> dict[str, Any]:
+    """``profile -> its cards: entries`` as written (None where a profile names none)."""
+    return {name: (nbs or {}).get(CARDS_KEY) for name, nbs in _read_profiles(path).items()}
 
 
 def default_dirs(profile: str) -> tuple[Path, Path]:
@@ -93,6 +106,9 @@ def plan(
 ) -> list[NotebookRun]:
     """Validates the profile, the notebook names and every parameter name, before running.
 
+    ``only``: the notebooks to run (None: all); ``cards`` there selects no notebook (it names
+    the card step, :func:`run_suite`).
+
     Raises:
         SpecError: unknown profile, notebook or parameter, naming the valid ones.
     """
@@ -101,8 +117,8 @@ def plan(
         raise SpecError(f"unknown profile {profile!r}; {choices_text(sorted(profiles), profile)}")
     names = notebook_names(directory)
     for name in only or ():
-        if name not in names:
-            raise SpecError(f"unknown notebook {name!r}; {choices_text(names, name)}")
+        if name not in names and name != CARDS_KEY:
+            raise SpecError(f"unknown notebook {name!r}; {choices_text([*names, CARDS_KEY], name)}")
     for name in profiles[profile]:
         if name not in names:
             raise SpecError(
@@ -111,7 +127,7 @@ def plan(
     data_dir = (data_dir or default_dirs(profile)[0]).resolve()
     figures_dir = figures_dir or default_dirs(profile)[1]
     runs = []
-    for name in names if not only else [n for n in names if n in set(only)]:
+    for name in names if only is None else [n for n in names if n in set(only)]:
         path = directory / f"{name}.ipynb"
         declared = declared_parameters(path)
         parameters = {
@@ -211,7 +227,14 @@ def run_suite(
     record_check_outputs_to: Path | None = None,
     directory: Path = NOTEBOOKS,
 ) -> int:
-    """Executes the notebooks; returns 0 when all succeeded, 1 otherwise (CLI exit status).
+    """Executes the notebooks, then writes the profile's cards; returns 0 when all succeeded,
+    1 otherwise (CLI exit status).
+
+    ``only`` names the notebooks to run, and ``cards`` the card step (None or empty: every
+    notebook and the cards). The cards run when the whole profile runs or when ``cards`` is
+    named, so that rerunning one notebook costs no card; the index links every card of the
+    profile that is written. Every card entry is checked (plugins loaded, algos known) before
+    any notebook runs.
 
     With ``record_check_outputs_to`` the check cells' outputs of a fully successful run are
     stored there as the nbval reference (see :func:`record_check_outputs`). With
@@ -221,6 +244,7 @@ def run_suite(
 
     if ray_address:
         os.environ["RAY_ADDRESS"] = ray_address
+    only = list(only) if only else None
     runs = plan(
         profile,
         only,
@@ -229,11 +253,19 @@ def run_suite(
         figures_dir=figures_dir,
         directory=directory,
     )
+    cards = plan_cards(
+        profile,
+        load_cards(directory / PROFILES_FILE.name).get(profile),
+        directory.resolve().parent,
+        executor,
+    )
+    cards_now = cards if only is None or CARDS_KEY in only else []
     data_dir = data_dir or default_dirs(profile)[0]
     figures_dir = figures_dir or default_dirs(profile)[1]
     executed_dir = data_dir.resolve() / "executed" / profile
     executed_dir.mkdir(parents=True, exist_ok=True)
-    stores = notebook_stores(runs)
+    card_store = data_dir.resolve() / CARD_STORE
+    stores = notebook_stores(runs) + ([card_store] if cards_now else [])
     before = snapshot_stores(stores) if ray_address else None
     failures = []
     for run in runs:
@@ -261,6 +293,7 @@ def run_suite(
             if output.exists():
                 _scrub_executed(output, directory.resolve().parent)
         print(f"[suite] {run.name} done in {time.perf_counter() - began:.0f} s", flush=True)
+    card_failures = run_cards(cards_now, executed_dir, card_store)
     nodes = suite_node_report(before, stores) if before is not None else None
     if nodes is not None:
         print(f"[suite] {nodes}", flush=True)
@@ -277,10 +310,17 @@ def run_suite(
         names=sorted(notebook_names(directory)),
         nodes=nodes,
         roots=[directory.resolve().parent],
+        cards=[card_index(executed_dir, c) for c in cards if card_index(executed_dir, c).exists()],
     )
     print(f"[suite] report: {report}")
     if failures:
         print(f"[suite] {len(failures)} notebook(s) failed: {', '.join(failures)}", file=sys.stderr)
+    if card_failures:
+        print(
+            f"[suite] {len(card_failures)} card(s) failed: {', '.join(card_failures)}",
+            file=sys.stderr,
+        )
+    if failures or card_failures:
         return 1
     if record_check_outputs_to is not None:
         recorded = record_check_outputs(
