@@ -401,7 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     suite = command("suite", help="execute the notebooks with papermill")
     suite.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
-    suite.add_argument("--only", nargs="*", default=None, metavar="NAME")
+    suite.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="these notebooks only, and the profile's cards if 'cards' is named (default: all)",
+    )
     suite.add_argument("--executor", default=None, choices=EXECUTORS)
     suite.add_argument("--ray-address")
     suite.add_argument(
