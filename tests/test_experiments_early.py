@@ -343,6 +343,8 @@ def test_convergence_schedule_filter_and_headline():
             "hp.alpha_schedule": ["visit", "visit", "constant", "visit"],
             "algo": ["q_learning", "sarsa", "q_learning", "q_learning"],
             "iqm": [1.0, 2.0, 3.0, 0.25],
+            "iqm_low": [0.5, 1.0, 2.0, 0.125],
+            "iqm_high": [1.5, 3.0, 4.0, 0.375],
         }
     )
     online = pd.Series({"q_learning": -50.0})
@@ -359,8 +361,11 @@ def test_convergence_schedule_filter_and_headline():
         "maxbias_left_share_first50": {"double_q": 0.1},
         "runs": 3,
         "evidence": {
-            "Q-learning": "final max|Q - Q*| (IQM, 1/n^omega steps): Taxi-v4 1.000, "
-            "FrozenLake-v1 0.250"
+            "Q-learning": [
+                "Taxi-v4: final max|Q - Q*| 1.00 [0.50, 1.50] (IQM, 95% CI, 1/n^omega steps)",
+                "FrozenLake-v1: final max|Q - Q*| 0.250 [0.125, 0.375] (IQM, 95% CI, "
+                "1/n^omega steps)",
+            ]
         },
     }
 
@@ -485,18 +490,23 @@ def test_sample_efficiency_collapse():
 
 
 def test_sample_efficiency_headline():
-    final = pd.DataFrame({"algo": ["dqn", "ppo"], "iqm": [0.5, 0.25]})
+    final = pd.DataFrame(
+        {"algo": ["dqn", "ppo"], "iqm": [0.5, 0.25], "iqm_low": [0.4, 0], "iqm_high": [0.6, 1]}
+    )
     reached = pd.DataFrame({"env": ["A"], "algo": ["dqn"], "km_median_steps": [300.0]})
     collapsed = pd.DataFrame({"algo": ["dqn"], "share": [0.1]})
     numbers = sample_efficiency.headline(final, reached, collapsed, 800)
     assert numbers["final_normalized_iqm"] == {"dqn": 0.5, "ppo": 0.25}
     assert numbers["km_median_steps_to_threshold"] == {"A/dqn": 300.0}
     assert numbers["collapse_share"] == {"dqn": 0.1}
-    # Variants that did not run read as nan.
+    # Variants that did not run read as n/a.
+    ci = "(final normalized IQM after 800 env steps, 95% CI)"
     assert numbers["evidence"] == {
-        "Q-learning": "DQN final normalized IQM 0.50 (SB3 DQN nan); without a target network "
-        "nan, without replay nan",
-        "Policy gradient (PPO)": "PPO final normalized IQM 0.25 after 800 env steps, DQN 0.50",
+        "Q-learning": [
+            f"DQN 0.500 [0.400, 0.600] vs SB3 DQN n/a {ci}",
+            f"DQN without a target network n/a, without replay n/a {ci}",
+        ],
+        "Policy gradient (PPO)": [f"PPO 0.25 [0.00, 1.00] vs DQN 0.500 [0.400, 0.600] {ci}"],
     }
 
 
@@ -548,8 +558,10 @@ def test_model_based_analysis_and_headline():
         "final_model_error": {"A/dyna_q-expected": 0.25},
         "runs": 3,
         "evidence": {
-            "Model-based": "Dyna maze: 18 steps per episode with 50 planning steps vs 90 with "
-            "0; A final exact regret (IQM): Q-learning 0, expected 1"
+            "Model-based": [
+                "A, final exact regret: best planner Dyna-Q (expected model) 1.00 [1.00, 1.00] "
+                "vs Q-learning 0 [0, 0] (IQM, 95% CI)"
+            ]
         },
     }
     fig, axes = model_based.planning_figure(compare)
@@ -638,7 +650,9 @@ def test_sample_efficiency_verdicts_decide_against_the_baseline():
 
 
 def test_sample_efficiency_headline_carries_the_decisions():
-    final = pd.DataFrame({"algo": ["dqn", "ppo"], "iqm": [0.5, 0.25]})
+    final = pd.DataFrame(
+        {"algo": ["dqn", "ppo"], "iqm": [0.5, 0.25], "iqm_low": [0.4, 0], "iqm_high": [0.6, 1]}
+    )
     reached = pd.DataFrame({"env": ["A"], "algo": ["dqn"], "km_median_steps": [300.0]})
     collapsed = pd.DataFrame({"algo": ["dqn"], "share": [0.1]})
     table = sample_efficiency.decisions(
@@ -656,13 +670,14 @@ def test_sample_efficiency_headline_carries_the_decisions():
         },
     }
     evidence = numbers["evidence"]
-    assert evidence["Q-learning"].endswith(
-        "; one-interim verdict vs dqn on 6 stored runs each (5% family-wise): final eval "
-        "return: n_step_3 better; steps to reach: n_step_3 better"
-    )
-    assert evidence["Policy gradient (PPO)"].endswith(
-        "final eval return: no difference found; steps to reach: no difference found"
-    )
+    assert evidence["Q-learning"][-2:] == [
+        "A, final eval return vs dqn (6+6 runs, 5% family-wise): n_step_3 better",
+        "A, steps to threshold vs dqn (6+6 runs, 5% family-wise): n_step_3 better",
+    ]
+    assert evidence["Policy gradient (PPO)"][-2:] == [
+        "A, final eval return vs dqn (6+6 runs, 5% family-wise): no difference found for the pair",
+        "A, steps to threshold vs dqn (6+6 runs, 5% family-wise): no difference found for the pair",
+    ]
 
 
 def test_sample_efficiency_verdicts_need_two_runs_per_contender():

@@ -137,7 +137,13 @@ def test_pendulum_labels_and_headline_on_hand_made_tables() -> None:
     labelled = pendulum.label_agents(frame, specs)
     assert labelled["algo"].tolist() == ["dqn, 3 torques", "dqn, 5 torques", "ppo, continuous"]
     final = pd.DataFrame(
-        {"algo": labelled["algo"], "iqm": [-181.6, -1500.4, -1140.2], "runs": [1, 1, 1]}
+        {
+            "algo": labelled["algo"],
+            "iqm": [-181.6, -1500.4, -1140.2],
+            "iqm_low": [-190.0, -1600.0, -1200.0],
+            "iqm_high": [-170.0, -1400.0, -1100.0],
+            "runs": [1, 1, 1],
+        }
     )
     reached = pd.DataFrame(
         {"algo": labelled["algo"], "reached": [1, 0, 0], "km_median_steps": [7000.0, np.inf, 1]}
@@ -145,13 +151,16 @@ def test_pendulum_labels_and_headline_on_hand_made_tables() -> None:
     numbers = pendulum.headline(final, reached, threshold=-200, steps=10, runs=3)
     assert numbers["final_return_iqm"] == dict(zip(final["algo"], final["iqm"], strict=True))
     assert numbers["runs_reaching_threshold"]["dqn, 3 torques"] == 1
-    assert numbers["evidence"]["Q-learning"] == (
-        "Pendulum-v1, 10 env steps: DQN over a torque grid scores -182 (3 torques), "
-        "-1500 (5 torques) (IQM of the final evaluations)"
-    )
-    assert numbers["evidence"]["Policy gradient (PPO)"].endswith(
-        "continuous torque scores -1140 (IQM of the final evaluations)"
-    )
+    ci = "(IQM of the final evaluations, 95% CI)"
+    assert numbers["evidence"] == {
+        "Q-learning": [
+            f"Pendulum-v1, 10 env steps: DQN over 3 torques -182 [-190, -170] {ci}",
+            f"Pendulum-v1, 10 env steps: DQN over 5 torques -1500 [-1600, -1400] {ci}",
+        ],
+        "Policy gradient (PPO)": [
+            f"Pendulum-v1, 10 env steps: PPO on the continuous torque -1140 [-1200, -1100] {ci}"
+        ],
+    }
 
 
 def _tidy(scores: dict[str, list[float]], metric: str = "eval_return", **columns: Any):
@@ -279,6 +288,7 @@ def test_corrective_headline_on_hand_made_tables() -> None:
     board = pd.DataFrame(
         [
             {"metric": metric, "algo": algo, "iqm": float(i + 10 * j)}
+            | {"iqm_low": i + 10 * j - 0.5, "iqm_high": i + 10 * j + 0.5}
             for j, metric in enumerate(corrective.METRICS)
             for i, algo in enumerate(algos)
         ]
@@ -292,6 +302,8 @@ def test_corrective_headline_on_hand_made_tables() -> None:
             + ["runbook only", "30% deviations"],
             "hp.q_init": [0.0, -100.0, -100.0, -100.0, -100.0],
             "iqm": [52.04, 6.65, 2.5, 6.65, 1.75],
+            "iqm_low": [50.0, 6.0, 2.0, 6.0, 1.5],
+            "iqm_high": [54.0, 7.0, 3.0, 7.0, 2.0],
             "model_error": [np.nan] * 3 + [0.9, 0.99],
         }
     )
@@ -324,25 +336,34 @@ def test_corrective_headline_on_hand_made_tables() -> None:
     assert numbers["ce_model_error_iqm"] == {"runbook only": 0.9, "30% deviations": 0.99}
     assert numbers["logged"]["30% deviations/pairs"] == 600.0
     assert numbers["logged"]["runbook only/optimum_covered"] == 0.8
-    assert numbers["evidence"]["Model-based"] == (
-        "corrective actions (SelfHealing, stochastic): exact regret 42.00 vs Q-learning 41.00 "
-        "after 600 steps; its deterministic last-seen model stalls it; certainty equivalence "
-        "planned once by value iteration on the failure model counted from the runbook logs "
-        "(no env interaction): exact regret 1.75 from logs with deviations vs offline "
-        "Q-learning 2.50 on the same logs, 6.65 from runbook-only logs (runbook 46.00); eval "
-        "return 7 vs BC 5"
-    )
+    ci = "(IQM, 95% CI)"
+    assert numbers["evidence"]["Model-based"] == [
+        f"SelfHealing, exact regret after 600 steps: Dyna-Q 42.0 [41.5, 42.5] vs Q-learning "
+        f"41.0 [40.5, 41.5] {ci}",
+        "SelfHealing, certainty equivalence on runbook logs with 30% deviations (no env "
+        "interaction): exact regret 1.75 [1.50, 2.00] vs offline Q-learning 2.50 [2.00, 3.00] "
+        f"{ci}",
+        "SelfHealing, certainty equivalence from runbook-only logs: exact regret 6.65 [6.00, "
+        f"7.00] vs runbook 46.0 [45.5, 46.5] {ci}",
+        "SelfHealing, certainty equivalence from logs: return 7.00 [6.50, 7.50] vs BC 5.00 "
+        f"[4.50, 5.50] {ci}",
+    ]
     assert numbers["regret_by_fault_rate"] == {"0.1/runbook": 6.65}
     assert numbers["optimal_action_share"] == {"q_learning": 0.9, "runbook": 0.75}
-    assert numbers["evidence"]["Q-learning"] == (
-        "corrective actions (SelfHealing): exact regret 41.00 after 600 steps vs runbook 46.00; "
-        "offline from runbook logs 2.50 (with deviations, pessimistic Q0) but 52.0 (runbook "
-        "only, Q0 = 0); DQN on noisy features after 30 steps: return 3 vs runbook 6, optimal 0"
-    )
-    assert numbers["evidence"]["Imitation (BC)"] == (
-        "corrective actions (SelfHealing): BC on runbook logs returns 5 vs the runbook's 6 and "
-        "the optimum's 0 (IQM)"
-    )
+    assert numbers["evidence"]["Q-learning"] == [
+        f"SelfHealing, exact regret after 600 steps: Q-learning 41.0 [40.5, 41.5] vs runbook "
+        f"46.0 [45.5, 46.5] {ci}",
+        "SelfHealing, offline Q-learning from runbook logs with 30% deviations, pessimistic Q0: "
+        f"exact regret 2.50 [2.00, 3.00] {ci}",
+        "SelfHealing, offline Q-learning from runbook-only logs, Q0 = 0: exact regret 52.0 "
+        f"[50.0, 54.0] {ci}",
+        "SelfHealing, DQN on noisy features after 30 steps: return 3.00 [2.50, 3.50] vs runbook "
+        f"6.00 [5.50, 6.50], optimum 0 {ci}",
+    ]
+    assert numbers["evidence"]["Imitation (BC)"] == [
+        "SelfHealing, BC on runbook logs: return 5.00 [4.50, 5.50] vs runbook 6.00 [5.50, 6.50], "
+        f"optimum 0 {ci}"
+    ]
 
 
 def test_corrective_frozen_policies_and_exact_regret_by_rate() -> None:
@@ -442,7 +463,10 @@ EVIDENCE = {
         "novice eps=0.5 logs 206 vs the novice's 40, but 36 from expert-only logs",
         "Imitation (BC)": "copies the logged mode: the expert's <500> & the novice's 47",
     },
-    "07_corrective_action": {"Q-learning": "corrective actions (SelfHealing): exact regret 0.38"},
+    # The list form every notebook records now: one claim per item, "; " inside kept whole.
+    "07_corrective_action": {
+        "Q-learning": ["SelfHealing: exact regret 0.38 [0.2, 0.5]; runbook 6.65", "second claim"]
+    },
 }
 
 
@@ -479,7 +503,8 @@ def test_summary_table_renders_every_evidence_string_in_full() -> None:
     assert "overflow-wrap: normal" in rendered and ">approach<" not in rendered
     for notebook, sentences in EVIDENCE.items():
         for sentence in sentences.values():
-            for claim in sentence.split("; "):  # one line per claim, linked to its notebook
+            claims = sentence if isinstance(sentence, list) else sentence.split("; ")
+            for claim in claims:  # one line per claim, linked to its notebook
                 link = f'<a class="source" href="{notebook}.html#Headline-numbers">{notebook}</a>'
                 assert f"<li>{html.escape(claim)} {link}</li>" in rendered
     assert "&lt;500&gt; &amp;" in rendered  # text is escaped, not read as markup

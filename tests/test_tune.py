@@ -341,7 +341,7 @@ def test_the_notebook_conclusions_are_computed_from_the_rankings(tmp_path, probe
     assert numbers["evidence"] == {}  # the probes belong to no approach of the summary
 
 
-def test_evidence_sentences_name_each_rank_change_and_sensitivity():
+def test_evidence_claims_name_each_iqm_with_its_interval_and_rank():
     from rlcompare.experiments.tuning import evidence
 
     rank = pd.DataFrame(
@@ -349,25 +349,27 @@ def test_evidence_sentences_name_each_rank_change_and_sensitivity():
             "env": ["FrozenLake-v1"] * 3,
             "algo": ["q_learning", "dqn", "ppo"],
             "defaults": [0.0, 0.5, 0.25],
+            "defaults_low": [0.0, 0.25, 0.0],
+            "defaults_high": [0.0, 0.75, 0.5],
             "tuned": [0.75, 0.5, 0.25],
+            "tuned_low": [0.5, 0.25, 0.0],
+            "tuned_high": [1.0, 0.75, 0.5],
             "rank_defaults": [3, 1, 2],
             "rank_tuned": [1, 2, 3],
         }
     )
-    sensitivity = pd.DataFrame(
-        {"algo": ["q_learning", "dqn", "ppo"], "sensitivity": [0.1, 0, 0.25]}
-    )
     budget = pd.DataFrame({"algo": ["q_learning", "dqn", "ppo"], "tuning_env_steps": [1200] * 3})
-    sentences = evidence(rank, sensitivity, budget)
-    assert sentences["Q-learning"] == (
-        "defaults -> equal-budget tuning (1,200 tuning env steps each), on fresh eval seeds: "
-        "FrozenLake-v1 q_learning rank 3 -> 1 of 3 (eval IQM 0 -> 0.75); FrozenLake-v1 dqn "
-        "rank 1 -> 2 of 3 (eval IQM 0.5 -> 0.5); sensitivity of q_learning 0.10; sensitivity "
-        "of dqn 0.00"
-    )
-    assert sentences["Policy gradient (PPO)"].endswith(
-        "(eval IQM 0.25 -> 0.25); sensitivity of ppo 0.25"
-    )
+    claims = evidence(rank, budget)
+    assert claims["Q-learning"] == [
+        "FrozenLake-v1, q_learning: eval IQM 0 [0, 0] at defaults, 0.75 [0.50, 1.00] tuned "
+        "with 1,200 env steps (rank 3 -> 1 of 3, 95% CI)",
+        "FrozenLake-v1, dqn: eval IQM 0.500 [0.250, 0.750] at defaults, 0.500 [0.250, 0.750] "
+        "tuned with 1,200 env steps (rank 1 -> 2 of 3, 95% CI)",
+    ]
+    assert claims["Policy gradient (PPO)"] == [
+        "FrozenLake-v1, ppo: eval IQM 0.250 [0.000, 0.500] at defaults, 0.250 [0.000, 0.500] "
+        "tuned with 1,200 env steps (rank 2 -> 3 of 3, 95% CI)"
+    ]
 
 
 def test_a_killed_tuning_resumes_from_the_store_and_chooses_the_same(tmp_path, probes):

@@ -21,6 +21,7 @@ from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
 from rlcompare.experiments.common import SUMMARY_COLUMNS as FINAL_COLUMNS
 from rlcompare.experiments.common import eval_every
+from rlcompare.experiments.evidence import iqm_ci
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -188,7 +189,7 @@ def headline(
     steps: int,
     runs: int,
 ) -> dict[str, Any]:
-    """The notebook's headline numbers and the evidence sentences of the summary table.
+    """The notebook's headline numbers and the evidence claims of the summary table.
 
     Args:
         final: :func:`final_table`.
@@ -197,22 +198,26 @@ def headline(
         steps: Env steps per run.
         runs: Number of distinct runs in the results.
     """
-    final_iqm = final.set_index("algo")["iqm"]
+    rows = final.set_index("algo")
+    final_iqm = rows["iqm"]
     dqn = [label for label in final["algo"] if label.startswith("dqn")]
-    grids = ", ".join(f"{final_iqm[label]:.0f} ({label.removeprefix('dqn, ')})" for label in dqn)
+    ci = "(IQM of the final evaluations, 95% CI)"
     evidence = {
-        "Q-learning": f"Pendulum-v1, {steps} env steps: DQN over a torque grid scores "
-        + grids
-        + " (IQM of the final evaluations)",
-        "Policy gradient (PPO)": f"Pendulum-v1, {steps} env steps: PPO on the continuous "
-        f"torque scores {final_iqm['ppo, continuous']:.0f} (IQM of the final evaluations)",
+        "Q-learning": [
+            f"Pendulum-v1, {steps} env steps: DQN over {label.removeprefix('dqn, ')} "
+            f"{iqm_ci(rows.loc[label])} {ci}"
+            for label in dqn
+        ],
+        "Policy gradient (PPO)": [
+            f"Pendulum-v1, {steps} env steps: PPO on the continuous torque "
+            f"{iqm_ci(rows.loc['ppo, continuous'])} {ci}"
+        ],
     }
     if "mpc, continuous" in final_iqm:
-        evidence["Model-based"] = (
-            f"Pendulum-v1: a learned ensemble model with CEM planning (mpc) scores "
-            f"{final_iqm['mpc, continuous']:.0f} (IQM of the final evaluations) within its "
-            "smaller budget; its CPU per env step stands beside PPO's in the cost table"
-        )
+        evidence["Model-based"] = [
+            f"Pendulum-v1, smaller budget: learned ensemble model with CEM planning (mpc) "
+            f"{iqm_ci(rows.loc['mpc, continuous'])} {ci}"
+        ]
     return {
         "final_return_iqm": final_iqm.to_dict(),
         "threshold": threshold,

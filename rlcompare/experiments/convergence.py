@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
 from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed
+from rlcompare.experiments.evidence import iqm_ci
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -195,15 +196,16 @@ def headline(
     """
     visit = final[final["hp.alpha_schedule"] == "visit"]
     q_learning = visit[visit["algo"] == "q_learning"]
-    errors = ", ".join(
-        f"{env} {iqm:.3f}" for env, iqm in zip(q_learning["env"], q_learning["iqm"], strict=True)
-    )
+    claims = [
+        f"{row['env']}: final max|Q - Q*| {iqm_ci(row)} (IQM, 95% CI, 1/n^omega steps)"
+        for row in q_learning.to_dict("records")
+    ]
     return {
         "final_q_error_iqm": keyed(visit, ["env", "algo"], "iqm"),
         "cliff_online_return_last100": online.to_dict(),
         "maxbias_left_share_first50": early.to_dict(),
         "runs": int(sum(frame["run_id"].nunique() for frame in frames)),
-        "evidence": {"Q-learning": f"final max|Q - Q*| (IQM, 1/n^omega steps): {errors}"},
+        "evidence": {"Q-learning": claims},
     }
 
 

@@ -33,6 +33,7 @@ from rlcompare.experiments.corrective_policies import (
     runbook_actions,
     runbook_logs,
 )
+from rlcompare.experiments.evidence import iqm_ci, number
 from rlcompare.runner.runs import run
 from rlcompare.spec.runspec import RunSpec, grid
 
@@ -509,7 +510,7 @@ def headline(
     runs: int,
     logged: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """The notebook's headline numbers and the evidence sentences of the summary table.
+    """The notebook's headline numbers and the evidence claims of the summary table.
 
     Args:
         board: :func:`scoreboard` of :data:`METRICS`.
@@ -523,33 +524,53 @@ def headline(
         runs: Number of distinct runs in the results.
         logged: :func:`logs_coverage` (adds what each kind of logs covers).
     """
-    iqm = board.set_index(["metric", "algo"])["iqm"]
-    ret, regret = iqm["eval_return"], iqm["policy_regret"]
+    rows = board.set_index(["metric", "algo"])
+    iqm = rows["iqm"]
     by_logs = coverage.set_index(["algo", "logs", "hp.q_init"]).sort_index()
-    offline, ce = by_logs.loc["offline_q_learning", "iqm"], by_logs.loc[CE, "iqm"]
     deviations = f"{log_epsilon:.0%} deviations"
-    deviating = offline[(deviations, pessimistic_q_init)]
+
+    def ret(algo: str) -> str:
+        return iqm_ci(rows.loc[("eval_return", algo)])
+
+    def regret(algo: str) -> str:
+        return iqm_ci(rows.loc[("policy_regret", algo)])
+
+    def offline(algo: str, logs: str, q_init: float) -> str:
+        return iqm_ci(by_logs.loc[(algo, logs, q_init)])
+
+    pessimistic = (deviations, pessimistic_q_init)
+    ci, optimum = "(IQM, 95% CI)", number(iqm[("eval_return", "optimal")])
     evidence = {
-        "Q-learning": f"corrective actions (SelfHealing): exact regret "
-        f"{regret['q_learning']:.2f} after {steps} steps vs runbook {regret['runbook']:.2f}; "
-        f"offline from runbook logs {deviating:.2f} (with deviations, pessimistic Q0) but "
-        f"{offline[('runbook only', 0.0)]:.1f} (runbook only, Q0 = 0); DQN on noisy features "
-        f"after {deep_steps} steps: return {ret['dqn']:.0f} vs runbook {ret['runbook']:.0f}, "
-        f"optimal {ret['optimal']:.0f}",
-        "Policy gradient (PPO)": f"corrective actions (SelfHealing): eval return "
-        f"{ret['ppo']:.0f} after {deep_steps} env steps vs runbook {ret['runbook']:.0f}, "
-        f"Q-learning {ret['q_learning']:.0f} after {steps}, optimal {ret['optimal']:.0f} (IQM)",
-        "Model-based": f"corrective actions (SelfHealing, stochastic): exact regret "
-        f"{regret['dyna_q']:.2f} vs Q-learning {regret['q_learning']:.2f} after {steps} "
-        "steps; its deterministic last-seen model stalls it; certainty equivalence planned "
-        "once by value iteration on the failure model counted from the runbook logs (no env "
-        f"interaction): exact regret {ce[(deviations, pessimistic_q_init)]:.2f} from logs "
-        f"with deviations vs offline Q-learning {deviating:.2f} on the same logs, "
-        f"{ce[('runbook only', pessimistic_q_init)]:.2f} from runbook-only logs (runbook "
-        f"{regret['runbook']:.2f}); eval return {ret[CE]:.0f} vs BC {ret['bc']:.0f}",
-        "Imitation (BC)": f"corrective actions (SelfHealing): BC on runbook logs returns "
-        f"{ret['bc']:.0f} vs the runbook's {ret['runbook']:.0f} and the optimum's "
-        f"{ret['optimal']:.0f} (IQM)",
+        "Q-learning": [
+            f"SelfHealing, exact regret after {steps} steps: Q-learning {regret('q_learning')} "
+            f"vs runbook {regret('runbook')} {ci}",
+            f"SelfHealing, offline Q-learning from runbook logs with {deviations}, pessimistic "
+            f"Q0: exact regret {offline('offline_q_learning', *pessimistic)} {ci}",
+            f"SelfHealing, offline Q-learning from runbook-only logs, Q0 = 0: exact regret "
+            f"{offline('offline_q_learning', 'runbook only', 0.0)} {ci}",
+            f"SelfHealing, DQN on noisy features after {deep_steps} steps: return {ret('dqn')} "
+            f"vs runbook {ret('runbook')}, optimum {optimum} {ci}",
+        ],
+        "Policy gradient (PPO)": [
+            f"SelfHealing, PPO after {deep_steps} env steps: return {ret('ppo')} vs runbook "
+            f"{ret('runbook')}, optimum {optimum} {ci}",
+        ],
+        "Model-based": [
+            f"SelfHealing, exact regret after {steps} steps: Dyna-Q {regret('dyna_q')} vs "
+            f"Q-learning {regret('q_learning')} {ci}",
+            f"SelfHealing, certainty equivalence on runbook logs with {deviations} (no "
+            f"env interaction): exact regret {offline(CE, *pessimistic)} vs offline Q-learning "
+            f"{offline('offline_q_learning', *pessimistic)} {ci}",
+            f"SelfHealing, certainty equivalence from runbook-only logs: exact regret "
+            f"{offline(CE, 'runbook only', pessimistic_q_init)} vs runbook {regret('runbook')} "
+            f"{ci}",
+            f"SelfHealing, certainty equivalence from logs: return {ret(CE)} vs BC "
+            f"{ret('bc')} {ci}",
+        ],
+        "Imitation (BC)": [
+            f"SelfHealing, BC on runbook logs: return {ret('bc')} vs runbook {ret('runbook')}, "
+            f"optimum {optimum} {ci}",
+        ],
     }
     q_rows = coverage[coverage["algo"] == "offline_q_learning"]
     ce_rows = coverage[coverage["algo"] == CE]

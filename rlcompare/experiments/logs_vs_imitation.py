@@ -23,6 +23,7 @@ from rlcompare.envs.datasets import Dataset, collect_demonstrations
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.envs.planning import policy_evaluation, value_iteration
 from rlcompare.experiments.common import IQM_COLUMNS, dataset_labels, eval_every
+from rlcompare.experiments.evidence import iqm_ci, number
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 
@@ -297,32 +298,45 @@ def headline(
     ppo_steps: int,
     runs: int,
 ) -> dict[str, Any]:
-    """The notebook's headline numbers and the evidence sentences of the summary table.
+    """The notebook's headline numbers and the evidence claims of the summary table.
 
     The evidence quotes the logs with ``epsilons[1]`` (mixed) and ``epsilons[0]`` (the
     demonstrator alone), and the last of ``cartpole_logs`` (the novice's).
     """
-    lake_iqm = lake_summary.set_index(["logs", "algo"])["iqm"]
-    cartpole_iqm = cartpole_summary.set_index(["logs", "algo"])["iqm"]
+    lake_rows = lake_summary.set_index(["logs", "algo"])
+    cartpole_rows = cartpole_summary.set_index(["logs", "algo"])
+    lake_iqm, cartpole_iqm = lake_rows["iqm"], cartpole_rows["iqm"]
     lake_demo, cartpole_demo = experiment.lake_demo, experiment.cartpole_demo
     mixed, alone = f"eps={epsilons[1]}", f"eps={epsilons[0]}"
     novice = f"novice eps={cartpole_logs[-1][1]}"
     naive_mixed, expert_alone = f"naive {mixed}", f"expert {alone}"
+
+    def lake(logs: str, algo: str) -> str:
+        return iqm_ci(lake_rows.loc[(logs, algo)])
+
+    def cartpole(logs: str, algo: str) -> str:
+        return iqm_ci(cartpole_rows.loc[(logs, algo)])
+
+    ci = "(IQM, 95% CI)"
     evidence = {
-        "Q-learning": "offline from FrozenLake logs of a naive demonstrator with 50% random "
-        f"actions (its own success {lake_demo[naive_mixed]:.2f}): success "
-        f"{lake_iqm[(naive_mixed, 'q_learning')]:.2f} vs BC {lake_iqm[(naive_mixed, 'bc')]:.2f}"
-        f"; offline DQN from CartPole {novice} logs {cartpole_iqm[(novice, 'dqn')]:.0f} vs the "
-        f"novice's {cartpole_demo[novice]:.0f}, but {cartpole_iqm[(expert_alone, 'dqn')]:.0f} "
-        "from expert-only logs (no coverage of other actions)",
-        "Imitation (BC)": "copies the logged mode: FrozenLake success "
-        f"{lake_iqm[('expert ' + mixed, 'bc')]:.2f} from the expert's mixed logs, "
-        f"{lake_iqm[(naive_mixed, 'bc')]:.2f} from the naive one's (naive alone "
-        f"{lake_demo['naive ' + alone]:.2f}); CartPole "
-        f"{cartpole_iqm[(expert_alone, 'bc')]:.0f} from expert logs, "
-        f"{cartpole_iqm[(novice, 'bc')]:.0f} from {novice} logs",
-        "Policy gradient (PPO)": f"online on CartPole: {cartpole_iqm[(ONLINE, 'ppo')]:.0f} "
-        f"(IQM) after {ppo_steps} env steps, as many as each log holds",
+        "Q-learning": [
+            f"FrozenLake, offline from a naive demonstrator's logs with {mixed}: success "
+            f"{lake(naive_mixed, 'q_learning')} vs BC {lake(naive_mixed, 'bc')} {ci}",
+            f"CartPole, offline DQN from {novice} logs: return {cartpole(novice, 'dqn')} vs "
+            f"the novice's own {number(cartpole_demo[novice])} {ci}",
+            f"CartPole, offline DQN from expert-only logs (no other action covered): return "
+            f"{cartpole(expert_alone, 'dqn')} {ci}",
+        ],
+        "Imitation (BC)": [
+            f"FrozenLake, BC success from the expert's logs with {mixed} "
+            f"{lake('expert ' + mixed, 'bc')} vs the naive one's {lake(naive_mixed, 'bc')} {ci}",
+            f"CartPole, BC return from expert logs {cartpole(expert_alone, 'bc')} vs "
+            f"{novice} logs {cartpole(novice, 'bc')} {ci}",
+        ],
+        "Policy gradient (PPO)": [
+            f"CartPole, online PPO after {ppo_steps} env steps (as many as each log holds): "
+            f"return {cartpole(ONLINE, 'ppo')} {ci}",
+        ],
     }
     return {
         "frozenlake_success_iqm": {f"{logs}/{algo}": v for (logs, algo), v in lake_iqm.items()},

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from rlcompare.analysis import stats
 from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed, psrl_hparams
+from rlcompare.experiments.evidence import iqm_ci
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.viz import plots
 from rlcompare.viz.style import figure_legend, level_colors, metric_label
@@ -38,12 +39,12 @@ LEARNERS = (
     "psrl",
 )
 MODEL_LEARNERS = LEARNERS[1:]
-# How the evidence sentences name them.
+# How the evidence claims name them.
 EVIDENCE_NAMES = {
     "q_learning": "Q-learning",
-    "dyna_q-last": "Dyna-Q last-seen",
-    "dyna_q-sample": "sampled",
-    "dyna_q-expected": "expected",
+    "dyna_q-last": "Dyna-Q (last-seen model)",
+    "dyna_q-sample": "Dyna-Q (sampled model)",
+    "dyna_q-expected": "Dyna-Q (expected model)",
     "prioritized_sweeping": "prioritized sweeping",
     "certainty_equivalence": "certainty equivalence",
     "psrl": "PSRL",
@@ -181,11 +182,6 @@ def final_regret(compare: pd.DataFrame, reps: int) -> pd.DataFrame:
     return table.rename(columns={LEARNER: "learner"})[FINAL_COLUMNS]
 
 
-def _final(final: pd.DataFrame, env: str, learner: str) -> float:
-    row = final[(final["env"] == env) & (final["learner"] == learner)]
-    return float(row["iqm"].iloc[0])
-
-
 def headline(
     late: pd.Series,
     auc: pd.Series,
@@ -202,7 +198,6 @@ def headline(
         compare: The comparison's table (its final model errors are recorded).
         frames: The tidy tables of the two sweeps (their runs are counted).
     """
-    first, last = late.index[0], late.index[-1]
     # Only the learners with a model record model_error (Q-learning, the baseline, has none).
     with_model = compare["run_id"].isin(compare.loc[compare["metric"] == "model_error", "run_id"])
     errors = stats.final_scores(compare[with_model], "model_error").rename(
@@ -210,24 +205,24 @@ def headline(
     )
     model_error = errors.groupby(["env", "learner"])["score"].mean().reset_index()
     envs = list(dict.fromkeys(final["env"]))
-    evidence = [
-        f"Dyna maze: {late.iloc[-1]:.0f} steps per episode with {last} planning steps vs "
-        f"{late.iloc[0]:.0f} with {first}"
-    ]
+    claims = []
     for env in envs:
-        regrets = ", ".join(
-            f"{EVIDENCE_NAMES[learner]} {_final(final, env, learner):.3g}"
-            for learner in LEARNERS
-            if learner in set(final.loc[final["env"] == env, "learner"])
+        rows = final[final["env"] == env].set_index("learner")
+        planners = rows.loc[rows.index.isin(MODEL_LEARNERS)]
+        if "q_learning" not in rows.index or planners.empty:
+            continue
+        best = str(planners["iqm"].idxmin())
+        claims.append(
+            f"{env}, final exact regret: best planner {EVIDENCE_NAMES[best]} "
+            f"{iqm_ci(rows.loc[best])} vs Q-learning {iqm_ci(rows.loc['q_learning'])} (IQM, 95% CI)"
         )
-        evidence.append(f"{env} final exact regret (IQM): {regrets}")
     return {
         "maze_steps_per_episode_after_first": {str(k): v for k, v in late.items()},
         "regret_auc": keyed(auc.reset_index(), ["env", "learner"], "auc"),
         "final_regret_iqm": keyed(final, ["env", "learner"], "iqm"),
         "final_model_error": keyed(model_error, ["env", "learner"], "score"),
         "runs": int(sum(frame["run_id"].nunique() for frame in frames)),
-        "evidence": {"Model-based": "; ".join(evidence)},
+        "evidence": {"Model-based": claims},
     }
 
 

@@ -21,6 +21,7 @@ from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
 from rlcompare.experiments.common import SUMMARY_COLUMNS as FINAL_COLUMNS
 from rlcompare.experiments.common import by_label, eval_every, keyed
+from rlcompare.experiments.evidence import iqm_ci, verdict_claims
 from rlcompare.spec.runspec import RunSpec, grid
 from rlcompare.studies.compare import stored_verdict
 from rlcompare.studies.verdict import Verdict
@@ -234,21 +235,17 @@ def _decided(table: pd.DataFrame, score: str) -> dict[str, str]:
     return {f"{r.env}: {r.a} vs {r.b}": r.decision for r in rows.itertuples()}
 
 
-def _decided_text(table: pd.DataFrame, names: Sequence[str]) -> str:
-    """What the verdicts decided about the contenders ``names`` as one clause."""
+def _decided_claims(table: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """What the verdicts decided about the contenders ``names``: a claim per score."""
     rows = table[table["a"].isin(names)]
-    if rows.empty:
-        return ""
-    runs = sorted({int(n) for n in rows["runs_a"]} | {int(n) for n in rows["runs_b"]})
-    parts = []
-    for score, label in (("final", "final eval return"), ("steps_to_threshold", "steps to reach")):
-        scored = rows[rows["score"] == score]
-        found = [f"{r.a} {r.decision}" for r in scored.itertuples() if r.decision in WON_LOST]
-        parts.append(f"{label}: {', '.join(found) if found else 'no difference found'}")
-    return (
-        f"; one-interim verdict vs {rows['b'].iloc[0]} on {'-'.join(map(str, runs))} stored runs "
-        f"each (5% family-wise): " + "; ".join(parts)
-    )
+    return [
+        claim
+        for score, label in (
+            ("final", "final eval return"),
+            ("steps_to_threshold", "steps to threshold"),
+        )
+        for claim in verdict_claims(rows[rows["score"] == score], label)
+    ]
 
 
 # Decisions that say one contender differs from the other.
@@ -271,25 +268,24 @@ def headline(
         steps: The budget in env steps (quoted in the evidence).
         decided: :func:`decisions`, whose outcomes join the numbers and the evidence.
     """
-    iqm = final.set_index("algo")["iqm"]
+    rows = final.set_index("algo")
+    iqm = rows["iqm"]
 
-    def score(label: str) -> float:
-        return float(iqm.get(label, float("nan")))
+    def score(label: str) -> str:
+        return iqm_ci(rows.loc[label]) if label in rows.index else "n/a"
 
+    ci = f"(final normalized IQM after {steps} env steps, 95% CI)"
     numbers: dict[str, Any] = {
         "final_normalized_iqm": iqm.to_dict(),
         "km_median_steps_to_threshold": keyed(reached, ["env", "algo"], "km_median_steps"),
         "collapse_share": collapsed.set_index("algo")["share"].to_dict(),
         "evidence": {
-            "Q-learning": (
-                f"DQN final normalized IQM {score('dqn'):.2f} (SB3 DQN {score('sb3_dqn'):.2f}); "
-                f"without a target network {score('no_target'):.2f}, "
-                f"without replay {score('no_replay'):.2f}"
-            ),
-            "Policy gradient (PPO)": (
-                f"PPO final normalized IQM {score('ppo'):.2f} after {steps} env steps, "
-                f"DQN {score('dqn'):.2f}"
-            ),
+            "Q-learning": [
+                f"DQN {score('dqn')} vs SB3 DQN {score('sb3_dqn')} {ci}",
+                f"DQN without a target network {score('no_target')}, without replay "
+                f"{score('no_replay')} {ci}",
+            ],
+            "Policy gradient (PPO)": [f"PPO {score('ppo')} vs DQN {score('dqn')} {ci}"],
         },
     }
     if decided is not None:
@@ -299,8 +295,8 @@ def headline(
         }
         evidence = numbers["evidence"]
         q_learners = [name for name in decided["a"].unique() if name != PPO]
-        evidence["Q-learning"] += _decided_text(decided, q_learners)
-        evidence["Policy gradient (PPO)"] += _decided_text(decided, [PPO])
+        evidence["Q-learning"] += _decided_claims(decided, q_learners)
+        evidence["Policy gradient (PPO)"] += _decided_claims(decided, [PPO])
     return numbers
 
 

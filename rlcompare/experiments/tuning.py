@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rlcompare.analysis import stats
+from rlcompare.experiments.evidence import iqm_ci
 from rlcompare.studies.compare import stored_verdict
 from rlcompare.studies.tune import TuneResult, tune
 from rlcompare.studies.verdict import Verdict
@@ -196,26 +197,21 @@ APPROACHES = {
 }
 
 
-def evidence(rank: pd.DataFrame, sensitivity: pd.DataFrame, budget: pd.DataFrame) -> dict[str, str]:
-    """One sentence per approach of the summary table: each member's rank and eval IQM at
-    its defaults and after equal-budget tuning, per env, and its sensitivity."""
+def evidence(rank: pd.DataFrame, budget: pd.DataFrame) -> dict[str, list[str]]:
+    """The claims of each approach of the summary table: each member's eval IQM (95% CI) and
+    rank at its defaults and after equal-budget tuning, one claim per env and member."""
     steps = int(budget["tuning_env_steps"].iloc[0])
-    sens = sensitivity.set_index("algo")["sensitivity"]
     out = {}
     for approach, members in APPROACHES.items():
         rows = rank[rank["algo"].isin(members)]
         if rows.empty:
             continue
-        claims = [
-            f"{r.env} {r.algo} rank {r.rank_defaults} -> {r.rank_tuned} of "
-            f"{int((rank['env'] == r.env).sum())} (eval IQM {r.defaults:.3g} -> {r.tuned:.3g})"
-            for r in rows.itertuples()
+        out[approach] = [
+            f"{r['env']}, {r['algo']}: eval IQM {iqm_ci(r, 'defaults')} at defaults, "
+            f"{iqm_ci(r, 'tuned')} tuned with {steps:,} env steps (rank {int(r['rank_defaults'])} "
+            f"-> {int(r['rank_tuned'])} of {int((rank['env'] == r['env']).sum())}, 95% CI)"
+            for r in rows.to_dict("records")
         ]
-        claims += [f"sensitivity of {a} {sens[a]:.2f}" for a in members if a in sens.index]
-        out[approach] = (
-            f"defaults -> equal-budget tuning ({steps:,} tuning env steps each), on fresh "
-            "eval seeds: " + "; ".join(claims)
-        )
     return out
 
 
@@ -243,7 +239,7 @@ def headline(
         "sensitivity": dict(
             zip(sensitivity["algo"], rounded(sensitivity["sensitivity"]), strict=True)
         ),
-        "evidence": evidence(rank, sensitivity, budget),
+        "evidence": evidence(rank, budget),
         "tuning_env_steps": dict(
             zip(budget["algo"], budget["tuning_env_steps"].astype(int).tolist(), strict=True)
         ),

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from rlcompare.analysis import stats
 from rlcompare.errors import SpecError
 from rlcompare.experiments.common import IQM_COLUMNS, grid_per_budget, keyed
+from rlcompare.experiments.evidence import iqm_ci, verdict_claims
 from rlcompare.spec import registry
 from rlcompare.spec.runspec import RunSpec
 from rlcompare.studies.compare import compare, stored_verdict
@@ -199,17 +200,6 @@ def decisions_figure(*verdicts_: Verdict) -> tuple[Figure, np.ndarray]:
     return fig, np.array(axes)
 
 
-def _decision_lines(verdict: Verdict) -> str:
-    rows = verdict.decisions
-    return "; ".join(
-        f"{r.env} {r.a} {r.decision} than {r.b} ({r.runs_a}+{r.runs_b} runs, difference "
-        f"{r.difference:.2f} [{r.difference_low:.2f}, {r.difference_high:.2f}])"
-        if r.decision in ("better", "worse")
-        else f"{r.env} {r.a} vs {r.b}: {r.decision} ({r.runs_a}+{r.runs_b} runs)"
-        for r in rows.itertuples()
-    )
-
-
 def headline(
     tabular_final: pd.DataFrame,
     deep_final: pd.DataFrame,
@@ -218,13 +208,25 @@ def headline(
     tabular_verdict: Verdict | None = None,
     sb3_verdict: Verdict | None = None,
 ) -> dict[str, Any]:
-    """Final IQMs of both comparisons, the verdicts' decisions, and evidence sentences for the
+    """Final IQMs of both comparisons, the verdicts' decisions, and evidence claims for the
     summary table."""
-    tab = tabular_final.set_index(["env", "algo"])["iqm"]
-    deep = deep_final.set_index(["env", "algo"])["iqm"]
 
-    def listing(table: pd.Series) -> str:
-        return ", ".join(f"{env} {algo} {value:.1f}" for (env, algo), value in table.items())
+    def claims(final: pd.DataFrame, contender: str, kind: str, verdict: Verdict | None):
+        out = []
+        for env, rows in final.groupby("env", sort=False):
+            by_algo = rows.set_index("algo")
+            if contender not in by_algo.index:
+                continue
+            ours = ", ".join(
+                f"{algo} {iqm_ci(row)}" for algo, row in by_algo.iterrows() if algo != contender
+            )
+            out.append(
+                f"{env}, final eval return: {contender} ({kind}) "
+                f"{iqm_ci(by_algo.loc[contender])} vs ours: {ours} (IQM, 95% CI)"
+            )
+        if verdict is not None:
+            out += verdict_claims(verdict.decisions, "final eval return")
+        return out
 
     decided = {
         name: {f"{r.env}: {r.a} vs {r.b}": r.decision for r in v.decisions.itertuples()}
@@ -236,12 +238,7 @@ def headline(
         "tabular_final_iqm": keyed(tabular_final, ["env", "algo"], "iqm"),
         "deep_final_iqm": keyed(deep_final, ["env", "algo"], "iqm"),
         "evidence": {
-            "Q-learning": f"a plugin agent ({plugin}) against ours, final eval return IQM: "
-            + listing(tab)
-            + (f"; decided: {_decision_lines(tabular_verdict)}" if tabular_verdict else ""),
-            "Policy gradient (PPO)": f"{sb3} registered by class against ours, final eval "
-            "return IQM: "
-            + listing(deep)
-            + (f"; decided: {_decision_lines(sb3_verdict)}" if sb3_verdict else ""),
+            "Q-learning": claims(tabular_final, plugin, "plugin agent", tabular_verdict),
+            "Policy gradient (PPO)": claims(deep_final, sb3, "registered by class", sb3_verdict),
         },
     }

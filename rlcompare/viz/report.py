@@ -43,7 +43,8 @@ def record_headline(path: str | os.PathLike[str], numbers: Mapping[str, Any]) ->
 
 
 # The seed's comparison, one row per family of methods. The measured evidence comes from the
-# notebooks: each records ``evidence: {approach: sentence}`` in its headline numbers.
+# notebooks: each records ``evidence: {approach: [claim, ...]}`` in its headline numbers (a
+# sentence of "; "-separated claims is split).
 APPROACHES: dict[str, dict[str, str]] = {
     "Q-learning": {
         "mechanism": "learns Q(s, a) by TD bootstrapping on max_a' Q(s', a'); acts greedily",
@@ -142,9 +143,9 @@ def comparison_table(headlines: Mapping[str, Mapping[str, Any]]) -> Any:
         evidence = [
             Evidence(claim, notebook)
             for notebook, numbers in sorted(headlines.items())
-            for name, text in (numbers.get("evidence") or {}).items()
+            for name, claims in (numbers.get("evidence") or {}).items()
             if name == approach
-            for claim in split_claims(str(text))
+            for claim in (claims if isinstance(claims, list) else split_claims(str(claims)))
         ]
         rows.append({"approach": approach, **columns, "evidence": evidence})
     return pd.DataFrame(rows).set_index("approach")
