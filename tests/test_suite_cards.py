@@ -160,3 +160,15 @@ def test_the_profiles_name_the_cards_of_the_report():
     for profile, quick in (("default", True), ("full", False)):
         assert [c.algo for c in cards[profile]] == ["q_learning", "dqn", "q_lambda"]
         assert {c.quick for c in cards[profile]} == {quick}
+
+
+def test_a_failing_card_is_reported_and_the_others_are_written(tmp_path: Path, capsys):
+    cards = "  cards:\n    - {algo: sac, executor: serial}\n"
+    folder = _project(tmp_path, cards + "    - {algo: q_learning, executor: serial}\n")
+    status, _ = _suite(folder, only=["cards"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "FAILED card sac: SpecError: algo 'sac' can run none of the card's battery" in err
+    assert "1 card(s) failed: sac" in err
+    index = (tmp_path / "data" / "executed" / "smoke" / "index.html").read_text()
+    assert 'href="cards/q_learning/index.html"' in index and "cards/sac" not in index
