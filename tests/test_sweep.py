@@ -144,6 +144,8 @@ def _pool_workers() -> set[str]:
 
 
 def _process_sweep(specs: list, store: Path) -> pd.DataFrame:
+    # Workers up first: a sweep that finds them starting runs its first tasks in the driver.
+    executors.start_workers(2, wait_ready=True)
     frame = rlcompare.sweep(specs, store, executor="process", workers=2, progress=False)
     assert not frame.attrs["failed"], frame.attrs["failed"]
     return frame
@@ -284,6 +286,7 @@ def test_an_interrupted_sweep_stops_its_running_workers() -> None:
     instead of leaving the warm workers busy with them."""
     quick = rlcompare.grid("random", "FrozenLake-v1", 1, steps=50)
     endless = rlcompare.grid("random", "CartPole-v1", 1, steps=10**9)
+    executors.start_workers(2, wait_ready=True)  # else the driver itself may take `endless`
     outputs = executors.DISPATCH["process"](plan_tasks(quick + endless, 2), 2)
     assert next(outputs)[0][1]["run_id"] == quick[0].run_id
     workers = [
@@ -329,3 +332,58 @@ def test_warm_workers_end_when_their_driver_is_killed(tmp_path: Path) -> None:
         for worker in workers:
             if worker.is_running():
                 worker.kill()
+
+
+# ------------------------------------------------------- the driver while workers start
+class _WaitsForWorkers(_Always):
+    """In the driver, its first run waits until the workers are up (so the rest is theirs)."""
+
+    driver = os.getpid()
+
+    def __init__(self, *args) -> None:
+        if os.getpid() == self.driver:
+            executors.start_workers(2, wait_ready=True)
+
+
+def test_a_small_sweep_on_starting_workers_is_run_by_the_driver(tmp_path: Path) -> None:
+    """Issue 29 item 6: a sweep of 4 short runs took 13.9 s on the process executor against
+    1.7 s serial, most of it starting workers. Now the driver runs tasks while they start."""
+    executors.shutdown_workers()
+    specs = rlcompare.grid("random", "FrozenLake-v1", 4, steps=50)
+    frame = rlcompare.sweep(specs, tmp_path / "p", executor="process", workers=2, progress=False)
+    serial = rlcompare.sweep(specs, tmp_path / "s", executor="serial", progress=False)
+    pd.testing.assert_frame_equal(without_wall_time(frame), without_wall_time(serial))
+    # A worker takes seconds to start (spawn, imports): the first task is the driver's.
+    assert str(os.getpid()) in _worker_pids(tmp_path / "p")
+
+
+def test_once_a_worker_is_up_the_rest_of_the_sweep_goes_to_the_workers(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    rlcompare.register_algorithm("waits", agent=_WaitsForWorkers)
+    executors.shutdown_workers()
+    specs = rlcompare.grid("waits", "FrozenLake-v1", 8, steps=200)
+    frame = rlcompare.sweep(specs, tmp_path / "p", executor="process", workers=2, progress=False)
+    assert not frame.attrs["failed"], frame.attrs["failed"]
+    ran = [meta["node"]["pid"] for meta in stored_records(tmp_path / "p").values()]
+    workers = _pool_workers()
+    driver = ran.count(str(os.getpid()))
+    assert 1 <= driver < len(ran), ran
+    assert set(ran) - {str(os.getpid())} <= workers
+    serial = rlcompare.sweep(specs, tmp_path / "s", executor="serial", progress=False)
+    pd.testing.assert_frame_equal(without_wall_time(frame), without_wall_time(serial))
+
+
+def test_a_task_that_killed_its_worker_is_never_retried_in_the_driver(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The retry of a task whose worker died goes to new workers, even while they start
+    (run in the driver, it would end the driver)."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    rlcompare.register_algorithm("dies", agent=_Dies)
+    executors.start_workers(2, wait_ready=True)
+    dying = rlcompare.grid("dies", "FrozenLake-v1", 1, steps=50)
+    with pytest.warns(UserWarning, match="worker process died"):
+        frame = rlcompare.sweep(dying, tmp_path / "dies", executor="process", workers=2)
+    assert list(frame.attrs["failed"].values()) == ["worker process died"]

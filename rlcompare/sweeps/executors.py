@@ -14,6 +14,13 @@ worker count, environment variables (``RLCOMPARE_PLUGINS`` among them), ``sys.pa
 working folder, or a source file of a loaded module (outside the standard library and
 installed packages) changed on disk since. A pool broken by a worker that died is never
 reused; :func:`shutdown_workers` ends the workers (also done at exit).
+
+So that a small sweep is never slower than serial, a sweep that finds its workers still
+starting runs tasks itself, one at a time in the driver, until the first worker answers, and
+hands the rest to the workers then (results are identical whichever process runs a task).
+Only the tasks taken before a worker answered run in the driver, so only those lose the
+isolation of a worker process (a crash in native code there ends the driver).
+:func:`start_workers` starts them ahead of a sweep.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import sys
 import sysconfig
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -81,6 +89,7 @@ class _WarmPool:
     settings: tuple[Any, ...]  # what its workers took from the driver when they started
     started_ns: int
     sources: dict[str, int]  # source file -> modification time, when it started
+    pings: list[Future[None]]  # one no-op task per worker: done once that worker is up
 
 
 _WARM: _WarmPool | None = None
@@ -145,8 +154,29 @@ def warm_pool(workers: int) -> ProcessPoolExecutor:
             pool = ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_start_worker
             )
-            _WARM = _WarmPool(pool, settings, started_ns, _sources())
+            # Every worker starts now (a spawn pool starts one per submitted task), while the
+            # driver's __main__ is hidden from them.
+            with main_module_hidden():
+                pings = [pool.submit(_ping) for _ in range(workers)]
+            _WARM = _WarmPool(pool, settings, started_ns, _sources(), pings)
         return _WARM.pool
+
+
+def _pings(pool: ProcessPoolExecutor) -> list[Future[None]]:
+    with _WARM_LOCK:
+        return list(_WARM.pings) if _WARM is not None and _WARM.pool is pool else []
+
+
+def start_workers(workers: int, wait_ready: bool = False) -> None:
+    """Starts the process executor's ``workers`` workers ahead of a sweep (or keeps the warm
+    ones); with ``wait_ready``, returns once every one of them is up."""
+    pings = _pings(warm_pool(workers))
+    if wait_ready:
+        wait(pings)
+
+
+def _ping() -> None:
+    """A worker's first task: its answer says it is up."""
 
 
 def _start_worker() -> None:
@@ -196,25 +226,60 @@ def shutdown_workers() -> None:
 atexit.register(shutdown_workers)
 
 
-def _submit(
-    tasks: list[Task], packed: dict[int, bytes], workers: int
-) -> tuple[ProcessPoolExecutor, dict[Future[TaskOutput], Task]]:
-    """Submits every task to the warm pool, or to a new one when it broke while idle (a
-    worker killed between sweeps)."""
-    pool = warm_pool(workers)
-    try:
-        return pool, _submit_to(pool, tasks, packed)
-    except BrokenProcessPool:
-        _discard(pool)
-    pool = warm_pool(workers)
-    return pool, _submit_to(pool, tasks, packed)
+class _Handover:
+    """One attempt's tasks: the driver takes them one at a time until a worker of the pool
+    is up, then the rest go to the workers (from the callback of the first worker's answer,
+    in the pool's own thread, so that they start while the driver finishes its task)."""
 
+    def __init__(
+        self,
+        tasks: list[Task],
+        pool: ProcessPoolExecutor,
+        packed: dict[int, bytes],
+        driver_may_run: bool,
+    ) -> None:
+        self.queue, self.pool, self.packed = deque(tasks), pool, packed
+        self.driver_may_run = driver_may_run
+        self.futures: dict[Future[TaskOutput], Task] = {}
+        self.lock = threading.Lock()
+        self.handed = self.broken = self.closed = False
+        pings = _pings(pool)
+        if not pings or not driver_may_run:  # all to the workers now, up or not
+            self.hand_over(None)
+        for ping in pings:
+            ping.add_done_callback(self.hand_over)  # runs at once when already up
 
-def _submit_to(
-    pool: ProcessPoolExecutor, tasks: list[Task], packed: dict[int, bytes]
-) -> dict[Future[TaskOutput], Task]:
-    with main_module_hidden():  # workers start as tasks are submitted
-        return {pool.submit(execute_packed, task, packed[id(task)]): task for task in tasks}
+    def hand_over(self, ping: Future[None] | None) -> None:
+        with self.lock:
+            if self.handed or self.closed or self.broken:
+                return
+            if ping is not None and (ping.cancelled() or ping.exception() is not None):
+                self.broken = True  # the pool broke while starting: its tasks are retried
+                return
+            self.handed = True
+            tasks, self.queue = list(self.queue), deque()
+            try:
+                for task in tasks:
+                    self.futures[self.pool.submit(execute_packed, task, self.packed[id(task)])] = (
+                        task
+                    )
+            except BrokenProcessPool:
+                self.broken = True
+                self.queue.extend(t for t in tasks if t not in self.futures.values())
+
+    def next_for_driver(self) -> Task | None:
+        """The next task the driver runs itself, while no worker is up yet."""
+        with self.lock:
+            if self.handed or self.broken or not self.queue or not self.driver_may_run:
+                return None
+            return self.queue.popleft()
+
+    def close(self) -> list[Task]:
+        """No more hand-over; the tasks nobody took."""
+        with self.lock:
+            self.closed = True
+            left, self.queue = list(self.queue), deque()
+            return left
 
 
 def _process(
@@ -225,32 +290,57 @@ def _process(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if not remaining:
             return
-        pool, futures = _submit(remaining, packed, workers)
-        remaining = []
-        try:
-            while futures:
-                done, _pending = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    # Dropping the future frees its result once written: holding every
-                    # finished future would keep the whole sweep's rows in memory.
-                    task = futures.pop(future)
-                    try:
-                        output = future.result()
-                    except BrokenProcessPool:
-                        _discard(pool)  # never reused: the next attempt gets a new one
-                        if attempt == MAX_ATTEMPTS:
-                            yield failed_output(task, "worker process died")
-                        else:
-                            remaining.append(task)
-                        continue
-                    yield output
-        except BaseException:
-            # Interrupted (Ctrl-C, or the driver stopped reading): queued tasks are dropped;
-            # workers still running one are stopped rather than left busy for the next sweep.
-            running = [f for f in futures if not f.cancel() and not f.done()]  # cancels all
-            if running:
-                _discard(pool, kill=True)
-            raise
+        retry: list[Task] = []
+        yield from _attempt(remaining, packed, workers, retry, attempt)
+        remaining = retry
+
+
+def _attempt(
+    tasks: list[Task], packed: dict[int, bytes], workers: int, retry: list[Task], attempt: int
+) -> Iterator[TaskOutput]:
+    """Runs ``tasks`` on the warm pool (on a first attempt the driver takes some while it
+    starts: a retried task may be one that killed its worker); tasks of a worker that died go
+    to ``retry``, or are recorded failed on the last attempt."""
+    pool = warm_pool(workers)
+    handover = _Handover(tasks, pool, packed, driver_may_run=attempt == 1)
+    last = attempt == MAX_ATTEMPTS
+
+    def lost(task: Task) -> Iterator[TaskOutput]:
+        if last:
+            yield failed_output(task, "worker process died")
+        else:
+            retry.append(task)
+
+    futures = handover.futures
+    try:
+        while (task := handover.next_for_driver()) is not None:
+            yield execute_task(task)
+        left = handover.close()
+        if handover.broken or left:
+            _discard(pool)  # never reused: the next attempt gets a new one
+            for task in left:
+                yield from lost(task)
+        while futures:
+            done, _pending = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                # Dropping the future frees its result once written: holding every finished
+                # future would keep the whole sweep's rows in memory.
+                task = futures.pop(future)
+                try:
+                    output = future.result()
+                except BrokenProcessPool:
+                    _discard(pool)
+                    yield from lost(task)
+                    continue
+                yield output
+    except BaseException:
+        # Interrupted (Ctrl-C, or the driver stopped reading): queued tasks are dropped;
+        # workers still running one are stopped rather than left busy for the next sweep.
+        handover.close()
+        running = [f for f in futures if not f.cancel() and not f.done()]  # cancels all
+        if running:
+            _discard(pool, kill=True)
+        raise
 
 
 def _ray(
