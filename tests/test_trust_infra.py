@@ -155,3 +155,28 @@ def test_a_cold_cache_says_it_compiles_once_and_a_warm_one_says_nothing(tmp_path
     warm = _python("", str(script), NUMBA_CACHE_DIR=str(cache))
     assert warm.stdout.split() == ["6", "9"]
     assert "compiling" not in warm.stderr, warm.stderr
+
+
+# ------------------------------------------------------------------ BLAS threads
+_BLAS_RUN = """
+import sys, rlcompare
+spec = rlcompare.RunSpec("certainty_equivalence", "rlcompare/SelfHealing-v0", seed=0, steps=1500,
+                         eval_every=500)
+frame = rlcompare.run(spec).frame
+values = frame.loc[frame["metric"] == "policy_regret", "value"]
+print(" ".join(v.hex() for v in values))
+"""
+
+
+def test_exact_metrics_do_not_depend_on_the_blas_thread_count() -> None:
+    """A linear solve's last bits depend on OpenBLAS's threads: policy_regret of certainty
+    equivalence on SelfHealing differed by 1e-12 between 1 and 2 threads before runs pinned
+    BLAS to one thread."""
+    outputs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        done = subprocess.run(
+            [sys.executable, "-c", _BLAS_RUN], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.append(done.stdout.split())
+    assert outputs[0] and outputs[0] == outputs[1]
