@@ -52,6 +52,8 @@ EXEMPT = {
     "rlcompare suite --profile smoke --only 01_convergence": "writes into the repository's "
     "data/smoke/ and figures/smoke/ whatever the working directory; tests/test_notebooks.py "
     "executes notebook 01 under the smoke profile",
+    "rlcompare suite --only cards": "writes the default profile's cards into the repository's "
+    "data/ (minutes); tests/test_suite_cards.py runs the suite's card step on a temporary project",
     "rlcompare suite --ray-address ...": "needs a Ray cluster; the address is a placeholder",
     "rlcompare run": "names the command of the block above, not a command line",
     "python -m": "names how Python finds modules, not a command line",
