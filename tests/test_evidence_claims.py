@@ -180,7 +180,7 @@ def _your_algorithm() -> dict[str, Any]:
     deep_verdict = SimpleNamespace(
         decisions=_decisions([("dqn", "a2c", "no difference found")], env="B")
     )
-    return your_algorithm.headline(tabular, deep, "q_lambda", "a2c", tabular_verdict, deep_verdict)
+    return your_algorithm.headline(tabular, deep, "Q(lambda)", "a2c", tabular_verdict, deep_verdict)
 
 
 def _tuning() -> dict[str, Any]:
@@ -260,3 +260,14 @@ def test_decisions_read_as_one_claim_per_group():
         "A, return vs dqn (2+2 runs, 5% family-wise): x worse",
         "B, return vs ppo (2+2 runs, 5% family-wise): y better",
     ]
+
+
+def test_your_algorithm_names_the_plugin_by_its_label_and_its_algo():
+    evidence = _your_algorithm()["evidence"]
+    assert evidence["Q-learning"][0] == (
+        "A, final eval return: Q(lambda) = q_lambda (plugin agent) 1.00 [0.50, 1.50] vs ours: "
+        "q_learning 2.00 [1.50, 2.50], sarsa 3.00 [2.50, 3.50] (IQM, 95% CI)"
+    )
+    assert evidence["Policy gradient (PPO)"][0].startswith(
+        "B, final eval return: a2c (registered by class) 15.0 [14.5, 15.5] vs ours: dqn 9.00"
+    )

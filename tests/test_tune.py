@@ -362,13 +362,13 @@ def test_evidence_claims_name_each_iqm_with_its_interval_and_rank():
     claims = evidence(rank, budget)
     assert claims["Q-learning"] == [
         "FrozenLake-v1, q_learning: eval IQM 0 [0, 0] at defaults, 0.75 [0.50, 1.00] tuned "
-        "with 1,200 env steps (rank 3 -> 1 of 3, 95% CI)",
+        "(1,200 env steps), rank 3 -> 1 of 3 (95% CI)",
         "FrozenLake-v1, dqn: eval IQM 0.500 [0.250, 0.750] at defaults, 0.500 [0.250, 0.750] "
-        "tuned with 1,200 env steps (rank 1 -> 2 of 3, 95% CI)",
+        "tuned (1,200 env steps), rank 1 -> 2 of 3 (95% CI)",
     ]
     assert claims["Policy gradient (PPO)"] == [
         "FrozenLake-v1, ppo: eval IQM 0.250 [0.000, 0.500] at defaults, 0.250 [0.000, 0.500] "
-        "tuned with 1,200 env steps (rank 2 -> 3 of 3, 95% CI)"
+        "tuned (1,200 env steps), rank 2 -> 3 of 3 (95% CI)"
     ]
 
 

@@ -328,10 +328,10 @@ def headline(
             f"{cartpole(expert_alone, 'dqn')} {ci}",
         ],
         "Imitation (BC)": [
-            f"FrozenLake, BC success from the expert's logs with {mixed} "
-            f"{lake('expert ' + mixed, 'bc')} vs the naive one's {lake(naive_mixed, 'bc')} {ci}",
-            f"CartPole, BC return from expert logs {cartpole(expert_alone, 'bc')} vs "
-            f"{novice} logs {cartpole(novice, 'bc')} {ci}",
+            f"FrozenLake, BC success: {lake('expert ' + mixed, 'bc')} from the expert's logs "
+            f"with {mixed} vs {lake(naive_mixed, 'bc')} from the naive one's {ci}",
+            f"CartPole, BC return: {cartpole(expert_alone, 'bc')} from expert logs vs "
+            f"{cartpole(novice, 'bc')} from {novice} logs {ci}",
         ],
         "Policy gradient (PPO)": [
             f"CartPole, online PPO after {ppo_steps} env steps (as many as each log holds): "

@@ -208,8 +208,8 @@ def evidence(rank: pd.DataFrame, budget: pd.DataFrame) -> dict[str, list[str]]:
             continue
         out[approach] = [
             f"{r['env']}, {r['algo']}: eval IQM {iqm_ci(r, 'defaults')} at defaults, "
-            f"{iqm_ci(r, 'tuned')} tuned with {steps:,} env steps (rank {int(r['rank_defaults'])} "
-            f"-> {int(r['rank_tuned'])} of {int((rank['env'] == r['env']).sum())}, 95% CI)"
+            f"{iqm_ci(r, 'tuned')} tuned ({steps:,} env steps), rank {int(r['rank_defaults'])} "
+            f"-> {int(r['rank_tuned'])} of {int((rank['env'] == r['env']).sum())} (95% CI)"
             for r in rows.to_dict("records")
         ]
     return out

@@ -211,18 +211,23 @@ def headline(
     """Final IQMs of both comparisons, the verdicts' decisions, and evidence claims for the
     summary table."""
 
-    def claims(final: pd.DataFrame, contender: str, kind: str, verdict: Verdict | None):
+    def claims(final: pd.DataFrame, name: str, kind: str, verdict: Verdict | None):
+        # ``name`` is how the text names the contender (``Q(lambda)``); its algo is the
+        # verdict's baseline, or ``name`` itself.
+        algo = name
+        if verdict is not None and len(verdict.decisions):
+            algo = str(verdict.decisions["b"].iloc[0])
+        label = name if name == algo else f"{name} = {algo}"
         out = []
         for env, rows in final.groupby("env", sort=False):
             by_algo = rows.set_index("algo")
-            if contender not in by_algo.index:
+            ours = ", ".join(f"{a} {iqm_ci(row)}" for a, row in by_algo.iterrows() if a != algo)
+            if algo not in by_algo.index:
+                out.append(f"{env}, final eval return: {ours} (IQM, 95% CI)")
                 continue
-            ours = ", ".join(
-                f"{algo} {iqm_ci(row)}" for algo, row in by_algo.iterrows() if algo != contender
-            )
             out.append(
-                f"{env}, final eval return: {contender} ({kind}) "
-                f"{iqm_ci(by_algo.loc[contender])} vs ours: {ours} (IQM, 95% CI)"
+                f"{env}, final eval return: {label} ({kind}) {iqm_ci(by_algo.loc[algo])} vs "
+                f"ours: {ours} (IQM, 95% CI)"
             )
         if verdict is not None:
             out += verdict_claims(verdict.decisions, "final eval return")
