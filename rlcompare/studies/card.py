@@ -32,6 +32,7 @@ from rlcompare.spec.registry import get_algorithm
 from rlcompare.spec.runspec import RunSpec
 from rlcompare.store.results import stored_runs
 from rlcompare.studies.card_battery import Item, Task, battery, mdp_horizon
+from rlcompare.studies.verdict import difference_interval
 from rlcompare.sweeps.driver import sweep
 
 EXPERIMENT = "card"
@@ -510,29 +511,10 @@ def _decisions(algo: str, scores: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=DECISION_COLUMNS)
 
 
-def _difference(a: np.ndarray, b: np.ndarray, reps: int = 2000) -> dict[str, float]:
+def _difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Mean of ``a`` minus mean of ``b`` with its 95% percentile bootstrap CI (seeded)."""
-    from scipy.stats import bootstrap
-
-    difference = float(a.mean() - b.mean())
-    if np.ptp(np.concatenate([a, b])) == 0:
-        return {
-            "difference": difference,
-            "difference_low": difference,
-            "difference_high": difference,
-        }
-    interval = bootstrap(
-        (a, b),
-        lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
-        n_resamples=reps,
-        method="percentile",
-        random_state=0,
-    ).confidence_interval
-    return {
-        "difference": difference,
-        "difference_low": float(interval.low),
-        "difference_high": float(interval.high),
-    }
+    difference, low, high = difference_interval(a, b)
+    return {"difference": difference, "difference_low": low, "difference_high": high}
 
 
 def _p_improvement(a: np.ndarray, b: np.ndarray) -> float:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from rlcompare.algos.deep.hparams import ZOO_CARTPOLE_DQN
 from rlcompare.envs import experts
 from rlcompare.envs.datasets import collect_demonstrations
 from rlcompare.envs.model import tabular_mdp
@@ -41,19 +42,7 @@ PENDULUM_RANDOM, PENDULUM_BEST = -1230.0, -150.0
 COLLAPSE_FRACTION, COLLAPSE_SOLVED = 0.5, 0.9
 
 # Reference settings of the deep built-ins (notebooks 03 and 06's defaults).
-DQN_HPARAMS = {
-    "learning_rate": 0.0023,
-    "batch_size": 64,
-    "buffer_size": 100000,
-    "learning_starts": 1000,
-    "gamma": 0.99,
-    "target_update_interval": 10,
-    "train_freq": 256,
-    "gradient_steps": 128,
-    "exploration_fraction": 0.16,
-    "exploration_final_eps": 0.04,
-    "net_arch": [256, 256],
-}
+DQN_HPARAMS = ZOO_CARTPOLE_DQN
 PPO_HPARAMS = {
     "n_envs": 8,
     "n_steps": 32,

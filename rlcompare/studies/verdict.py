@@ -55,26 +55,34 @@ class Verdict:
         return self.decisions.to_html(index=False)
 
 
+def difference_interval(
+    a: np.ndarray, b: np.ndarray, reps: int = 2000
+) -> tuple[float, float, float]:
+    """Mean of ``a`` minus mean of ``b`` with its 95% percentile bootstrap CI (scipy, seeded);
+    a degenerate interval at the difference when every value is equal."""
+    from scipy.stats import bootstrap
+
+    difference = float(a.mean() - b.mean())
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return difference, difference, difference
+    interval = bootstrap(
+        (a, b),
+        lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
+        n_resamples=reps,
+        method="percentile",
+        random_state=0,
+    ).confidence_interval
+    return difference, float(interval.low), float(interval.high)
+
+
 def effect_sizes(a: np.ndarray, b: np.ndarray, higher: bool, reps: int = 2000) -> dict[str, float]:
     """Difference of means with a percentile bootstrap CI (scipy) and P(improvement) with its
     CI (rliable); both 95%, seeded."""
     from rliable import library, metrics
-    from scipy.stats import bootstrap
 
     from rlcompare.analysis.matrices import seeded_global_rng
 
-    difference = float(a.mean() - b.mean())
-    if np.ptp(np.concatenate([a, b])) == 0:
-        low = high = difference
-    else:
-        interval = bootstrap(
-            (a, b),
-            lambda x, y, axis: x.mean(axis=axis) - y.mean(axis=axis),
-            n_resamples=reps,
-            method="percentile",
-            random_state=0,
-        ).confidence_interval
-        low, high = float(interval.low), float(interval.high)
+    difference, low, high = difference_interval(a, b, reps)
     sign = 1.0 if higher else -1.0
     with seeded_global_rng(0):
         points, intervals = library.get_interval_estimates(
