@@ -250,6 +250,9 @@ def test_decisions_read_as_one_claim_per_group():
         "A vs dqn: x better, no difference found for the other 1"
     )
     assert decisions_claim("A vs dqn", [("x", "undecided")]) == "A vs dqn: undecided for the pair"
+    two = [("x", "no difference found")] * 2
+    assert decisions_claim("A", two) == "A: no difference found for both pairs"
+    assert decisions_claim("A", two * 2) == "A: no difference found for all 4 pairs"
     assert decisions_claim("A", [("x", "undecided"), ("y", "no difference found")]) == (
         "A: undecided for 1, no difference found for 1"
     )

@@ -70,7 +70,7 @@ def decisions_claim(what: str, decided: Iterable[tuple[str, str]]) -> str:
     named = [f"{pair} {decision}" for pair, decision in decided if decision in DECISION_WORDS[:2]]
     others = Counter(decision for _, decision in decided if decision not in DECISION_WORDS[:2])
     if not named and len(others) == 1:
-        every = "the pair" if len(decided) == 1 else f"all {len(decided)} pairs"
+        every = {1: "the pair", 2: "both pairs"}.get(len(decided), f"all {len(decided)} pairs")
         return f"{what}: {next(iter(others))} for {every}"
     rest = [f"{decision} for {'the other ' if named else ''}{n}" for decision, n in others.items()]
     return f"{what}: {', '.join(named + rest)}"
