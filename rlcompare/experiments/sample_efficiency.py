@@ -248,10 +248,6 @@ def _decided_claims(table: pd.DataFrame, names: Sequence[str]) -> list[str]:
     ]
 
 
-# Decisions that say one contender differs from the other.
-WON_LOST = ("better", "worse")
-
-
 def headline(
     final: pd.DataFrame,
     reached: pd.DataFrame,
