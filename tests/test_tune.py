@@ -14,7 +14,7 @@ import pytest
 import rlcompare
 from rlcompare import Param, SpecError
 from rlcompare.spec import registry
-from rlcompare.store.results import load_results, stored_runs
+from rlcompare.store.results import load_results, stored_records, stored_runs
 from rlcompare.studies.compare import stored_verdict
 from rlcompare.studies.search_space import build_space
 from rlcompare.studies.tune import rung_schedule, tune
@@ -425,3 +425,44 @@ def test_an_episode_budget_counts_runs_equally_and_env_steps_as_they_fell(tmp_pa
     assert result.budget["tuning_runs"].tolist() == [4, 4]
     assert (result.budget["tuning_env_steps"] > 0).all()
     assert set(result.eval_frame["seed"]) == {7}
+
+
+def test_the_notebook_refuses_env_kwargs_of_an_env_it_does_not_tune(tmp_path):
+    from rlcompare.experiments import tuning as experiment
+
+    settings = dict(
+        per_env=True,
+        budget=2,
+        steps={"rlcompare/Chain-v0": 10},
+        tuning_seeds=1,
+        eval_seeds=1,
+        hparams={},
+        evals=1,
+        eval_episodes=1,
+        halving=None,
+        executor="serial",
+        reps=10,
+    )
+    store = tmp_path / "s"
+    named = (
+        r"env_kwargs name \['rlcompare/DeepSea-v0'\], not in envs; valid: \['rlcompare/Chain-v0'\]"
+    )
+    with pytest.raises(SpecError, match=named):
+        experiment.run_tuning(
+            ["q_learning"],
+            ["rlcompare/Chain-v0"],
+            str(store),
+            env_kwargs={"rlcompare/DeepSea-v0": {"size": 6}},
+            **settings,
+        )
+    assert not store.exists()  # refused before any run
+    chosen = experiment.run_tuning(
+        ["q_learning"],
+        ["rlcompare/Chain-v0"],
+        str(store),
+        env_kwargs={"rlcompare/Chain-v0": {"length": 3}},
+        **settings,
+    ).chosen
+    records = stored_records(str(store)).values()
+    assert len(chosen) == 1 and records
+    assert all(r["spec"]["env_kwargs"] == {"length": 3} for r in records)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rlcompare.analysis import stats
+from rlcompare.errors import SpecError
 from rlcompare.experiments.evidence import iqm_ci
 from rlcompare.studies.compare import stored_verdict
 from rlcompare.studies.tune import TuneResult, tune
@@ -58,10 +59,16 @@ def run_tuning(
     halving: int | None,
     executor: str,
     reps: int,
+    env_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> TuneResult:
     """:func:`rlcompare.tune` as the notebook calls it: both modes share the tuning runs (same
-    configurations, seeds and experiment), only their eval re-runs differ."""
+    configurations, seeds and experiment), only their eval re-runs differ. ``env_kwargs``:
+    env id -> its kwargs (an env not named gets none)."""
+    unknown = sorted(set(env_kwargs or {}) - set(envs))
+    if unknown:
+        raise SpecError(f"env_kwargs name {unknown}, not in envs; valid: {list(envs)}")
     every = min(steps.values()) // evals
+    kwargs = {env: dict((env_kwargs or {}).get(env, {})) for env in envs}
     return tune(
         list(algos),
         list(envs),
@@ -71,6 +78,7 @@ def run_tuning(
         tuning_seeds=tuning_seeds,
         eval_seeds=eval_seeds,
         hparams={a: dict(hparams.get(a, {})) for a in algos},
+        env_kwargs=kwargs,
         per_env=per_env,
         halving=halving,
         eval_every=max(1, every),
