@@ -16,6 +16,9 @@ import pytest
 import rlcompare
 
 matplotlib.use("Agg")
+# Whether this runs in CI, read before the default below: tests that need a tool CI installs
+# (chromium, pdflatex) skip without it elsewhere, and fail without it in CI.
+IN_CI = bool(os.environ.get("CI"))
 os.environ.setdefault("CI", "1")  # progress bars off
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,6 @@ LaTeX appendix through pdflatex. A tiny battery keeps every card to seconds."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import IN_CI
 
 import rlcompare
 from rlcompare.app.cli import main
@@ -340,7 +340,7 @@ def test_output_folder(made):
 
 
 @pytest.mark.skipif(
-    BROWSER is None and not os.environ.get("CI"),
+    BROWSER is None and not IN_CI,
     reason="no chromium here (make test installs it where apt-get works)",
 )
 def test_card_renders_in_a_real_browser(made):
@@ -363,7 +363,7 @@ def test_card_renders_in_a_real_browser(made):
 
 
 @pytest.mark.skipif(
-    PDFLATEX is None and not os.environ.get("CI"),
+    PDFLATEX is None and not IN_CI,
     reason="no pdflatex here (make tex installs it where apt-get works)",
 )
 def test_card_tex_compiles(made, tmp_path: Path):

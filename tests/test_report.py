@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
+from conftest import IN_CI
 from matplotlib.image import imread
 
 import rlcompare
@@ -103,7 +103,7 @@ def _browse(page: Path, screenshot: Path) -> str:
 
 
 @pytest.mark.skipif(
-    BROWSER is None and not os.environ.get("CI"),
+    BROWSER is None and not IN_CI,
     reason="no chromium here (make test installs it where apt-get works)",
 )
 def test_report_renders_in_a_real_browser(report: Path):

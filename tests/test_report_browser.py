@@ -15,7 +15,6 @@ the report rebuilt from them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO
+from conftest import IN_CI, REPO
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 WIDTH = 1400
@@ -32,7 +31,7 @@ SMOKE_EXECUTED = REPO / "data" / "smoke" / "executed" / "smoke"
 SMOKE_FIGURES = REPO / "figures" / "smoke"
 
 pytestmark = pytest.mark.skipif(
-    BROWSER is None and not os.environ.get("CI"),
+    BROWSER is None and not IN_CI,
     reason="no chromium here (make browser installs it where apt-get works)",
 )
 
