@@ -38,7 +38,7 @@ STORES = (
 # Commands not run here, each with why (matched as the whole command, or as its start when
 # the key ends with " ...").
 EXEMPT = {
-    "make suite": "runs every notebook under the default profile: 40 minutes here",
+    "make suite": "runs every notebook under the default profile: 24 minutes here",
     "make suite PROFILE=smoke": "every notebook under the smoke profile, minutes, into the "
     "repository's data/smoke/; tests/test_notebooks.py executes the same notebooks",
     "make test": "the whole test suite (this file included): 12 minutes here",
