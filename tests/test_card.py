@@ -20,6 +20,7 @@ from rlcompare.app.cli import main
 from rlcompare.envs.model import tabular_mdp
 from rlcompare.envs.planning import value_iteration
 from rlcompare.errors import SpecError
+from rlcompare.spec import registry
 from rlcompare.store.results import stored_records
 from rlcompare.studies import card as card_module
 from rlcompare.studies.card import card, write_card
@@ -294,7 +295,8 @@ def _image_obs(obs: gym.Space, act: gym.Space) -> str | None:
     )  # noqa: E501
 
 
-def test_an_algo_that_runs_none_of_the_battery(tmp_path: Path):
+def test_an_algo_that_runs_none_of_the_battery(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # no leak to others
     rlcompare.register_algorithm("card_test_images", agent=_BoxOnly, spaces=_image_obs)
     with pytest.raises(SpecError, match=r"can run none of the card's battery.*needs image"):
         card("card_test_images", store=tmp_path / "s", items=TINY)
@@ -414,6 +416,7 @@ def test_an_edited_algorithm_reruns_its_own_runs_only(tmp_path: Path, monkeypatc
     import importlib
     import sys
 
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # no leak to others
     source = tmp_path / "card_edited_plugin.py"
     source.write_text(AGENT_SOURCE.format(greedy="0"))
     monkeypatch.syspath_prepend(str(tmp_path))
