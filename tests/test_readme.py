@@ -41,7 +41,7 @@ EXEMPT = {
     "make suite": "runs every notebook under the default profile: 24 minutes here",
     "make suite PROFILE=smoke": "every notebook under the smoke profile, minutes, into the "
     "repository's data/smoke/; tests/test_notebooks.py executes the same notebooks",
-    "make test": "the whole test suite (this file included): 12 minutes here",
+    "make test": "the whole test suite (this file included): 8 minutes here",
     "make test TEST_WORKERS=N": "the whole test suite; N is a placeholder",
     "make venv TORCH_SPEC=... PIP_TORCH_ARGS=...": "placeholders; reinstalls the venv",
     "make bench": "every benchmark, timed side by side: minutes",
