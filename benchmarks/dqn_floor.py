@@ -43,7 +43,7 @@ import torch
 
 import rlcompare
 from rlcompare.algos.deep import dqn, learner, network, replay, stacked, stacked_trainer
-from rlcompare.algos.deep.stacked_network import StackedState, stacked_views
+from rlcompare.algos.deep.stacked_network import StackedState
 from rlcompare.runner import context, protocol
 from rlcompare.versions import cpu_model
 
@@ -106,8 +106,8 @@ def stacked_floor_ms(seeds: int = SEEDS, iterations: int = 60) -> float:
     for s in range(seeds):
         state.params[s] = net.initial_parameters(generator)
         state.target[s] = net.initial_parameters(generator)
-    online, target = stacked_views(net, state.params), stacked_views(net, state.target)
-    grads = stacked_views(net, state.grad)
+    online, target = net.views(state.params), net.views(state.target)
+    grads = net.views(state.grad)
     obs, next_obs = torch.randn(seeds, BATCH, OBS), torch.randn(seeds, BATCH, OBS)
     hidden = [torch.empty(seeds, BATCH, width) for width in ARCH]
     hidden_t = [torch.empty(seeds, BATCH, width) for width in ARCH]

@@ -163,14 +163,18 @@ class QNetwork:
 
     def views(self, flat: torch.Tensor) -> LayerViews:
         """Per-layer tensors viewing ``flat``, weights shaped (out, in) as ``F.linear`` takes
-        them (a transposed view for layers stored (in, out)); gradients flow into ``flat``."""
+        them (a transposed view for layers stored (in, out)); gradients flow into ``flat``.
+        A stacked (S, P) ``flat`` (one row per seed) gives (S, out, in) weights and (S, out)
+        biases."""
+        lead = flat.shape[:-1]
 
         def view(start: int | None, shape: tuple[int, int] | tuple[int], transposed: bool):
             if start is None:
                 return None
+            block = flat[..., start : start + math.prod(shape)]
             if transposed:
-                return flat[start : start + math.prod(shape)].view(shape[::-1]).t()
-            return flat[start : start + math.prod(shape)].view(shape)
+                return block.view(*lead, *shape[::-1]).transpose(-2, -1)
+            return block.view(*lead, *shape)
 
         layers = []
         for s in self.slots:
@@ -181,7 +185,7 @@ class QNetwork:
                     view(s.bias, (s.out_features,), False),  # type: ignore[arg-type]
                     view(s.weight_sigma, (s.out_features, s.in_features), s.transposed),
                     view(s.bias_sigma, (s.out_features,), False),
-                    weight.t(),  # type: ignore[union-attr]
+                    weight.transpose(-2, -1),  # type: ignore[union-attr]
                 )
             )
         return layers

@@ -36,7 +36,6 @@ from rlcompare.algos.deep.stacked_network import (
     stacked_backward,
     stacked_effective,
     stacked_forward,
-    stacked_views,
 )
 from rlcompare.errors import Diverged
 
@@ -62,9 +61,9 @@ class StackedTrainer:
         self.net = first.net
         self.hp = self.agents[0].hp
         self.use_target = first.use_target
-        self.online = stacked_views(self.net, state.params)
-        self.target = stacked_views(self.net, state.target) if self.use_target else self.online
-        self.grads = stacked_views(self.net, state.grad)
+        self.online = self.net.views(state.params)
+        self.target = self.net.views(state.target) if self.use_target else self.online
+        self.grads = self.net.views(state.grad)
         self.cpu = all(agent.learner.device.type == "cpu" for agent in self.agents)
         self._spaces: dict[int, _StackedSpace] = {}
         self._arrays: dict[int, Batch] = {}

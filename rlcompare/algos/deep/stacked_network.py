@@ -21,7 +21,6 @@ its own single-seed pass. What that takes, measured on this CPU with torch 2.13:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -66,33 +65,6 @@ class StackedState:
 def stackable() -> bool:
     """Whether this torch can run the stacked path (its fused Adam kernel exists)."""
     return hasattr(torch, "_fused_adam_")
-
-
-def stacked_views(net: QNetwork, flat: torch.Tensor) -> LayerViews:
-    """Per-layer views of a stacked (S, P) tensor: weights (S, out, in), biases (S, out)."""
-    seeds = flat.shape[0]
-
-    def view(start: int | None, shape: tuple[int, ...], transposed: bool) -> torch.Tensor | None:
-        if start is None:
-            return None
-        block = flat[:, start : start + math.prod(shape)]
-        if transposed:
-            return block.view(seeds, *shape[::-1]).transpose(1, 2)
-        return block.view(seeds, *shape)
-
-    layers = []
-    for s in net.slots:
-        weight = view(s.weight, (s.out_features, s.in_features), s.transposed)
-        layers.append(
-            Layer(
-                weight,  # type: ignore[arg-type]
-                view(s.bias, (s.out_features,), False),  # type: ignore[arg-type]
-                view(s.weight_sigma, (s.out_features, s.in_features), s.transposed),
-                view(s.bias_sigma, (s.out_features,), False),
-                weight.transpose(1, 2),  # type: ignore[union-attr]
-            )
-        )
-    return layers
 
 
 def stacked_effective(
