@@ -431,6 +431,50 @@ def test_fast_iqm_columns_matches_scipy() -> None:
         )
 
 
+def test_fast_probability_of_improvement_is_rliables_bit_for_bit() -> None:
+    """Ties (integer scores), identical samples, one run, several tasks, NaN."""
+    from rliable import metrics
+
+    from rlcompare.analysis.matrices import fast_probability_of_improvement
+
+    rng = np.random.default_rng(2)
+    for trial in range(400):
+        n, m, tasks = rng.integers(1, 25), rng.integers(1, 25), rng.integers(1, 4)
+        x = (
+            rng.integers(0, 4, (n, tasks)).astype(float)
+            if trial % 2
+            else rng.normal(size=(n, tasks))
+        )
+        y = (
+            rng.integers(0, 4, (m, tasks)).astype(float)
+            if trial % 3
+            else rng.normal(size=(m, tasks))
+        )
+        if trial % 5 == 0:
+            y = x.copy()
+        assert fast_probability_of_improvement(x, y) == metrics.probability_of_improvement(x, y)
+    x, y = np.array([[1.0], [np.nan]]), np.array([[0.0], [2.0]])
+    assert np.isnan(fast_probability_of_improvement(x, y))
+    assert np.isnan(metrics.probability_of_improvement(x, y))
+
+
+def test_verdict_effect_sizes_equal_rliables_own_metric(monkeypatch) -> None:
+    """The verdict's P(improvement) CI is rliable's bootstrap of rliable's metric: the same
+    numbers with the metric swapped back."""
+    from rliable import metrics
+
+    from rlcompare.analysis import matrices
+    from rlcompare.studies import verdict
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 6, 9).astype(float), rng.integers(1, 7, 7).astype(float)
+    fast = verdict.effect_sizes(a, b, higher=False, reps=300)
+    monkeypatch.setattr(
+        matrices, "fast_probability_of_improvement", metrics.probability_of_improvement
+    )
+    assert verdict.effect_sizes(a, b, higher=False, reps=300) == fast
+
+
 def test_aggregate_curves_default_grid_spans_every_groups_budget(tidy):
     # Notebook 06: the planner runs 5,000 steps, DQN 10,000; each curve must reach its own end
     # (a grid over the range every run covers stopped DQN's curve at the planner's budget).

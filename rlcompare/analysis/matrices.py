@@ -177,3 +177,22 @@ def fast_iqm_columns(matrix: np.ndarray) -> np.ndarray:
     cut = int(0.25 * matrix.shape[0])
     ordered = np.sort(matrix, axis=0)
     return ordered[cut : matrix.shape[0] - cut].mean(axis=0)
+
+
+def fast_probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """rliable's ``probability_of_improvement`` (the Mann-Whitney U of X over Y per task, ties
+    counted one half, over ``runs_x * runs_y``, averaged over tasks), bit for bit, counted
+    with numpy: scipy's ``mannwhitneyu`` costs ~0.4 ms a call, 0.8 s of every 2,000-replicate
+    bootstrap."""
+    per_task = []
+    for task in range(scores_x.shape[1]):
+        x, y = scores_x[:, task], scores_y[:, task]
+        if np.array_equal(x, y):
+            per_task.append(0.5)
+        elif np.isnan(x).any() or np.isnan(y).any():
+            per_task.append(np.nan)  # scipy propagates NaN
+        else:
+            above = np.count_nonzero(x[:, None] > y[None, :])
+            tied = np.count_nonzero(x[:, None] == y[None, :])
+            per_task.append((above + 0.5 * tied) / (x.size * y.size))
+    return np.mean(per_task)

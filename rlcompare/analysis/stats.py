@@ -27,6 +27,7 @@ from rlcompare.analysis.failures import outside_stacklevel
 from rlcompare.analysis.matrices import (
     as_list,
     fast_iqm,
+    fast_probability_of_improvement,
     group_record,
     metric_rows,
     require_columns,
@@ -225,7 +226,7 @@ def improvement_matrix(
     with seeded_global_rng(random_state):
         points, intervals = library.get_interval_estimates(
             pairs,
-            metrics.probability_of_improvement,
+            fast_probability_of_improvement,
             reps=reps,
             confidence_interval_size=confidence,
         )

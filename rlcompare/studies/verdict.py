@@ -78,16 +78,16 @@ def difference_interval(
 def effect_sizes(a: np.ndarray, b: np.ndarray, higher: bool, reps: int = 2000) -> dict[str, float]:
     """Difference of means with a percentile bootstrap CI (scipy) and P(improvement) with its
     CI (rliable); both 95%, seeded."""
-    from rliable import library, metrics
+    from rliable import library
 
-    from rlcompare.analysis.matrices import seeded_global_rng
+    from rlcompare.analysis.matrices import fast_probability_of_improvement, seeded_global_rng
 
     difference, low, high = difference_interval(a, b, reps)
     sign = 1.0 if higher else -1.0
     with seeded_global_rng(0):
         points, intervals = library.get_interval_estimates(
             {"p": (sign * a[:, None], sign * b[:, None])},
-            metrics.probability_of_improvement,
+            fast_probability_of_improvement,
             reps=reps,
         )
     p_low, p_high = map(float, np.ravel(intervals["p"]))
