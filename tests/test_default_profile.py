@@ -49,6 +49,10 @@ def test_02_only_optimism_explores_deeply() -> None:
     assert all(solved[f"{s}/N={largest}"] <= 0.1 for s in shallow)
     psrl_largest = max(int(key.split("N=")[1]) for key in solved if key.startswith("psrl/"))
     assert solved[f"psrl/N={psrl_largest}"] >= 0.9
+    # DQN on CartPole, 10 seeds x 30,000 steps: Boltzmann ends highest, noisy nets lowest.
+    deep = numbers["dqn_final_return_iqm"]
+    order = [deep[f"CartPole-v1/dqn_{e}"] for e in ("boltzmann", "epsilon_greedy", "noisy")]
+    assert order == sorted(order, reverse=True) and order[0] > 400
 
 
 def test_04_planning_saves_env_steps() -> None:
@@ -76,10 +80,16 @@ def test_03_n_step_dqn_and_ppo_learn_cartpole_and_the_target_network_matters() -
     assert iqm["n_step_3"] > 0.8 and iqm["ppo"] > 0.5
     assert abs(iqm["dqn"] - iqm["sb3_dqn"]) < 0.2  # the same updates, two implementations
     assert iqm["no_target"] < 0.1 < iqm["dqn"]
-    # One-interim verdict on the 5 stored runs each: 3-step returns reach 475 sooner than
-    # DQN (8,800 env steps on average).
+    # One-interim verdict on the 10 stored runs each (30,000 env steps): 3-step returns reach
+    # 475 sooner than DQN (12,300 env steps on average) and end higher, PPO ends higher, and
+    # without a target network DQN ends lower; the other pairs are not separated.
     decided = _headline("03_sample_efficiency")["decisions"]
     assert decided["steps_to_threshold"]["CartPole-v1: n_step_3 vs dqn"] == "better"
+    final = decided["final_eval_return"]
+    assert final["CartPole-v1: n_step_3 vs dqn"] == "better"
+    assert final["CartPole-v1: ppo vs dqn"] == "better"
+    assert final["CartPole-v1: no_target vs dqn"] == "worse"
+    assert final["CartPole-v1: sb3_dqn vs dqn"] == "no difference found"
 
 
 def test_07_learned_corrective_actions_beat_the_runbook() -> None:
@@ -93,7 +103,7 @@ def test_05_q_learning_exceeds_a_poor_demonstrator_and_bc_does_not() -> None:
     assert lake["naive eps=0.5/q_learning"] > 5 * lake["naive eps=0.5/bc"]
     cartpole = numbers["cartpole_return_iqm"]
     assert cartpole["novice eps=0.5/dqn"] > 2 * cartpole["novice eps=0.5/bc"]
-    # Online PPO, exactly 20,000 env steps: 270 (IQM), above offline DQN from any log.
+    # Online PPO, exactly 20,000 env steps: 250 (IQM), above offline DQN from any log (206).
     offline = max(v for k, v in cartpole.items() if k.endswith("/dqn"))
     assert cartpole["online/ppo"] > offline
 

@@ -104,7 +104,7 @@ def test_convergence_grid(profile, seeds, budget, every, cliff_episodes, maxbias
     ("profile", "seeds", "sizes", "psrl_sizes", "deepsea_seeds", "deep", "deep_every"),
     [
         ("smoke", 2, [4, 6], [4, 6], 2, (1, 600), 200),
-        ("default", 20, [4, 6, 8, 10, 12, 16], [4, 6, 8], 10, (6, 20000), 1000),
+        ("default", 20, [4, 6, 8, 10, 12, 16], [4, 6, 8], 10, (10, 30000), 1500),
     ],
 )
 def test_exploration_grid(profile, seeds, sizes, psrl_sizes, deepsea_seeds, deep, deep_every):
@@ -177,7 +177,7 @@ def test_exploration_refuses_an_env_without_optimism():
 
 # ------------------------------------------------------------------------------- 03 grids
 @pytest.mark.parametrize(
-    ("profile", "seeds", "steps", "every"), [("smoke", 2, 800, 400), ("default", 5, 20000, 1000)]
+    ("profile", "seeds", "steps", "every"), [("smoke", 2, 800, 400), ("default", 10, 30000, 1500)]
 )
 def test_sample_efficiency_grid(profile, seeds, steps, every):
     specs = build(sample_efficiency, "03_sample_efficiency", profile)

@@ -59,7 +59,7 @@ PENDULUM += "eval_episodes protocols extra_envs"
 
 @pytest.mark.parametrize(
     ("profile", "seeds", "steps", "every", "mpc"),
-    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 6, 10000, 1000, (5, 3000, 750, 2))],
+    [("smoke", 1, 400, 200, (1, 200, 200, 1)), ("default", 10, 10000, 1000, (5, 3000, 750, 2))],
 )
 def test_pendulum_grid(profile: str, seeds: int, steps: int, every: int, mpc: tuple) -> None:
     values = notebook_parameters("06_continuous_actions", profile)
@@ -395,7 +395,7 @@ LOGS = (
         ),
         (
             "default",
-            6,
+            10,
             [("q_learning", 100000, 100000), ("bc", 500, 500)],
             [("dqn", 3000, 600), ("bc", 500, 100), ("ppo", 20000, 4000)],
         ),
