@@ -127,6 +127,21 @@ def test_a_batch_trains_one_stacked_model(paths) -> None:
     assert paths == {"stacked": (300 - 60) // 2 * 2, "one_by_one": 0}
 
 
+def test_the_seeds_of_a_batch_record_their_shares_of_its_wall_time() -> None:
+    """Per-run costs add up to the time spent, so a stacked seed compares with a run alone
+    (before, every seed recorded the whole batch's time: 4 seeds summed to ~4x it). No time
+    threshold: each share is at most the batch's time over its seeds, by construction."""
+    import time
+
+    specs = _specs({"train_freq": 1, "gradient_steps": 1}, seeds=(0, 1, 2, 3), steps=800)
+    began = time.perf_counter()
+    batch = rlcompare.run_batch(specs)
+    spent = time.perf_counter() - began
+    walls = [r.frame.loc[r.frame["metric"] == "wall_time_s", "value"].iloc[-1] for r in batch]
+    assert sum(walls) <= spent
+    assert all(0 < wall <= spent / len(specs) for wall in walls)
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_each_seed_of_a_stacked_batch_is_its_run_alone(variant: str, paths) -> None:
     _assert_batch_equals_alone(_specs(VARIANTS[variant]))

@@ -156,7 +156,8 @@ def threshold_table(frame: pd.DataFrame, agents: Sequence[str], threshold: float
 
 def cost_table(frame: pd.DataFrame, agents: Sequence[str]) -> pd.DataFrame:
     """CPU cost against sample efficiency per agent: env steps per run and milliseconds of
-    wall time per env step (training and evaluation, the median over runs)."""
+    wall time per env step (training and evaluation, the median over runs; a run trained with
+    other seeds as one stacked batch counts its share of the batch's time)."""
     walls = frame[frame["metric"] == "wall_time_s"].sort_values("step")
     last = walls.groupby("run_id").tail(1)
     per_step = last.assign(ms_per_step=1000 * last["value"] / last["step"].clip(lower=1))

@@ -54,12 +54,17 @@ class RunContext:
         self._success = success_fn(spec.env)
         self._started = time.perf_counter()
         self._eval_seconds = 0.0
+        self._runs_together = 1
 
-    def start_clock(self) -> RunContext:
+    def start_clock(self, runs_together: int = 1) -> RunContext:
         """Restarts ``wall_time_s`` at the start of this run's training: a batch trainer builds
-        every context first and trains them one after another."""
+        every context first and trains them one after another, or ``runs_together`` of them
+        at once (stacked seeds). Then each run records its share, the time since the start
+        over ``runs_together``, so per-run costs add up to the time spent and compare with
+        runs trained alone."""
         self._started = time.perf_counter()
         self._eval_seconds = 0.0
+        self._runs_together = max(1, int(runs_together))
         return self
 
     # -- envs ---------------------------------------------------------------------------------
@@ -206,8 +211,9 @@ class RunContext:
         return mean_return
 
     def log_cost(self, step: int) -> None:
-        """Records wall time so far and training throughput (evaluation time excluded)."""
-        elapsed = time.perf_counter() - self._started
+        """Records wall time so far (this run's share where runs train together, see
+        :meth:`start_clock`) and training throughput (its own evaluation time excluded)."""
+        elapsed = (time.perf_counter() - self._started) / self._runs_together
         self.log(step, "wall_time_s", elapsed)
         training = max(elapsed - self._eval_seconds, 1e-9)
         self.log(step, "env_steps_per_s", step / training)

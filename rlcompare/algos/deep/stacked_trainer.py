@@ -10,7 +10,8 @@ prioritized, noisy, boltzmann, no target network, no replay, offline from a data
 What runs seed by seed: acting and the greedy evaluation (numpy forward passes of one
 observation; a batched product would round differently and could flip a near-tie), and, on
 a GPU or a torch without the fused Adam kernel, the whole runs (``dqn.train`` per seed).
-``wall_time_s`` of each seed counts the batch's time since its start (they train together).
+``wall_time_s`` of each seed is its share of the batch's time since the start (the batch's
+time over its seeds), so per-run costs add up to the time spent.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _train_online(ctxs: Sequence[RunContext]) -> list[DQNAgent]:
     try:
         for ctx in ctxs:
             envs.append(ctx.make_env())
-            ctx.start_clock()
+            ctx.start_clock(runs_together=seeds)
         kind, budget = ctxs[0].spec.budget
         observations = []
         for ctx, env, protocol in zip(ctxs, envs, protocols, strict=True):
@@ -143,7 +144,7 @@ def _train_offline(ctxs: Sequence[RunContext]) -> list[DQNAgent]:
     budget = budgets[0]
     state = _state(ctxs[0], len(ctxs))
     agents = [
-        dqn.offline_agent(ctx.start_clock(), budget, rows=state.rows(s))
+        dqn.offline_agent(ctx.start_clock(runs_together=len(ctxs)), budget, rows=state.rows(s))
         for s, ctx in enumerate(ctxs)
     ]
     trainer = StackedTrainer(agents, state)
