@@ -137,7 +137,7 @@ def _tiny_notebook(path: Path, body: str) -> None:
 
 
 def test_suite_reports_failing_and_dead_notebooks_and_runs_the_rest(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     folder, data = tmp_path / "notebooks", tmp_path / "data"
     folder.mkdir()
@@ -151,10 +151,16 @@ def test_suite_reports_failing_and_dead_notebooks_and_runs_the_rest(
         "import pathlib\npathlib.Path(store_root, 'ran').write_text('yes')",
     )
     status = run_suite("default", directory=folder, data_dir=data, figures_dir=tmp_path / "figures")
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # the kernels' own stderr included (file descriptor 2)
     assert status == 1
     assert re.search(r"FAILED 01_raises: cell \d+: ValueError: bad budget 7", err)
     assert "FAILED 02_dies: the kernel died" in err
+    executed = data / "executed" / "default"
+    assert f"kernel log: {executed / '02_dies.kernel.log'}" in err
+    # ipykernel's own messages go to each notebook's kernel log, not the suite's console
+    # (before: "[IPKernelApp] WARNING | Kernel is running over TCP ..." once per notebook).
+    assert "IPKernelApp" not in err
+    assert all((executed / f"{name}.kernel.log").exists() for name in ("01_raises", "03_fine"))
     assert "2 notebook(s) failed: 01_raises, 02_dies" in err
     assert (data / "ran").read_text() == "yes"  # the suite went on after both failures
     assert (data / "executed" / "default" / "01_raises.ipynb").exists()

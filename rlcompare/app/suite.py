@@ -176,6 +176,21 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def kernel_logging_to(path: Path) -> type:
+    """A kernel manager whose kernel process writes its own stderr to ``path``: ipykernel's
+    start-up and shutdown messages (its unencrypted-TCP warning, asyncio's "Task was
+    destroyed" at exit), not a cell's output, which the executed notebook keeps. The suite's
+    console then shows the suite's lines only; the log is named where a notebook fails."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            with path.open("ab") as log:  # the kernel process keeps its own copy
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": log})
+
+    return LoggedKernelManager
+
+
 # Each stored run file's (inode, mtime): a new run, or a failed run that a retry replaced,
 # changes it, so comparing two snapshots tells the runs stored in between.
 StoreSnapshot = dict[Path, tuple[int, int]]
@@ -271,6 +286,8 @@ def run_suite(
     for run in runs:
         began = time.perf_counter()
         output = executed_dir / f"{run.name}.ipynb"
+        kernel_log = executed_dir / f"{run.name}.kernel.log"
+        kernel_log.unlink(missing_ok=True)
         print(f"[suite] {run.name} ({profile}) ...", flush=True)
         try:
             pm.execute_notebook(
@@ -280,11 +297,13 @@ def run_suite(
                 kernel_name=KERNEL,
                 cwd=str(run.path.parent),
                 progress_bar=False,
+                kernel_manager_class=kernel_logging_to(kernel_log),
             )
         except Exception as error:  # a failing notebook must not stop the others
             failures.append(run.name)
             print(
-                f"[suite] FAILED {run.name}: {describe_failure(error)} (executed copy: {output})",
+                f"[suite] FAILED {run.name}: {describe_failure(error)} (executed copy: {output}; "
+                f"kernel log: {kernel_log})",
                 file=sys.stderr,
                 flush=True,
             )
